@@ -1,0 +1,1 @@
+//! Elasticsearch / OpenSearch sink connector for sluice.

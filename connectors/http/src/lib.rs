@@ -1,0 +1,1 @@
+//! HTTP polling source with the Alpha Vantage stock-quote flavour for sluice.

@@ -1,0 +1,1 @@
+//! PostgreSQL table source connector (JDBC-style polling) for sluice.

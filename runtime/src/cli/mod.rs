@@ -1,0 +1,1 @@
+//! Command-line tools a Kafka user reaches for, each in its own module.
