@@ -91,7 +91,6 @@ pub async fn run_config_dir(worker: Arc<Worker>, dir: PathBuf, token: Cancellati
     if !dir.exists() {
         warn!(dir = %dir.display(), "connector config folder does not exist; create it and add *.json files to define connectors");
     }
-    sync_dir(&worker, &dir, &mut applied).await;
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
     let watch_target = if dir.exists() {
         dir.clone()
@@ -120,6 +119,8 @@ pub async fn run_config_dir(worker: Arc<Worker>, dir: PathBuf, token: Cancellati
             poll_watcher(handler, &watch_target)
         }
     };
+    // Watch first, then read: a file written in between is seen by the next sync.
+    sync_dir(&worker, &dir, &mut applied).await;
     loop {
         tokio::select! {
             _ = token.cancelled() => return,

@@ -126,6 +126,10 @@ pub const PREFIXES: &[&str] = &[
     "broker.",
 ];
 
+/// `SLUICE_*` variables that are not worker settings: `SLUICE_LOG` (log filter) and the test
+/// suite's own `SLUICE_TEST_*`.
+const NOT_SETTINGS: &[&str] = &["log", "test_"];
+
 /// Kafka client properties applied to every client (security and the like).
 const CLIENT_WIDE: &[&str] = &["security.protocol", "ssl.", "sasl.", "client.id"];
 
@@ -183,23 +187,37 @@ impl WorkerSettings {
     /// A malformed file, an unknown setting or a bad value, naming the setting.
     pub fn load(dir: &Path) -> Result<Self> {
         let file = dir.join(SETTINGS_FILE);
-        let mut builder = config::Config::builder();
-        if file.exists() {
-            builder = builder.add_source(config::File::from(file.as_path()));
-        }
-        builder = builder.add_source(
-            config::Environment::with_prefix(ENV_PREFIX)
-                .prefix_separator("_")
-                .try_parsing(false),
-        );
-        let loaded = builder
-            .build()
-            .map_err(|e| Error::Settings(format!("cannot read {}: {e}", file.display())))?;
-        let table: BTreeMap<String, config::Value> = loaded
-            .try_deserialize()
-            .map_err(|e| Error::Settings(format!("cannot read settings: {e}")))?;
         let mut flat = BTreeMap::new();
+        if file.exists() {
+            let loaded = config::Config::builder()
+                .add_source(config::File::from(file.as_path()))
+                .build()
+                .map_err(|e| Error::Settings(format!("cannot read {}: {e}", file.display())))?;
+            let table: BTreeMap<String, config::Value> = loaded
+                .try_deserialize()
+                .map_err(|e| Error::Settings(format!("cannot read {}: {e}", file.display())))?;
+            for (key, value) in table {
+                flatten(&key, value, &mut flat);
+            }
+        }
+        let env = config::Config::builder()
+            .add_source(
+                config::Environment::with_prefix(ENV_PREFIX)
+                    .prefix_separator("_")
+                    .try_parsing(false),
+            )
+            .build()
+            .map_err(|e| Error::Settings(format!("cannot read {ENV_PREFIX}_* variables: {e}")))?;
+        let table: BTreeMap<String, config::Value> = env
+            .try_deserialize()
+            .map_err(|e| Error::Settings(format!("cannot read {ENV_PREFIX}_* variables: {e}")))?;
         for (key, value) in table {
+            if NOT_SETTINGS
+                .iter()
+                .any(|p| key.to_ascii_lowercase().starts_with(p))
+            {
+                continue;
+            }
             flatten(&key, value, &mut flat);
         }
         Self::from_map(&flat)
