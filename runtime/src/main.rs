@@ -3,6 +3,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use sluice_runtime::cli;
 use sluice_runtime::run::start_worker;
 use sluice_runtime::settings::WorkerSettings;
 use tracing_subscriber::EnvFilter;
@@ -17,6 +18,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the bundled Kafka-compatible broker.
+    Broker(cli::broker::BrokerArgs),
+    /// Create, list, describe, alter or delete topics (like kafka-topics).
+    Topics(cli::topics::TopicsArgs),
+    /// Write lines from stdin or a file as records (like kafka-console-producer).
+    Produce(cli::produce::ProduceArgs),
+    /// Print records of a topic (like kafka-console-consumer).
+    Consume(cli::consume::ConsumeArgs),
     /// Run connectors: every *.json in the configs folder, plus those created over REST.
     #[command(after_long_help = worker_help())]
     Worker(WorkerArgs),
@@ -49,12 +58,14 @@ struct WorkerArgs {
     data_dir: Option<PathBuf>,
 }
 
-fn init_logging() {
+/// Logs go to stderr so that the CLI tools' stdout stays machine-readable; servers log at
+/// info, the CLI tools only warnings, unless SLUICE_LOG or RUST_LOG say otherwise.
+fn init_logging(default_level: &str) {
     let filter = std::env::var("SLUICE_LOG")
         .ok()
         .map(EnvFilter::new)
         .unwrap_or_else(|| {
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"))
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level))
         });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -101,11 +112,17 @@ async fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logging();
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(async move {
-        match cli.command {
-            Command::Worker(args) => run_worker(args).await,
-        }
-    })
+    init_logging(match cli.command {
+        Command::Broker(_) | Command::Worker(_) => "info",
+        _ => "warn",
+    });
+    match cli.command {
+        Command::Broker(args) => cli::broker::run(args),
+        Command::Topics(args) => cli::topics::run(args),
+        Command::Produce(args) => cli::produce::run(args),
+        Command::Consume(args) => cli::consume::run(args),
+        Command::Worker(args) => tokio::runtime::Runtime::new()
+            .context("cannot start the async runtime")?
+            .block_on(run_worker(args)),
+    }
 }

@@ -1,7 +1,11 @@
-//! End-to-end tests of the `sluice` binary: real worker processes, the real broker, real
-//! Kafka clients. One test binary with a module per area.
+//! End-to-end tests of the `sluice` binary: real worker and broker processes, the CLI tools
+//! compared with kcat, crash safety, real Kafka clients. One test binary, one module per area.
+
+#![allow(unreachable_pub)]
 
 mod support;
 
+mod cli;
+mod crash;
 mod worker_file;
 mod worker_rest;

@@ -11,6 +11,8 @@
 //! ```
 #![allow(dead_code, unreachable_pub)]
 
+pub mod cli_tools;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
