@@ -1,1 +1,2 @@
 //! broker placeholder
+pub mod group;
