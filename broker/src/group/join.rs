@@ -542,3 +542,555 @@ fn join_response(version: i16, outcome: JoinOutcome) -> JoinGroupResponse {
                 .collect(),
         )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::state::GroupState;
+    use super::super::testing::*;
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn first_join_asks_for_a_member_id_then_forms_generation_one() {
+        let f = Fixture::new(test_config());
+        let member = f.member_id_for("consumer-1").await;
+        assert_eq!(f.group_state(), Some(GroupState::Empty));
+        let metadata = subscription(&[ORDERS]);
+        let response = f
+            .c()
+            .join_group(
+                &client("consumer-1"),
+                9,
+                join_request(&member, &[("range", metadata.clone())]),
+            )
+            .await;
+        assert_eq!(response.error_code, 0);
+        assert_eq!(response.generation_id, 1);
+        assert_eq!(response.member_id.as_str(), member);
+        assert_eq!(response.leader.as_str(), member);
+        assert_eq!(response.protocol_type.as_deref(), Some("consumer"));
+        assert_eq!(response.protocol_name.as_deref(), Some("range"));
+        assert_eq!(response.members.len(), 1);
+        assert_eq!(
+            response.members[0].metadata, metadata,
+            "metadata relayed byte for byte"
+        );
+        assert_eq!(f.group_state(), Some(GroupState::CompletingRebalance));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn versions_before_4_join_without_a_member_id_round_trip() {
+        let f = Fixture::new(test_config());
+        let response = f.c().join_group(&client("old"), 3, range_join("")).await;
+        assert_eq!(response.error_code, 0);
+        assert!(response.member_id.starts_with("old-"));
+        assert_eq!(response.generation_id, 1);
+        assert_eq!(response.protocol_type, None, "protocol type is a v7+ field");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn v0_uses_the_session_timeout_as_rebalance_timeout() {
+        let f = Fixture::new(test_config());
+        let response = f.c().join_group(&client("v0"), 0, range_join("")).await;
+        assert_eq!(response.error_code, 0);
+        let state = f.c().state.lock();
+        let member = state.groups[GROUP].members.values().next().unwrap();
+        assert_eq!(
+            member.rebalance_timeout,
+            Duration::from_millis(SESSION_MS as u64)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn leader_gets_every_members_metadata_and_followers_none() {
+        let f = Fixture::new(test_config());
+        let a = f.member_id_for("a").await;
+        let b = f.member_id_for("b").await;
+        let join_a = f.spawn_join(
+            "a",
+            9,
+            join_request(&a, &[("range", Bytes::from_static(b"A"))]),
+        );
+        f.wait_for("a waits", |g| g.num_awaiting_join() == 1).await;
+        let join_b = f.spawn_join(
+            "b",
+            9,
+            join_request(&b, &[("range", Bytes::from_static(b"B"))]),
+        );
+        let (ja, jb) = (join_a.await.unwrap(), join_b.await.unwrap());
+        assert_eq!((ja.generation_id, jb.generation_id), (1, 1));
+        assert_eq!(ja.leader, jb.leader);
+        let leader = if ja.leader.as_str() == a { &ja } else { &jb };
+        let follower = if ja.leader.as_str() == a { &jb } else { &ja };
+        let mut seen: Vec<(String, Bytes)> = leader
+            .members
+            .iter()
+            .map(|m| (m.member_id.to_string(), m.metadata.clone()))
+            .collect();
+        seen.sort();
+        let mut expected = vec![
+            (a.clone(), Bytes::from_static(b"A")),
+            (b.clone(), Bytes::from_static(b"B")),
+        ];
+        expected.sort();
+        assert_eq!(seen, expected);
+        assert!(follower.members.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn protocol_supported_by_all_with_most_votes_is_selected() {
+        let f = Fixture::new(test_config());
+        let a = f.member_id_for("a").await;
+        let b = f.member_id_for("b").await;
+        let meta = subscription(&[ORDERS]);
+        let join_a = f.spawn_join(
+            "a",
+            9,
+            join_request(
+                &a,
+                &[
+                    ("cooperative-sticky", meta.clone()),
+                    ("range", meta.clone()),
+                ],
+            ),
+        );
+        f.wait_for("a waits", |g| g.num_awaiting_join() == 1).await;
+        let join_b = f.spawn_join(
+            "b",
+            9,
+            join_request(
+                &b,
+                &[
+                    ("range", meta.clone()),
+                    ("cooperative-sticky", meta.clone()),
+                ],
+            ),
+        );
+        f.wait_for("b waits", |g| g.num_awaiting_join() == 2).await;
+        // Both support both; one vote each: the leader's preference wins the tie.
+        let (ja, _) = (join_a.await.unwrap(), join_b.await.unwrap());
+        assert_eq!(ja.protocol_name.as_deref(), Some("cooperative-sticky"));
+
+        // A third member that supports only range: range is the only common protocol.
+        let c = f.member_id_for("c").await;
+        let _ = f.spawn_join("c", 9, join_request(&c, &[("range", meta.clone())]));
+        f.wait_for("rebalancing", |g| g.is(GroupState::PreparingRebalance))
+            .await;
+        let join_a = f.spawn_join(
+            "a",
+            9,
+            join_request(
+                &a,
+                &[
+                    ("cooperative-sticky", meta.clone()),
+                    ("range", meta.clone()),
+                ],
+            ),
+        );
+        let join_b = f.spawn_join(
+            "b",
+            9,
+            join_request(
+                &b,
+                &[
+                    ("range", meta.clone()),
+                    ("cooperative-sticky", meta.clone()),
+                ],
+            ),
+        );
+        let (ja, jb) = (join_a.await.unwrap(), join_b.await.unwrap());
+        assert_eq!(ja.generation_id, 2);
+        assert_eq!(ja.protocol_name.as_deref(), Some("range"));
+        assert_eq!(jb.protocol_name.as_deref(), Some("range"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bad_joins_are_refused_with_kafkas_errors() {
+        let f = Fixture::new(test_config());
+        let mut request = range_join("");
+        request.group_id = GroupId(str(""));
+        let r = f.c().join_group(&client("x"), 9, request).await;
+        assert_eq!(r.error_code, ResponseError::InvalidGroupId.code());
+
+        let r = f
+            .c()
+            .join_group(&client("x"), 9, range_join("").with_session_timeout_ms(10))
+            .await;
+        assert_eq!(r.error_code, ResponseError::InvalidSessionTimeout.code());
+        let r = f
+            .c()
+            .join_group(
+                &client("x"),
+                9,
+                range_join("").with_session_timeout_ms(3_600_000),
+            )
+            .await;
+        assert_eq!(r.error_code, ResponseError::InvalidSessionTimeout.code());
+
+        let r = f
+            .c()
+            .join_group(&client("x"), 9, range_join("stale-member-id"))
+            .await;
+        assert_eq!(r.error_code, ResponseError::UnknownMemberId.code());
+        assert_eq!(f.group_state(), None, "a stale member id creates no group");
+
+        let r = f
+            .c()
+            .join_group(&client("x"), 3, join_request("", &[]))
+            .await;
+        assert_eq!(
+            r.error_code,
+            ResponseError::InconsistentGroupProtocol.code()
+        );
+
+        // A stable group of consumers refuses another protocol type or no common protocol.
+        let (_a, _b) = f.stable_pair().await;
+        let r = f
+            .c()
+            .join_group(
+                &client("x"),
+                3,
+                range_join("").with_protocol_type(str("connect")),
+            )
+            .await;
+        assert_eq!(
+            r.error_code,
+            ResponseError::InconsistentGroupProtocol.code()
+        );
+        let r = f
+            .c()
+            .join_group(
+                &client("x"),
+                3,
+                join_request("", &[("roundrobin", subscription(&[ORDERS]))]),
+            )
+            .await;
+        assert_eq!(
+            r.error_code,
+            ResponseError::InconsistentGroupProtocol.code()
+        );
+        assert_eq!(f.group_state(), Some(GroupState::Stable));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn initial_delay_gathers_members_that_start_together() {
+        let f = Fixture::new(GroupConfig {
+            initial_rebalance_delay: Duration::from_millis(3_000),
+            ..test_config()
+        });
+        let start = Instant::now();
+        let a = f.member_id_for("a").await;
+        let join_a = f.spawn_join("a", 9, range_join(&a));
+        f.wait_for("a waits", |g| g.num_awaiting_join() == 1).await;
+        tokio::time::advance(Duration::from_millis(2_000)).await;
+        let b = f.member_id_for("b").await;
+        let join_b = f.spawn_join("b", 9, range_join(&b));
+        let (ja, jb) = (join_a.await.unwrap(), join_b.await.unwrap());
+        assert_eq!((ja.generation_id, jb.generation_id), (1, 1));
+        let waited = start.elapsed();
+        // The second member, arriving inside the first delay, extends it by one more delay.
+        assert!(
+            waited >= Duration::from_millis(6_000) && waited < Duration::from_millis(7_000),
+            "{waited:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_member_makes_a_stable_group_rebalance() {
+        let f = Fixture::new(test_config());
+        let (a, b) = f.stable_pair().await;
+        let c = f.member_id_for("c").await;
+        let join_c = f.spawn_join("c", 9, range_join(&c));
+        f.wait_for("rebalancing", |g| g.is(GroupState::PreparingRebalance))
+            .await;
+        assert_eq!(
+            f.heartbeat(&a, 1).await,
+            ResponseError::RebalanceInProgress.code()
+        );
+        assert_eq!(
+            f.heartbeat(&b, 1).await,
+            ResponseError::RebalanceInProgress.code()
+        );
+        let join_a = f.spawn_join("a", 9, range_join(&a));
+        let join_b = f.spawn_join("b", 9, range_join(&b));
+        let (ja, jb, jc) = (
+            join_a.await.unwrap(),
+            join_b.await.unwrap(),
+            join_c.await.unwrap(),
+        );
+        assert_eq!(
+            (ja.generation_id, jb.generation_id, jc.generation_id),
+            (2, 2, 2)
+        );
+        assert_eq!(ja.leader.as_str(), a, "the leader keeps its role");
+        assert_eq!(ja.members.len(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn members_that_do_not_rejoin_are_dropped_at_the_rebalance_timeout() {
+        let f = Fixture::new(test_config());
+        let (a, b) = f.stable_pair().await;
+        let start = Instant::now();
+        // b rejoins with a new subscription (which starts a rebalance); a stays silent.
+        let join_b = f.spawn_join(
+            "b",
+            9,
+            join_request(&b, &[("range", subscription(&[ORDERS, PAYMENTS]))]),
+        );
+        let jb = join_b.await.unwrap();
+        assert_eq!(jb.error_code, 0);
+        assert_eq!(jb.generation_id, 2);
+        assert_eq!(
+            jb.leader.as_str(),
+            b,
+            "leadership passes to a member that rejoined"
+        );
+        assert_eq!(jb.members.len(), 1);
+        // The session timeout (10 s) is shorter than the rebalance timeout (30 s): a silent
+        // member is gone when its session ends.
+        assert!(
+            start.elapsed() <= Duration::from_millis(SESSION_MS as u64 + 1),
+            "{:?}",
+            start.elapsed()
+        );
+        assert_eq!(
+            f.heartbeat(&a, 1).await,
+            ResponseError::UnknownMemberId.code()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_heartbeating_member_that_does_not_rejoin_is_dropped_after_the_rebalance_timeout() {
+        let f = Fixture::new(test_config());
+        let (a, b) = f.stable_pair().await;
+        let start = Instant::now();
+        let join_b = f.spawn_join(
+            "b",
+            9,
+            join_request(&b, &[("range", subscription(&[ORDERS, PAYMENTS]))]),
+        );
+        f.wait_for("rebalancing", |g| g.is(GroupState::PreparingRebalance))
+            .await;
+        // a keeps heartbeating (it is alive, but busy processing and not rejoining).
+        let heartbeats = {
+            let coordinator = f.coordinator.clone();
+            let a = a.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(3_000)).await;
+                    let error = coordinator
+                        .heartbeat(
+                            4,
+                            HeartbeatRequest::default()
+                                .with_group_id(GroupId(str(GROUP)))
+                                .with_member_id(str(&a))
+                                .with_generation_id(1),
+                        )
+                        .await
+                        .error_code;
+                    if error != ResponseError::RebalanceInProgress.code() {
+                        return error;
+                    }
+                }
+            })
+        };
+        let jb = join_b.await.unwrap();
+        let waited = start.elapsed();
+        assert_eq!(jb.generation_id, 2);
+        assert!(
+            waited >= Duration::from_millis(REBALANCE_MS as u64)
+                && waited <= Duration::from_millis(REBALANCE_MS as u64 + 1),
+            "{waited:?}"
+        );
+        assert_eq!(
+            heartbeats.await.unwrap(),
+            ResponseError::UnknownMemberId.code()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pending_member_ids_expire_after_the_session_timeout() {
+        let f = Fixture::new(test_config());
+        let member = f.member_id_for("a").await;
+        f.wait_for("pending", |g| g.is_pending_member(&member))
+            .await;
+        tokio::time::advance(Duration::from_millis(SESSION_MS as u64 + 1)).await;
+        f.wait_for("expired", |g| !g.is_pending_member(&member))
+            .await;
+        let r = f.c().join_group(&client("a"), 9, range_join(&member)).await;
+        assert_eq!(r.error_code, ResponseError::UnknownMemberId.code());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rejoin_with_same_metadata_while_completing_returns_the_current_generation() {
+        let f = Fixture::new(test_config());
+        let a = f.member_id_for("a").await;
+        let first = f.c().join_group(&client("a"), 9, range_join(&a)).await;
+        assert_eq!(f.group_state(), Some(GroupState::CompletingRebalance));
+        let again = f.c().join_group(&client("a"), 9, range_join(&a)).await;
+        assert_eq!(again.generation_id, first.generation_id);
+        assert_eq!(again.members.len(), 1, "the leader gets the members again");
+        assert_eq!(f.group_state(), Some(GroupState::CompletingRebalance));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn follower_rejoining_a_stable_group_unchanged_gets_the_generation_without_rebalance() {
+        let f = Fixture::new(test_config());
+        let (_a, b) = f.stable_pair().await;
+        let r = f.c().join_group(&client("b"), 9, range_join(&b)).await;
+        assert_eq!(r.error_code, 0);
+        assert_eq!(r.generation_id, 1);
+        assert_eq!(f.group_state(), Some(GroupState::Stable));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn group_max_size_is_enforced() {
+        let f = Fixture::new(GroupConfig {
+            max_group_size: 2,
+            ..test_config()
+        });
+        let (_a, _b) = f.stable_pair().await;
+        let r = f.c().join_group(&client("c"), 3, range_join("")).await;
+        assert_eq!(r.error_code, ResponseError::GroupMaxSizeReached.code());
+        assert_eq!(f.group_state(), Some(GroupState::Stable));
+    }
+
+    fn static_join(instance: &str, member_id: &str) -> JoinGroupRequest {
+        range_join(member_id).with_group_instance_id(Some(str(instance)))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn static_member_restart_keeps_the_generation_and_fences_the_old_id() {
+        let f = Fixture::new(test_config());
+        // Static members need no MEMBER_ID_REQUIRED round trip.
+        let join_a = f.spawn_join("a", 9, static_join("instance-a", ""));
+        f.wait_for("a waits", |g| g.num_awaiting_join() == 1).await;
+        let join_b = f.spawn_join("b", 9, static_join("instance-b", ""));
+        let (ja, jb) = (join_a.await.unwrap(), join_b.await.unwrap());
+        assert!(ja.member_id.starts_with("instance-a-"));
+        let (a, b) = (ja.member_id.to_string(), jb.member_id.to_string());
+        let sync_b = f.spawn_sync(&b, 1, &[]);
+        let sync_a = f.spawn_sync(&a, 1, &[(&a, b"A"), (&b, b"B")]);
+        assert_eq!(sync_a.await.unwrap().error_code, 0);
+        assert_eq!(sync_b.await.unwrap().assignment.as_ref(), b"B");
+
+        // b restarts: it knows its instance id but not its member id.
+        let rejoined = f
+            .c()
+            .join_group(&client("b"), 5, static_join("instance-b", ""))
+            .await;
+        assert_eq!(rejoined.error_code, 0);
+        assert_eq!(rejoined.generation_id, 1, "no rebalance");
+        assert_ne!(rejoined.member_id.as_str(), b);
+        assert_eq!(rejoined.leader.as_str(), a);
+        assert_eq!(f.group_state(), Some(GroupState::Stable));
+        let new_b = rejoined.member_id.to_string();
+        let sync = f
+            .c()
+            .sync_group(
+                3,
+                sync_request(&new_b, 1, &[]).with_group_instance_id(Some(str("instance-b"))),
+            )
+            .await;
+        assert_eq!(sync.assignment.as_ref(), b"B", "it keeps its assignment");
+
+        // The old incarnation is fenced.
+        let hb = f
+            .c()
+            .heartbeat(
+                4,
+                HeartbeatRequest::default()
+                    .with_group_id(GroupId(str(GROUP)))
+                    .with_member_id(str(&b))
+                    .with_generation_id(1)
+                    .with_group_instance_id(Some(str("instance-b"))),
+            )
+            .await;
+        assert_eq!(hb.error_code, ResponseError::FencedInstanceId.code());
+        assert_eq!(f.heartbeat(&new_b, 1).await, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn static_leader_restart_is_told_to_skip_assignment_on_v9_only() {
+        let f = Fixture::new(test_config());
+        let ja = f
+            .c()
+            .join_group(&client("a"), 9, static_join("instance-a", ""))
+            .await;
+        let a = ja.member_id.to_string();
+        let sync = f
+            .c()
+            .sync_group(5, sync_request(&a, 1, &[(&a, b"A")]))
+            .await;
+        assert_eq!(sync.error_code, 0);
+
+        let v8 = f
+            .c()
+            .join_group(&client("a"), 8, static_join("instance-a", ""))
+            .await;
+        assert_eq!(
+            v8.leader.as_str(),
+            a,
+            "old leader id: the new id must not assign"
+        );
+        assert!(!v8.skip_assignment);
+        assert!(v8.members.is_empty());
+
+        let v9 = f
+            .c()
+            .join_group(&client("a"), 9, static_join("instance-a", ""))
+            .await;
+        assert_eq!(v9.leader.as_str(), v9.member_id.as_str());
+        assert!(v9.skip_assignment);
+        assert_eq!(v9.members.len(), 1);
+        assert_eq!(f.generation(), 1);
+        assert_eq!(f.group_state(), Some(GroupState::Stable));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn static_member_joining_with_another_protocol_triggers_a_rebalance() {
+        let f = Fixture::new(test_config());
+        let meta = subscription(&[ORDERS]);
+        let join = |protocols: &[&str]| {
+            let protocols: Vec<(&str, Bytes)> =
+                protocols.iter().map(|p| (*p, meta.clone())).collect();
+            join_request("", &protocols).with_group_instance_id(Some(str("i")))
+        };
+        let ja = f.c().join_group(&client("a"), 9, join(&["range"])).await;
+        let a = ja.member_id.to_string();
+        f.c().sync_group(5, sync_request(&a, 1, &[])).await;
+        // Dropping every protocol the group uses is refused, as in Kafka...
+        let refused = f
+            .c()
+            .join_group(&client("a"), 9, join(&["roundrobin"]))
+            .await;
+        assert_eq!(
+            refused.error_code,
+            ResponseError::InconsistentGroupProtocol.code()
+        );
+        // ...preferring another one the group can use changes the selection.
+        let again = f
+            .c()
+            .join_group(&client("a"), 9, join(&["roundrobin", "range"]))
+            .await;
+        assert_eq!(again.generation_id, 2);
+        assert_eq!(again.protocol_name.as_deref(), Some("roundrobin"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_new_member_is_dropped_after_the_new_member_timeout() {
+        let f = Fixture::new(test_config());
+        let (a, _b) = f.stable_pair().await;
+        // c joins (the group starts rebalancing) but neither a nor b ever rejoins: the
+        // rebalance runs into its timeout... and c, too, is bounded.
+        let c = f.member_id_for("c").await;
+        let join_c = f.spawn_join("c", 9, range_join(&c));
+        let jc = join_c.await.unwrap();
+        // a and b stopped heartbeating: their sessions end, c completes the rebalance alone.
+        assert_eq!(jc.error_code, 0);
+        assert_eq!(jc.members.len(), 1);
+        assert_eq!(
+            f.heartbeat(&a, 1).await,
+            ResponseError::UnknownMemberId.code()
+        );
+    }
+}

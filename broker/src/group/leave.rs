@@ -131,3 +131,127 @@ fn member_response(member: &MemberIdentity, error: i16) -> MemberResponse {
         .with_group_instance_id(member.group_instance_id.clone())
         .with_error_code(error)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::state::GroupState;
+    use super::super::testing::*;
+    use super::*;
+    use kafka_protocol::messages::GroupId;
+
+    fn leave_v0(member_id: &str) -> LeaveGroupRequest {
+        LeaveGroupRequest::default()
+            .with_group_id(GroupId(str(GROUP)))
+            .with_member_id(str(member_id))
+    }
+
+    fn leave_batch(members: &[(&str, Option<&str>)]) -> LeaveGroupRequest {
+        LeaveGroupRequest::default()
+            .with_group_id(GroupId(str(GROUP)))
+            .with_members(
+                members
+                    .iter()
+                    .map(|(member, instance)| {
+                        MemberIdentity::default()
+                            .with_member_id(str(member))
+                            .with_group_instance_id(instance.map(str))
+                            .with_reason(Some(str("the consumer is closing")))
+                    })
+                    .collect(),
+            )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_leaving_member_makes_the_rest_rebalance() {
+        let f = Fixture::new(test_config());
+        let (a, b) = f.stable_pair().await;
+        let left = f.c().leave_group(0, leave_v0(&b)).await;
+        assert_eq!(left.error_code, 0);
+        assert_eq!(f.group_state(), Some(GroupState::PreparingRebalance));
+        assert_eq!(
+            f.heartbeat(&a, 1).await,
+            ResponseError::RebalanceInProgress.code()
+        );
+        let rejoined = f.c().join_group(&client("a"), 9, range_join(&a)).await;
+        assert_eq!(rejoined.generation_id, 2);
+        assert_eq!(rejoined.members.len(), 1);
+        // The last member leaving empties the group.
+        f.c().sync_group(5, sync_request(&a, 2, &[])).await;
+        let left = f.c().leave_group(5, leave_batch(&[(&a, None)])).await;
+        assert_eq!(left.members[0].error_code, 0);
+        f.wait_for("empty", |g| g.is(GroupState::Empty)).await;
+        assert_eq!(f.generation(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn leave_errors_per_member_and_per_version() {
+        let f = Fixture::new(test_config());
+        let r = f.c().leave_group(0, leave_v0("ghost")).await;
+        assert_eq!(r.error_code, ResponseError::UnknownMemberId.code());
+        let (a, _b) = f.stable_pair().await;
+        let r = f.c().leave_group(2, leave_v0("ghost")).await;
+        assert_eq!(r.error_code, ResponseError::UnknownMemberId.code());
+        let r = f
+            .c()
+            .leave_group(5, leave_batch(&[("ghost", None), (&a, None)]))
+            .await;
+        assert_eq!(r.error_code, 0);
+        let errors: Vec<i16> = r.members.iter().map(|m| m.error_code).collect();
+        assert_eq!(errors, vec![ResponseError::UnknownMemberId.code(), 0]);
+        let mut empty = leave_v0(&a);
+        empty.group_id = GroupId(str(""));
+        assert_eq!(
+            f.c().leave_group(0, empty).await.error_code,
+            ResponseError::InvalidGroupId.code()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn static_members_can_be_removed_by_instance_id() {
+        let f = Fixture::new(test_config());
+        let joined = f
+            .c()
+            .join_group(
+                &client("a"),
+                9,
+                range_join("").with_group_instance_id(Some(str("instance-a"))),
+            )
+            .await;
+        let a = joined.member_id.to_string();
+        f.c().sync_group(5, sync_request(&a, 1, &[])).await;
+        // A wrong member id for the instance is fenced.
+        let r = f
+            .c()
+            .leave_group(4, leave_batch(&[("wrong", Some("instance-a"))]))
+            .await;
+        assert_eq!(
+            r.members[0].error_code,
+            ResponseError::FencedInstanceId.code()
+        );
+        // What kafka-consumer-groups --delete-members sends: the instance id alone.
+        let r = f
+            .c()
+            .leave_group(4, leave_batch(&[("", Some("instance-a"))]))
+            .await;
+        assert_eq!(r.members[0].error_code, 0);
+        f.wait_for("empty", |g| g.is(GroupState::Empty)).await;
+        let r = f
+            .c()
+            .leave_group(4, leave_batch(&[("", Some("instance-a"))]))
+            .await;
+        assert_eq!(
+            r.members[0].error_code,
+            ResponseError::UnknownMemberId.code()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pending_member_can_leave() {
+        let f = Fixture::new(test_config());
+        let a = f.member_id_for("a").await;
+        let r = f.c().leave_group(3, leave_batch(&[(&a, None)])).await;
+        assert_eq!(r.members[0].error_code, 0);
+        f.wait_for("no pending member", |g| g.pending_members.is_empty())
+            .await;
+    }
+}

@@ -234,6 +234,12 @@ impl GroupCoordinator {
         }))
     }
 
+    /// Writes whatever the log has queued and stops accepting writes: call it when the broker
+    /// shuts down, after the connections are closed.
+    pub async fn close(&self) {
+        self.store.close().await;
+    }
+
     /// The settings the coordinator runs with.
     pub fn config(&self) -> &GroupConfig {
         &self.config

@@ -12,7 +12,7 @@
 //! UTF-8, optional strings use length `-1` for none, byte strings are `u32` length + bytes; all
 //! integers are big-endian.
 //!
-//! Writes go through one writer thread that batches whatever is queued, appends it, and
+//! Writes go through one writer task that batches whatever is queued, appends it, and
 //! fsyncs once for the batch (group commit) before acknowledging; an OffsetCommit is answered
 //! only after that. On start the log is replayed: a torn or corrupt frame ends it (what follows
 //! was never acknowledged), and the live state is rewritten into a fresh file (write to
@@ -29,12 +29,9 @@ use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::thread;
 
 use bytes::Bytes;
-use parking_lot::Mutex;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 /// File name of the log inside the coordinator directory.
 pub const LOG_FILE_NAME: &str = "offsets.log";
@@ -231,11 +228,15 @@ struct WriteBatch {
     done: oneshot::Sender<io::Result<()>>,
 }
 
-/// Handle to the log and its writer thread. Dropping it lets the thread write what is queued
-/// and waits for it.
+enum Command {
+    Write(WriteBatch),
+    /// Finish what is queued, then stop and say so.
+    Close(oneshot::Sender<()>),
+}
+
+/// Handle to the log and its writer task.
 pub struct GroupStore {
-    sender: Mutex<Option<mpsc::Sender<WriteBatch>>>,
-    writer: Mutex<Option<thread::JoinHandle<()>>>,
+    sender: mpsc::UnboundedSender<Command>,
     path: PathBuf,
 }
 
@@ -249,7 +250,8 @@ impl std::fmt::Debug for GroupStore {
 
 impl GroupStore {
     /// Opens (creating if needed) the log in `dir`, replays it, rewrites it compacted and starts
-    /// the writer thread. `rewrite_bytes` is how much the log may grow before it is rewritten.
+    /// the writer task (so it must be called within a tokio runtime). `rewrite_bytes` is how
+    /// much the log may grow before it is rewritten.
     ///
     /// # Errors
     /// Fails when the directory or file cannot be created, read or written, or when the file is
@@ -286,32 +288,27 @@ impl GroupStore {
             Err(e) => return Err(with_path(e, "open", &path)),
         }
         let file = rewrite(dir, &state)?;
-        let (sender, receiver) = mpsc::channel();
-        let writer_state = state.clone();
-        let writer_dir = dir.to_path_buf();
-        let writer = thread::Builder::new()
-            .name("group-store".to_owned())
-            .spawn(move || run_writer(file, writer_dir, receiver, writer_state, rewrite_bytes))?;
-        Ok((
-            Self {
-                sender: Mutex::new(Some(sender)),
-                writer: Mutex::new(Some(writer)),
-                path,
-            },
-            state,
-        ))
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let writer = Writer {
+            file,
+            dir: dir.to_path_buf(),
+            state: state.clone(),
+            grown: 0,
+            rewrite_bytes,
+            failed: None,
+        };
+        tokio::spawn(writer.run(receiver));
+        Ok((Self { sender, path }, state))
     }
 
     /// Queues `records` to be appended in the order of calls; the receiver says when they are
     /// on disk (fsync'd), or why they are not.
     pub fn append(&self, records: Vec<StoreRecord>) -> oneshot::Receiver<io::Result<()>> {
         let (done, receiver) = oneshot::channel();
-        let batch = WriteBatch { records, done };
-        let sent = match self.sender.lock().as_ref() {
-            Some(sender) => sender.send(batch).map_err(|e| e.0),
-            None => Err(batch),
-        };
-        if let Err(batch) = sent {
+        if let Err(mpsc::error::SendError(Command::Write(batch))) = self
+            .sender
+            .send(Command::Write(WriteBatch { records, done }))
+        {
             let _ = batch.done.send(Err(io::Error::other(
                 "the group coordinator log is closed (broker shutting down)",
             )));
@@ -325,18 +322,17 @@ impl GroupStore {
         drop(self.append(records));
     }
 
+    /// Writes everything queued so far, then stops the writer; later appends fail.
+    pub async fn close(&self) {
+        let (done, closed) = oneshot::channel();
+        if self.sender.send(Command::Close(done)).is_ok() {
+            let _ = closed.await;
+        }
+    }
+
     /// The path of the log file.
     pub fn path(&self) -> &Path {
         &self.path
-    }
-}
-
-impl Drop for GroupStore {
-    fn drop(&mut self) {
-        self.sender.lock().take();
-        if let Some(writer) = self.writer.lock().take() {
-            let _ = writer.join();
-        }
     }
 }
 
@@ -350,74 +346,111 @@ fn with_path(error: io::Error, action: &str, path: &Path) -> io::Error {
     )
 }
 
-fn run_writer(
-    mut file: File,
+/// The writer task's state. The blocking file work of each batch runs on tokio's blocking
+/// pool, with the file and state moved there and back.
+struct Writer {
+    file: File,
     dir: PathBuf,
-    receiver: mpsc::Receiver<WriteBatch>,
-    mut state: StoreState,
+    /// The state the log holds, for rewrites.
+    state: StoreState,
+    /// Bytes appended since the last rewrite.
+    grown: u64,
     rewrite_bytes: u64,
-) {
-    let mut failed: Option<String> = None;
-    let mut grown: u64 = 0;
-    let mut buf = Vec::new();
-    while let Ok(first) = receiver.recv() {
-        let mut batches = vec![first];
-        while batches.len() < MAX_BATCHES_PER_SYNC {
-            match receiver.try_recv() {
-                Ok(batch) => batches.push(batch),
-                Err(_) => break,
+    /// Set once a write failed: the store refuses writes from then on.
+    failed: Option<String>,
+}
+
+impl Writer {
+    async fn run(mut self, mut receiver: mpsc::UnboundedReceiver<Command>) {
+        let mut closing = None;
+        while closing.is_none() {
+            let Some(first) = receiver.recv().await else {
+                break;
+            };
+            let mut batches = Vec::new();
+            let mut next = Some(first);
+            while let Some(command) = next.take() {
+                match command {
+                    Command::Write(batch) => batches.push(batch),
+                    Command::Close(done) => {
+                        closing = Some(done);
+                        break;
+                    }
+                }
+                if batches.len() < MAX_BATCHES_PER_SYNC {
+                    next = receiver.try_recv().ok();
+                }
+            }
+            if batches.is_empty() {
+                continue;
+            }
+            let writer = tokio::task::spawn_blocking(move || {
+                let mut writer = self;
+                writer.write(batches);
+                writer
+            })
+            .await;
+            match writer {
+                Ok(writer) => self = writer,
+                Err(error) => {
+                    tracing::error!(%error, "group coordinator log writer panicked");
+                    return;
+                }
             }
         }
-        if let Some(reason) = &failed {
+        if let Some(done) = closing {
+            let _ = done.send(());
+        }
+    }
+
+    fn write(&mut self, batches: Vec<WriteBatch>) {
+        if let Some(reason) = &self.failed {
             for batch in batches {
                 let _ = batch.done.send(Err(io::Error::other(format!(
                     "the group coordinator log stopped accepting writes after an earlier failure: {reason}"
                 ))));
             }
-            continue;
+            return;
         }
-        buf.clear();
+        let mut buf = Vec::new();
         for batch in &batches {
             for record in &batch.records {
                 encode_frame(record, &mut buf);
             }
         }
-        match file.write_all(&buf).and_then(|()| file.sync_data()) {
-            Ok(()) => {
-                grown += buf.len() as u64;
-                for batch in batches {
-                    for record in &batch.records {
-                        state.apply(record);
-                    }
-                    let _ = batch.done.send(Ok(()));
-                }
+        if let Err(error) = self
+            .file
+            .write_all(&buf)
+            .and_then(|()| self.file.sync_data())
+        {
+            tracing::error!(
+                dir = %self.dir.display(),
+                %error,
+                "cannot write the group coordinator log; offset commits fail until the broker restarts"
+            );
+            let reason = error.to_string();
+            for batch in batches {
+                let _ = batch
+                    .done
+                    .send(Err(io::Error::new(error.kind(), reason.clone())));
             }
-            Err(error) => {
-                tracing::error!(
-                    dir = %dir.display(),
-                    %error,
-                    "cannot write the group coordinator log; offset commits fail until the broker restarts"
-                );
-                let reason = error.to_string();
-                for batch in batches {
-                    let _ = batch
-                        .done
-                        .send(Err(io::Error::new(error.kind(), reason.clone())));
-                }
-                failed = Some(reason);
-                continue;
-            }
+            self.failed = Some(reason);
+            return;
         }
-        if grown > rewrite_bytes {
-            match rewrite(&dir, &state) {
-                Ok(new_file) => {
-                    file = new_file;
-                    grown = 0;
-                }
+        self.grown += buf.len() as u64;
+        for batch in batches {
+            for record in &batch.records {
+                self.state.apply(record);
+            }
+            let _ = batch.done.send(Ok(()));
+        }
+        if self.grown > self.rewrite_bytes {
+            self.grown = 0;
+            match rewrite(&self.dir, &self.state) {
+                Ok(file) => self.file = file,
+                // The old file is intact and still open for appending: keep going with it.
                 Err(error) => {
-                    // The old file is intact and still open for appending: keep going with it.
-                    tracing::warn!(dir = %dir.display(), %error, "cannot rewrite the group coordinator log");
-                    grown = 0;
+                    tracing::warn!(dir = %self.dir.display(), %error, "cannot rewrite the group coordinator log");
                 }
             }
         }
@@ -972,7 +1005,7 @@ mod tests {
                 .unwrap();
         }
         let grown = fs::metadata(store.path()).unwrap().len();
-        drop(store);
+        store.close().await;
         let (store, state) = GroupStore::open(dir.path(), u64::MAX).unwrap();
         assert_eq!(
             state.groups()["g"].offsets[&("orders".to_owned(), 0)].offset,
@@ -998,7 +1031,7 @@ mod tests {
         }
         let size = fs::metadata(store.path()).unwrap().len();
         assert!(size < 8192, "log kept compact while running ({size} bytes)");
-        drop(store);
+        store.close().await;
         let (_, state) = GroupStore::open(dir.path(), 4096).unwrap();
         let offsets = &state.groups()["g"].offsets;
         assert_eq!(offsets[&("orders".to_owned(), 0)].offset, 999);
@@ -1021,7 +1054,7 @@ mod tests {
             .unwrap()
             .unwrap();
         let path = store.path().to_owned();
-        drop(store);
+        store.close().await;
         let len = fs::metadata(&path).unwrap().len();
         let file = OpenOptions::new().write(true).open(&path).unwrap();
         file.set_len(len - 3).unwrap();
@@ -1033,8 +1066,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn interrupted_rewrite_leaves_the_old_log() {
+    #[tokio::test]
+    async fn interrupted_rewrite_leaves_the_old_log() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(
             dir.path().join(LOG_FILE_NAME),
@@ -1051,8 +1084,8 @@ mod tests {
         assert!(!dir.path().join(TMP_FILE_NAME).exists());
     }
 
-    #[test]
-    fn foreign_file_is_refused_with_a_clear_error() {
+    #[tokio::test]
+    async fn foreign_file_is_refused_with_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join(LOG_FILE_NAME), b"something else entirely").unwrap();
         let error = GroupStore::open(dir.path(), u64::MAX).unwrap_err();
