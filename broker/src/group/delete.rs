@@ -53,3 +53,45 @@ impl GroupCoordinator {
         DeleteGroupsResponse::default().with_results(results)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::GroupId;
+
+    use super::super::testing::*;
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn only_empty_groups_are_deleted_and_stay_deleted() {
+        let f = Fixture::new(test_config());
+        let (a, b) = f.stable_pair().await;
+        f.commit(&a, 1, 0, 10).await;
+        let request = DeleteGroupsRequest::default()
+            .with_groups_names(vec![GroupId(str(GROUP)), GroupId(str("nope"))]);
+        let r = f.c().delete_groups(2, request.clone()).await;
+        let errors: Vec<i16> = r.results.iter().map(|r| r.error_code).collect();
+        assert_eq!(
+            errors,
+            vec![
+                ResponseError::NonEmptyGroup.code(),
+                ResponseError::GroupIdNotFound.code()
+            ]
+        );
+        for member in [&a, &b] {
+            f.c()
+                .leave_group(
+                    0,
+                    kafka_protocol::messages::LeaveGroupRequest::default()
+                        .with_group_id(GroupId(str(GROUP)))
+                        .with_member_id(str(member)),
+                )
+                .await;
+        }
+        f.wait_for("empty", |g| g.is(GroupState::Empty)).await;
+        let r = f.c().delete_groups(2, request).await;
+        assert_eq!(r.results[0].error_code, 0);
+        assert_eq!(f.group_state(), None);
+        let f = f.restart().await;
+        assert_eq!(f.group_state(), None, "the deletion is durable");
+    }
+}

@@ -90,3 +90,95 @@ fn describe(group: &Group, version: i16) -> DescribedGroup {
         .with_protocol_data(StrBytes::from_string(protocol))
         .with_members(members)
 }
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::GroupId;
+
+    use super::super::state::GroupState;
+    use super::super::testing::*;
+    use super::*;
+
+    fn request(groups: &[&str]) -> DescribeGroupsRequest {
+        DescribeGroupsRequest::default()
+            .with_groups(groups.iter().map(|g| GroupId(str(g))).collect())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stable_groups_show_members_with_metadata_and_assignment() {
+        let f = Fixture::new(test_config());
+        let (a, b) = f.stable_pair().await;
+        let r = f
+            .c()
+            .describe_groups(
+                5,
+                request(&[GROUP]).with_include_authorized_operations(true),
+            )
+            .await;
+        let g = &r.groups[0];
+        assert_eq!(g.error_code, 0);
+        assert_eq!(g.group_state.as_str(), "Stable");
+        assert_eq!(g.protocol_type.as_str(), "consumer");
+        assert_eq!(g.protocol_data.as_str(), "range");
+        assert_eq!(g.authorized_operations, GROUP_OPERATIONS);
+        let mut members: Vec<_> = g
+            .members
+            .iter()
+            .map(|m| {
+                (
+                    m.member_id.to_string(),
+                    m.client_id.to_string(),
+                    m.client_host.to_string(),
+                    m.member_assignment.clone(),
+                )
+            })
+            .collect();
+        members.sort();
+        let mut expected = vec![
+            (
+                a,
+                "a".to_owned(),
+                "/127.0.0.1".to_owned(),
+                bytes::Bytes::from_static(b"for a"),
+            ),
+            (
+                b,
+                "b".to_owned(),
+                "/127.0.0.1".to_owned(),
+                bytes::Bytes::from_static(b"for b"),
+            ),
+        ];
+        expected.sort();
+        assert_eq!(members, expected);
+        assert_eq!(g.members[0].member_metadata, subscription(&[ORDERS]));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unknown_groups_are_dead_or_not_found_by_version() {
+        let f = Fixture::new(test_config());
+        let r = f.c().describe_groups(5, request(&["nope"])).await;
+        assert_eq!(r.groups[0].error_code, 0);
+        assert_eq!(r.groups[0].group_state.as_str(), "Dead");
+        assert_eq!(r.groups[0].authorized_operations, i32::MIN);
+        let r = f.c().describe_groups(6, request(&["nope"])).await;
+        assert_eq!(
+            r.groups[0].error_code,
+            ResponseError::GroupIdNotFound.code()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rebalancing_groups_hide_member_metadata() {
+        let f = Fixture::new(test_config());
+        let (a, _b) = f.stable_pair().await;
+        let _rejoin = f.spawn_join("a", 9, range_join(&a));
+        f.wait_for("rebalancing", |g| g.is(GroupState::PreparingRebalance))
+            .await;
+        let r = f.c().describe_groups(5, request(&[GROUP])).await;
+        let g = &r.groups[0];
+        assert_eq!(g.group_state.as_str(), "PreparingRebalance");
+        assert_eq!(g.protocol_data.as_str(), "");
+        assert_eq!(g.members.len(), 2);
+        assert!(g.members.iter().all(|m| m.member_metadata.is_empty()));
+    }
+}

@@ -130,3 +130,72 @@ fn expired_offsets(group: &Group, now_ms: i64, retention_ms: i64) -> Vec<(String
         _ => Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::testing::*;
+    use super::*;
+
+    fn config() -> crate::group::GroupConfig {
+        crate::group::GroupConfig {
+            offsets_retention: Duration::from_secs(3_600),
+            offsets_retention_check_interval: Duration::from_secs(60),
+            ..test_config()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn offsets_of_an_empty_group_expire_after_the_retention_then_the_group_goes() {
+        let f = Fixture::new(config());
+        let (a, b) = f.stable_pair().await;
+        f.commit(&a, 1, 0, 10).await;
+        // While members are active nothing expires, however old.
+        for _ in 0..(7_200 / 5) {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            assert_eq!(f.heartbeat(&a, 1).await, 0);
+            assert_eq!(f.heartbeat(&b, 1).await, 0);
+        }
+        assert_eq!(f.c().state.lock().groups[GROUP].offsets.len(), 1);
+        // Everyone leaves; the clock of retention starts now.
+        tokio::time::sleep(Duration::from_millis(SESSION_MS as u64 + 1)).await;
+        f.wait_for("empty", |g| g.is(GroupState::Empty)).await;
+        tokio::time::sleep(Duration::from_secs(1_800)).await;
+        assert_eq!(f.c().state.lock().groups[GROUP].offsets.len(), 1);
+        tokio::time::sleep(Duration::from_secs(1_900)).await;
+        assert_eq!(
+            f.group_state(),
+            None,
+            "offsets expired and the group removed"
+        );
+        let f = f.restart().await;
+        assert_eq!(f.group_state(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn standalone_offsets_expire_one_by_one_from_their_commit() {
+        let f = Fixture::new(config());
+        f.commit("", -1, 0, 1).await;
+        tokio::time::sleep(Duration::from_secs(1_800)).await;
+        f.commit("", -1, 1, 1).await;
+        tokio::time::sleep(Duration::from_secs(1_900)).await;
+        let offsets = f.c().state.lock().groups[GROUP].offsets.clone();
+        assert_eq!(
+            offsets.keys().cloned().collect::<Vec<_>>(),
+            vec![(ORDERS.to_owned(), 1)]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn explicit_retention_of_old_commit_versions_is_honoured() {
+        let f = Fixture::new(config());
+        let request = commit_request("", -1, &[(ORDERS, 0, 1)]).with_retention_time_ms(120_000);
+        assert_eq!(
+            commit_errors(&f.c().offset_commit(2, request).await),
+            vec![0]
+        );
+        tokio::time::sleep(Duration::from_secs(200)).await;
+        assert_eq!(f.group_state(), None);
+    }
+}

@@ -91,3 +91,54 @@ impl GroupCoordinator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn groups_are_coordinated_here_in_every_version() {
+        let f = Fixture::new(GroupConfig {
+            advertised_host: "broker.local".to_owned(),
+            advertised_port: 19092,
+            ..test_config()
+        });
+        let v0 = f
+            .c()
+            .find_coordinator(0, FindCoordinatorRequest::default().with_key(str(GROUP)))
+            .await;
+        assert_eq!(
+            (v0.error_code, v0.node_id.0, v0.host.as_str(), v0.port),
+            (0, 0, "broker.local", 19092)
+        );
+        let v4 = f
+            .c()
+            .find_coordinator(
+                4,
+                FindCoordinatorRequest::default().with_coordinator_keys(vec![str("g1"), str("g2")]),
+            )
+            .await;
+        assert_eq!(v4.coordinators.len(), 2);
+        assert_eq!(v4.coordinators[1].key.as_str(), "g2");
+        assert_eq!(v4.coordinators[1].port, 19092);
+        let txn = f
+            .c()
+            .find_coordinator(
+                6,
+                FindCoordinatorRequest::default()
+                    .with_key_type(KEY_TYPE_TRANSACTION)
+                    .with_coordinator_keys(vec![str("tx")]),
+            )
+            .await;
+        assert_eq!(
+            txn.coordinators[0].error_code,
+            ResponseError::CoordinatorNotAvailable.code()
+        );
+        let bad = f
+            .c()
+            .find_coordinator(2, FindCoordinatorRequest::default().with_key_type(9))
+            .await;
+        assert_eq!(bad.error_code, ResponseError::InvalidRequest.code());
+    }
+}

@@ -66,3 +66,68 @@ impl GroupCoordinator {
             .with_groups(groups)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn groups_are_listed_with_state_and_type_filters() {
+        let f = Fixture::new(test_config());
+        let _ = f.stable_pair().await;
+        let mut standalone = commit_request("", -1, &[(ORDERS, 0, 1)]);
+        standalone.group_id = GroupId(str("standalone"));
+        f.c().offset_commit(9, standalone).await;
+
+        let all = f.c().list_groups(5, ListGroupsRequest::default()).await;
+        let listed: Vec<(String, String, String, String)> = all
+            .groups
+            .iter()
+            .map(|g| {
+                (
+                    g.group_id.0.to_string(),
+                    g.protocol_type.to_string(),
+                    g.group_state.to_string(),
+                    g.group_type.to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            listed,
+            vec![
+                (
+                    GROUP.into(),
+                    "consumer".into(),
+                    "Stable".into(),
+                    "classic".into()
+                ),
+                (
+                    "standalone".into(),
+                    "".into(),
+                    "Empty".into(),
+                    "classic".into()
+                ),
+            ]
+        );
+        let stable = f
+            .c()
+            .list_groups(
+                4,
+                ListGroupsRequest::default().with_states_filter(vec![str("stable")]),
+            )
+            .await;
+        assert_eq!(stable.groups.len(), 1);
+        let consumer_type = f
+            .c()
+            .list_groups(
+                5,
+                ListGroupsRequest::default().with_types_filter(vec![str("consumer")]),
+            )
+            .await;
+        assert!(consumer_type.groups.is_empty(), "no KIP-848 groups here");
+        let v0 = f.c().list_groups(0, ListGroupsRequest::default()).await;
+        assert_eq!(v0.groups.len(), 2);
+        assert!(v0.groups[0].group_state.is_empty());
+    }
+}

@@ -212,3 +212,210 @@ impl GroupCoordinator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::offset_fetch_request::{
+        OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
+    };
+    use kafka_protocol::messages::OffsetFetchRequest;
+
+    use super::super::state::GroupState;
+    use super::super::testing::*;
+    use super::*;
+
+    async fn fetch(f: &Fixture, partitions: &[i32]) -> Vec<(i32, i64, String)> {
+        let request = OffsetFetchRequest::default()
+            .with_group_id(GroupId(str(GROUP)))
+            .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+                .with_name(TopicName(str(ORDERS)))
+                .with_partition_indexes(partitions.to_vec())]));
+        let response = f.c().offset_fetch(7, request).await;
+        response.topics[0]
+            .partitions
+            .iter()
+            .map(|p| {
+                (
+                    p.partition_index,
+                    p.committed_offset,
+                    p.metadata.as_deref().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn members_commit_with_their_generation_and_read_it_back() {
+        let f = Fixture::new(test_config());
+        let (a, b) = f.stable_pair().await;
+        assert_eq!(commit_errors(&f.commit(&a, 1, 0, 42).await), vec![0]);
+        assert_eq!(commit_errors(&f.commit(&b, 1, 1, 7).await), vec![0]);
+        assert_eq!(
+            fetch(&f, &[0, 1, 2]).await,
+            vec![
+                (0, 42, "meta".to_owned()),
+                (1, 7, "meta".to_owned()),
+                (2, -1, String::new())
+            ]
+        );
+        // Stale generation, unknown member, standalone commit while the group has members.
+        assert_eq!(
+            commit_errors(&f.commit(&a, 0, 0, 1).await),
+            vec![ResponseError::IllegalGeneration.code()]
+        );
+        assert_eq!(
+            commit_errors(&f.commit("ghost", 1, 0, 1).await),
+            vec![ResponseError::UnknownMemberId.code()]
+        );
+        assert_eq!(
+            commit_errors(&f.commit("", -1, 0, 1).await),
+            vec![ResponseError::UnknownMemberId.code()]
+        );
+        assert_eq!(
+            fetch(&f, &[0]).await[0].1,
+            42,
+            "rejected commits change nothing"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn commits_keep_a_member_alive() {
+        let f = Fixture::new(test_config());
+        let (a, b) = f.stable_pair().await;
+        for i in 0..10 {
+            tokio::time::sleep(std::time::Duration::from_millis(4_000)).await;
+            assert_eq!(commit_errors(&f.commit(&a, 1, 0, i).await), vec![0]);
+            assert_eq!(f.heartbeat(&b, 1).await, 0);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn commit_during_a_rebalance_is_accepted_but_not_between_join_and_sync() {
+        let f = Fixture::new(test_config());
+        let (a, b) = f.stable_pair().await;
+        let _leader_rejoins = f.spawn_join("a", 9, range_join(&a));
+        f.wait_for("rebalancing", |g| g.is(GroupState::PreparingRebalance))
+            .await;
+        assert_eq!(commit_errors(&f.commit(&b, 1, 0, 5).await), vec![0]);
+        let rejoined = f.c().join_group(&client("b"), 9, range_join(&b)).await;
+        assert_eq!(f.group_state(), Some(GroupState::CompletingRebalance));
+        assert_eq!(
+            commit_errors(&f.commit(&b, rejoined.generation_id, 0, 6).await),
+            vec![ResponseError::RebalanceInProgress.code()]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn standalone_consumers_commit_into_a_group_without_members() {
+        let f = Fixture::new(test_config());
+        assert_eq!(commit_errors(&f.commit("", -1, 3, 100).await), vec![0]);
+        assert_eq!(f.group_state(), Some(GroupState::Empty));
+        assert_eq!(fetch(&f, &[3]).await[0].1, 100);
+        // A member id for a group that does not exist: v9 says GROUP_ID_NOT_FOUND, older
+        // versions ILLEGAL_GENERATION.
+        let mut request = commit_request("m", 1, &[(ORDERS, 0, 1)]);
+        request.group_id = GroupId(str("no-such-group"));
+        let r = f.c().offset_commit(9, request.clone()).await;
+        assert_eq!(
+            commit_errors(&r),
+            vec![ResponseError::GroupIdNotFound.code()]
+        );
+        let r = f.c().offset_commit(8, request).await;
+        assert_eq!(
+            commit_errors(&r),
+            vec![ResponseError::IllegalGeneration.code()]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unknown_partitions_and_oversized_metadata_fail_alone() {
+        let f = Fixture::new(test_config());
+        let mut request = commit_request(
+            "",
+            -1,
+            &[
+                (ORDERS, 0, 1),
+                (ORDERS, 6, 1),
+                ("nope", 0, 1),
+                (PAYMENTS, 2, 9),
+            ],
+        );
+        request.topics[0].partitions[0].committed_metadata = Some(str(&"x".repeat(4097)));
+        let r = f.c().offset_commit(9, request).await;
+        assert_eq!(
+            commit_errors(&r),
+            vec![
+                ResponseError::OffsetMetadataTooLarge.code(),
+                ResponseError::UnknownTopicOrPartition.code(),
+                ResponseError::UnknownTopicOrPartition.code(),
+                0
+            ]
+        );
+        // Only unknown topics: no group is created.
+        let mut request = commit_request("", -1, &[("nope", 0, 1)]);
+        request.group_id = GroupId(str("other"));
+        f.c().offset_commit(9, request).await;
+        assert!(!f.c().state.lock().groups.contains_key("other"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn committed_offsets_and_metadata_survive_a_restart() {
+        let f = Fixture::new(test_config());
+        let (a, _b) = f.stable_pair().await;
+        let mut request = commit_request(&a, 1, &[(ORDERS, 0, 42), (ORDERS, 5, 9)]);
+        request.topics[0].partitions[1].committed_leader_epoch = 3;
+        request.topics[0].partitions[1].committed_metadata = Some(str("{\"k\":1}"));
+        assert_eq!(
+            commit_errors(&f.c().offset_commit(9, request).await),
+            vec![0, 0]
+        );
+        let f = f.restart().await;
+        assert_eq!(
+            fetch(&f, &[0, 5]).await,
+            vec![(0, 42, "meta".to_owned()), (5, 9, "{\"k\":1}".to_owned())]
+        );
+        let v9 = f
+            .c()
+            .offset_fetch(
+                9,
+                OffsetFetchRequest::default().with_groups(vec![OffsetFetchRequestGroup::default()
+                    .with_group_id(GroupId(str(GROUP)))
+                    .with_topics(Some(vec![OffsetFetchRequestTopics::default()
+                        .with_name(TopicName(str(ORDERS)))
+                        .with_partition_indexes(vec![5])]))]),
+            )
+            .await;
+        assert_eq!(
+            v9.groups[0].topics[0].partitions[0].committed_leader_epoch,
+            3
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn acknowledged_commits_survive_a_crash() {
+        let f = Fixture::new(test_config());
+        for offset in 0..20 {
+            assert_eq!(commit_errors(&f.commit("", -1, 1, offset).await), vec![0]);
+        }
+        // No close: the coordinator and its writer are simply dropped, as in a SIGKILL; only
+        // what was acknowledged is promised.
+        let f = f.crash();
+        assert_eq!(fetch(&f, &[1]).await[0].1, 19);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stable_group_comes_back_after_a_restart_without_rebalancing() {
+        let f = Fixture::new(test_config());
+        let (a, b) = f.stable_pair().await;
+        let f = f.restart().await;
+        assert_eq!(f.group_state(), Some(GroupState::Stable));
+        assert_eq!(f.heartbeat(&a, 1).await, 0);
+        assert_eq!(f.heartbeat(&b, 1).await, 0);
+        let sync = f.c().sync_group(3, sync_request(&b, 1, &[])).await;
+        assert_eq!(sync.assignment.as_ref(), b"for b");
+        // Members that do not come back are evicted after their session timeout.
+        tokio::time::sleep(std::time::Duration::from_millis(SESSION_MS as u64 + 1)).await;
+        f.wait_for("rebalance after eviction", |g| !g.is(GroupState::Stable))
+            .await;
+    }
+}

@@ -96,3 +96,83 @@ impl GroupCoordinator {
             .with_topics(topics)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::offset_delete_request::{
+        OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+    };
+    use kafka_protocol::messages::GroupId;
+
+    use super::super::testing::*;
+    use super::*;
+
+    fn request(group: &str, partitions: &[(&str, i32)]) -> OffsetDeleteRequest {
+        OffsetDeleteRequest::default()
+            .with_group_id(GroupId(str(group)))
+            .with_topics(
+                partitions
+                    .iter()
+                    .map(|(topic, p)| {
+                        OffsetDeleteRequestTopic::default()
+                            .with_name(TopicName(str(topic)))
+                            .with_partitions(vec![
+                                OffsetDeleteRequestPartition::default().with_partition_index(*p)
+                            ])
+                    })
+                    .collect(),
+            )
+    }
+
+    fn errors(r: &OffsetDeleteResponse) -> Vec<i16> {
+        r.topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn subscribed_topics_are_protected_while_the_group_is_active() {
+        let f = Fixture::new(test_config());
+        let (a, _b) = f.stable_pair().await;
+        f.c()
+            .offset_commit(
+                9,
+                commit_request(&a, 1, &[(ORDERS, 0, 5), (PAYMENTS, 0, 6)]),
+            )
+            .await;
+        let r = f
+            .c()
+            .offset_delete(
+                0,
+                request(GROUP, &[(ORDERS, 0), (PAYMENTS, 0), ("nope", 0)]),
+            )
+            .await;
+        assert_eq!(r.error_code, 0);
+        assert_eq!(
+            errors(&r),
+            vec![
+                ResponseError::GroupSubscribedToTopic.code(),
+                0,
+                ResponseError::UnknownTopicOrPartition.code()
+            ]
+        );
+        let offsets = f.c().state.lock().groups[GROUP].offsets.clone();
+        assert!(offsets.contains_key(&(ORDERS.to_owned(), 0)));
+        assert!(!offsets.contains_key(&(PAYMENTS.to_owned(), 0)));
+        let f = f.restart().await;
+        let offsets = f.c().state.lock().groups[GROUP].offsets.clone();
+        assert!(!offsets.contains_key(&(PAYMENTS.to_owned(), 0)), "durable");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unknown_group_is_not_found() {
+        let f = Fixture::new(test_config());
+        let r = f
+            .c()
+            .offset_delete(0, request("nope", &[(ORDERS, 0)]))
+            .await;
+        assert_eq!(r.error_code, ResponseError::GroupIdNotFound.code());
+        assert!(r.topics.is_empty());
+    }
+}

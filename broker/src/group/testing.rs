@@ -33,6 +33,15 @@ pub(crate) const REBALANCE_MS: i32 = 30_000;
 #[derive(Debug)]
 pub(crate) struct TestTopics(HashMap<String, i32>);
 
+impl TestTopics {
+    pub(crate) fn orders_and_payments() -> Self {
+        Self(HashMap::from([
+            (ORDERS.to_owned(), 6),
+            (PAYMENTS.to_owned(), 3),
+        ]))
+    }
+}
+
 impl TopicLookup for TestTopics {
     fn partition_count(&self, topic: &str) -> Option<i32> {
         self.0.get(topic).copied()
@@ -111,6 +120,16 @@ impl Fixture {
     pub(crate) async fn restart(mut self) -> Self {
         self.cancel.cancel();
         self.coordinator.close().await;
+        let (coordinator, cancel) = open(&self.dir, self.config.clone());
+        self.coordinator = coordinator;
+        self.cancel = cancel;
+        self
+    }
+
+    /// Opens the coordinator again without closing it first, as after a SIGKILL: only what
+    /// was acknowledged is promised to be there.
+    pub(crate) fn crash(mut self) -> Self {
+        self.cancel.cancel();
         let (coordinator, cancel) = open(&self.dir, self.config.clone());
         self.coordinator = coordinator;
         self.cancel = cancel;
@@ -244,10 +263,7 @@ fn open(
     dir: &tempfile::TempDir,
     config: GroupConfig,
 ) -> (Arc<GroupCoordinator>, CancellationToken) {
-    let topics = Arc::new(TestTopics(HashMap::from([
-        (ORDERS.to_owned(), 6),
-        (PAYMENTS.to_owned(), 3),
-    ])));
+    let topics = Arc::new(TestTopics::orders_and_payments());
     let coordinator = GroupCoordinator::open(dir.path(), config, topics).unwrap();
     let cancel = CancellationToken::new();
     tokio::spawn(coordinator.clone().run_timers(cancel.clone()));
