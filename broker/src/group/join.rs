@@ -672,7 +672,7 @@ mod tests {
 
         // A third member that supports only range: range is the only common protocol.
         let c = f.member_id_for("c").await;
-        let _ = f.spawn_join("c", 9, join_request(&c, &[("range", meta.clone())]));
+        let _join_c = f.spawn_join("c", 9, join_request(&c, &[("range", meta.clone())]));
         f.wait_for("rebalancing", |g| g.is(GroupState::PreparingRebalance))
             .await;
         let join_a = f.spawn_join(
