@@ -1,1 +1,39 @@
-//! sluice SDK placeholder
+//! The sluice connector SDK: everything a connector sees, and nothing of Kafka.
+//!
+//! Built-in connectors and third-party plugins depend on this crate only. It holds the
+//! Kafka Connect-compatible data model ([`Schema`], [`Value`], records), the connector and task
+//! traits, and the option declarations from which the runtime derives validation, defaults and
+//! the REST validate endpoint.
+//!
+//! # Layout
+//! - [`schema`]: [`Schema`] with Kafka Connect's types and logical types (Decimal, Date, Time,
+//!   Timestamp).
+//! - [`value`]: [`Value`], [`Struct`] and the [`Decimal`] helper.
+//! - [`record`]: [`SourceRecord`], [`SinkRecord`], headers, source partitions and offsets.
+//! - [`json`]: Kafka Connect's JSON forms of schemas and values (the JSON converter's format).
+//! - [`config`]: option declarations ([`ConfigDef`]) and parsed configurations.
+//! - [`connector`]: the [`SourceConnector`]/[`SourceTask`] and [`SinkConnector`]/[`SinkTask`]
+//!   traits, their contexts, and the [`ConnectorPlugin`] descriptor.
+//! - [`error`]: the one [`Error`] type, retriable or fatal.
+
+pub mod config;
+pub mod connector;
+pub mod error;
+pub mod json;
+pub mod record;
+pub mod schema;
+pub mod value;
+
+pub use async_trait::async_trait;
+pub use config::{Config, ConfigDef, ConfigKey, ConfigType, Importance, Props, Validator};
+pub use connector::{
+    ConnectorContext, ConnectorHost, ConnectorKind, ConnectorPlugin, ErrantRecordReporter,
+    OffsetSnapshot, SinkConnector, SinkTask, SinkTaskContext, SourceConnector, SourceTask,
+    SourceTaskContext, TaskStatusReporter,
+};
+pub use error::{ConfigError, ConfigErrors, Error, Result};
+pub use record::{
+    Header, SinkRecord, SourceOffset, SourcePartition, SourceRecord, TimestampType, TopicPartition,
+};
+pub use schema::{Field, LogicalType, Schema, SchemaRef, SchemaType};
+pub use value::{Decimal, Struct, Value};

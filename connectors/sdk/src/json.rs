@@ -1,0 +1,503 @@
+//! Kafka Connect's JSON forms of schemas and values, as `JsonConverter` writes them.
+//!
+//! Schemas use the converter's envelope schema format
+//! (`{"type":"struct","fields":[{"field":"id","type":"int64","optional":false}],...}`);
+//! values follow the schema (bytes as base64, Decimal as base64 or a plain number, map with
+//! non-string keys as an array of pairs). Without a schema, values map the natural way
+//! (objects to maps with string keys, integers to int64, other numbers to float64).
+
+use base64::Engine;
+use serde_json::{json, Map, Number, Value as Json};
+
+use crate::schema::{Field, LogicalType, Schema, SchemaType};
+use crate::value::{Decimal, Struct, Value};
+
+/// How a Decimal is written in JSON (`decimal.format` of Kafka Connect's `JsonConverter`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DecimalFormat {
+    /// Base64 of the unscaled bytes (Kafka Connect's default).
+    #[default]
+    Base64,
+    /// A JSON number with the decimal's digits.
+    Numeric,
+}
+
+/// A schema in Kafka Connect's JSON envelope format.
+pub fn schema_to_json(schema: &Schema) -> Json {
+    let mut obj = Map::new();
+    obj.insert("type".into(), Json::from(schema.ty.name()));
+    match &schema.ty {
+        SchemaType::Array(items) => {
+            obj.insert("items".into(), schema_to_json(items));
+        }
+        SchemaType::Map(keys, values) => {
+            obj.insert("keys".into(), schema_to_json(keys));
+            obj.insert("values".into(), schema_to_json(values));
+        }
+        SchemaType::Struct(fields) => {
+            let fields = fields
+                .iter()
+                .map(|f| {
+                    let mut fj = schema_to_json(&f.schema);
+                    if let Json::Object(m) = &mut fj {
+                        m.insert("field".into(), Json::from(f.name.clone()));
+                    }
+                    fj
+                })
+                .collect();
+            obj.insert("fields".into(), Json::Array(fields));
+        }
+        _ => {}
+    }
+    obj.insert("optional".into(), Json::Bool(schema.optional));
+    if let Some(name) = &schema.name {
+        obj.insert("name".into(), Json::from(name.clone()));
+    }
+    if let Some(version) = schema.version {
+        obj.insert("version".into(), Json::from(version));
+    }
+    if let Some(doc) = &schema.doc {
+        obj.insert("doc".into(), Json::from(doc.clone()));
+    }
+    if !schema.parameters.is_empty() {
+        obj.insert(
+            "parameters".into(),
+            Json::Object(
+                schema
+                    .parameters
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Json::from(v.clone())))
+                    .collect(),
+            ),
+        );
+    }
+    if let Some(default) = &schema.default {
+        if let Ok(d) = value_to_json(Some(schema), default, DecimalFormat::Base64) {
+            obj.insert("default".into(), d);
+        }
+    }
+    Json::Object(obj)
+}
+
+/// Parses a schema written in Kafka Connect's JSON envelope format.
+///
+/// # Errors
+/// A description of what is malformed.
+pub fn schema_from_json(json: &Json) -> Result<Schema, String> {
+    let obj = json
+        .as_object()
+        .ok_or_else(|| format!("a schema must be a JSON object, got {json}"))?;
+    let ty_name = obj
+        .get("type")
+        .and_then(Json::as_str)
+        .ok_or("a schema needs a \"type\" string")?;
+    let sub = |key: &str| -> Result<Box<Schema>, String> {
+        obj.get(key)
+            .ok_or_else(|| format!("a {ty_name} schema needs \"{key}\""))
+            .and_then(schema_from_json)
+            .map(Box::new)
+    };
+    let ty = match ty_name {
+        "int8" => SchemaType::Int8,
+        "int16" => SchemaType::Int16,
+        "int32" => SchemaType::Int32,
+        "int64" => SchemaType::Int64,
+        "float32" => SchemaType::Float32,
+        "float64" => SchemaType::Float64,
+        "boolean" => SchemaType::Boolean,
+        "string" => SchemaType::String,
+        "bytes" => SchemaType::Bytes,
+        "array" => SchemaType::Array(sub("items")?),
+        "map" => SchemaType::Map(sub("keys")?, sub("values")?),
+        "struct" => {
+            let fields = obj
+                .get("fields")
+                .and_then(Json::as_array)
+                .ok_or("a struct schema needs a \"fields\" array")?;
+            let mut out = Vec::with_capacity(fields.len());
+            for f in fields {
+                let name = f
+                    .get("field")
+                    .and_then(Json::as_str)
+                    .ok_or("each struct field needs a \"field\" name")?;
+                out.push(Field::new(name, schema_from_json(f)?));
+            }
+            SchemaType::Struct(out)
+        }
+        other => return Err(format!("unknown schema type '{other}'")),
+    };
+    let mut schema = Schema::new(ty);
+    schema.optional = obj.get("optional").and_then(Json::as_bool).unwrap_or(false);
+    schema.name = obj.get("name").and_then(Json::as_str).map(str::to_string);
+    schema.version = obj
+        .get("version")
+        .and_then(Json::as_i64)
+        .and_then(|v| i32::try_from(v).ok());
+    schema.doc = obj.get("doc").and_then(Json::as_str).map(str::to_string);
+    if let Some(params) = obj.get("parameters").and_then(Json::as_object) {
+        for (k, v) in params {
+            let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+            schema.parameters.insert(k.clone(), text);
+        }
+    }
+    if let Some(default) = obj.get("default").filter(|d| !d.is_null()) {
+        let value = value_from_json(Some(&schema), default)?;
+        schema.default = Some(Box::new(value));
+    }
+    Ok(schema)
+}
+
+/// A value as JSON, following `schema` when there is one.
+///
+/// # Errors
+/// When the value does not match the schema (a null in a required field, a string where an
+/// int32 is declared, ...).
+pub fn value_to_json(
+    schema: Option<&Schema>,
+    value: &Value,
+    decimal_format: DecimalFormat,
+) -> Result<Json, String> {
+    let Some(schema) = schema else {
+        return schemaless_to_json(value);
+    };
+    if value.is_null() {
+        if let Some(default) = &schema.default {
+            return value_to_json(Some(schema), default, decimal_format);
+        }
+        if schema.optional {
+            return Ok(Json::Null);
+        }
+        return Err(format!(
+            "null value for a required {} schema",
+            schema.ty.name()
+        ));
+    }
+    if let (Some(LogicalType::Decimal { scale }), Value::Bytes(bytes)) = (schema.logical(), value) {
+        return Ok(match decimal_format {
+            DecimalFormat::Base64 => {
+                Json::from(base64::engine::general_purpose::STANDARD.encode(bytes))
+            }
+            DecimalFormat::Numeric => {
+                let text = Decimal::from_unscaled_bytes(bytes.clone(), scale).to_string();
+                serde_json::from_str::<Number>(&text)
+                    .map(Json::Number)
+                    .unwrap_or(Json::String(text))
+            }
+        });
+    }
+    let mismatch = || {
+        format!(
+            "a {} value does not match the {} schema{}",
+            value.type_name(),
+            schema.ty.name(),
+            schema
+                .name
+                .as_deref()
+                .map(|n| format!(" '{n}'"))
+                .unwrap_or_default()
+        )
+    };
+    Ok(match (&schema.ty, value) {
+        (SchemaType::Int8, Value::Int8(v)) => json!(v),
+        (SchemaType::Int16, Value::Int16(v)) => json!(v),
+        (SchemaType::Int32, Value::Int32(v)) => json!(v),
+        (SchemaType::Int64, Value::Int64(v)) => json!(v),
+        (SchemaType::Float32, Value::Float32(v)) => float_json(f64::from(*v)),
+        (SchemaType::Float64, Value::Float64(v)) => float_json(*v),
+        (SchemaType::Boolean, Value::Boolean(v)) => json!(v),
+        (SchemaType::String, Value::String(v)) => json!(v),
+        (SchemaType::Bytes, Value::Bytes(v)) => {
+            Json::from(base64::engine::general_purpose::STANDARD.encode(v))
+        }
+        (SchemaType::Array(items), Value::Array(values)) => Json::Array(
+            values
+                .iter()
+                .map(|v| value_to_json(Some(items), v, decimal_format))
+                .collect::<Result<_, _>>()?,
+        ),
+        (SchemaType::Map(ks, vs), Value::Map(entries)) => {
+            if ks.ty == SchemaType::String {
+                let mut m = Map::new();
+                for (k, v) in entries {
+                    let key = k.as_str().ok_or_else(mismatch)?.to_string();
+                    m.insert(key, value_to_json(Some(vs), v, decimal_format)?);
+                }
+                Json::Object(m)
+            } else {
+                Json::Array(
+                    entries
+                        .iter()
+                        .map(|(k, v)| {
+                            Ok(json!([
+                                value_to_json(Some(ks), k, decimal_format)?,
+                                value_to_json(Some(vs), v, decimal_format)?
+                            ]))
+                        })
+                        .collect::<Result<_, String>>()?,
+                )
+            }
+        }
+        (SchemaType::Struct(fields), Value::Struct(s)) => {
+            let mut m = Map::new();
+            for f in fields {
+                let v = s.get(&f.name).unwrap_or(&Value::Null);
+                let j = value_to_json(Some(&f.schema), v, decimal_format)
+                    .map_err(|e| format!("field '{}': {e}", f.name))?;
+                m.insert(f.name.clone(), j);
+            }
+            Json::Object(m)
+        }
+        _ => return Err(mismatch()),
+    })
+}
+
+fn float_json(v: f64) -> Json {
+    Number::from_f64(v).map_or_else(|| Json::from(v.to_string()), Json::Number)
+}
+
+fn schemaless_to_json(value: &Value) -> Result<Json, String> {
+    Ok(match value {
+        Value::Null => Json::Null,
+        Value::Int8(v) => json!(v),
+        Value::Int16(v) => json!(v),
+        Value::Int32(v) => json!(v),
+        Value::Int64(v) => json!(v),
+        Value::Float32(v) => float_json(f64::from(*v)),
+        Value::Float64(v) => float_json(*v),
+        Value::Boolean(v) => json!(v),
+        Value::String(v) => json!(v),
+        Value::Bytes(v) => Json::from(base64::engine::general_purpose::STANDARD.encode(v)),
+        Value::Array(items) => Json::Array(
+            items
+                .iter()
+                .map(schemaless_to_json)
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Map(entries) => {
+            if entries.iter().all(|(k, _)| k.as_str().is_some()) {
+                let mut m = Map::new();
+                for (k, v) in entries {
+                    m.insert(
+                        k.as_str().unwrap_or_default().to_string(),
+                        schemaless_to_json(v)?,
+                    );
+                }
+                Json::Object(m)
+            } else {
+                Json::Array(
+                    entries
+                        .iter()
+                        .map(|(k, v)| Ok(json!([schemaless_to_json(k)?, schemaless_to_json(v)?])))
+                        .collect::<Result<_, String>>()?,
+                )
+            }
+        }
+        Value::Struct(s) => {
+            let mut m = Map::new();
+            for (k, v) in s.fields() {
+                m.insert(k.clone(), schemaless_to_json(v)?);
+            }
+            Json::Object(m)
+        }
+    })
+}
+
+/// A value read from JSON, following `schema` when there is one.
+///
+/// # Errors
+/// When the JSON does not match the schema.
+pub fn value_from_json(schema: Option<&Schema>, json: &Json) -> Result<Value, String> {
+    let Some(schema) = schema else {
+        return Ok(schemaless_from_json(json));
+    };
+    if json.is_null() {
+        if let Some(default) = &schema.default {
+            return Ok((**default).clone());
+        }
+        if schema.optional {
+            return Ok(Value::Null);
+        }
+        return Err(format!("null for a required {} schema", schema.ty.name()));
+    }
+    let mismatch = || format!("expected {} but found {json}", schema.ty.name());
+    let int = || json.as_i64().ok_or_else(mismatch);
+    if let Some(LogicalType::Decimal { scale }) = schema.logical() {
+        return match json {
+            Json::String(s) => base64::engine::general_purpose::STANDARD
+                .decode(s)
+                .map(Value::Bytes)
+                .map_err(|e| format!("a Decimal must be base64 text or a number: {e}")),
+            Json::Number(n) => Decimal::parse(&n.to_string())
+                .map(|d| d.rescale(scale).into_value())
+                .ok_or_else(|| format!("cannot read {n} as a Decimal")),
+            _ => Err(mismatch()),
+        };
+    }
+    Ok(match &schema.ty {
+        SchemaType::Int8 => Value::Int8(i8::try_from(int()?).map_err(|_| mismatch())?),
+        SchemaType::Int16 => Value::Int16(i16::try_from(int()?).map_err(|_| mismatch())?),
+        SchemaType::Int32 => Value::Int32(i32::try_from(int()?).map_err(|_| mismatch())?),
+        SchemaType::Int64 => Value::Int64(int()?),
+        SchemaType::Float32 => Value::Float32(json_f64(json).ok_or_else(mismatch)? as f32),
+        SchemaType::Float64 => Value::Float64(json_f64(json).ok_or_else(mismatch)?),
+        SchemaType::Boolean => Value::Boolean(json.as_bool().ok_or_else(mismatch)?),
+        SchemaType::String => Value::String(json.as_str().ok_or_else(mismatch)?.to_string()),
+        SchemaType::Bytes => Value::Bytes(
+            base64::engine::general_purpose::STANDARD
+                .decode(json.as_str().ok_or_else(mismatch)?)
+                .map_err(|e| format!("bytes must be base64 text: {e}"))?,
+        ),
+        SchemaType::Array(items) => Value::Array(
+            json.as_array()
+                .ok_or_else(mismatch)?
+                .iter()
+                .map(|j| value_from_json(Some(items), j))
+                .collect::<Result<_, _>>()?,
+        ),
+        SchemaType::Map(ks, vs) => match json {
+            Json::Object(m) => Value::Map(
+                m.iter()
+                    .map(|(k, v)| {
+                        Ok((
+                            value_from_json(Some(ks), &Json::String(k.clone()))?,
+                            value_from_json(Some(vs), v)?,
+                        ))
+                    })
+                    .collect::<Result<_, String>>()?,
+            ),
+            Json::Array(pairs) => Value::Map(
+                pairs
+                    .iter()
+                    .map(|p| match p.as_array().map(Vec::as_slice) {
+                        Some([k, v]) => {
+                            Ok((value_from_json(Some(ks), k)?, value_from_json(Some(vs), v)?))
+                        }
+                        _ => Err(
+                            "a map with non-string keys must be an array of [key, value] pairs"
+                                .to_string(),
+                        ),
+                    })
+                    .collect::<Result<_, String>>()?,
+            ),
+            _ => return Err(mismatch()),
+        },
+        SchemaType::Struct(fields) => {
+            let obj = json.as_object().ok_or_else(mismatch)?;
+            let mut s = Struct::with_capacity(fields.len());
+            for f in fields {
+                let j = obj.get(&f.name).unwrap_or(&Json::Null);
+                let v = value_from_json(Some(&f.schema), j)
+                    .map_err(|e| format!("field '{}': {e}", f.name))?;
+                s.put(f.name.clone(), v);
+            }
+            Value::Struct(s)
+        }
+    })
+}
+
+fn json_f64(json: &Json) -> Option<f64> {
+    match json {
+        Json::Number(n) => n.as_f64(),
+        Json::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+fn schemaless_from_json(json: &Json) -> Value {
+    match json {
+        Json::Null => Value::Null,
+        Json::Bool(b) => Value::Boolean(*b),
+        Json::Number(n) => n
+            .as_i64()
+            .map(Value::Int64)
+            .unwrap_or_else(|| Value::Float64(n.as_f64().unwrap_or(f64::NAN))),
+        Json::String(s) => Value::String(s.clone()),
+        Json::Array(items) => Value::Array(items.iter().map(schemaless_from_json).collect()),
+        Json::Object(m) => Value::Map(
+            m.iter()
+                .map(|(k, v)| (Value::String(k.clone()), schemaless_from_json(v)))
+                .collect(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::Field;
+
+    fn order_schema() -> Schema {
+        Schema::struct_of(vec![
+            Field::new("id", Schema::int64()),
+            Field::new("total", Schema::decimal(2)),
+            Field::new("placed", Schema::timestamp()),
+            Field::new("note", Schema::string().optional()),
+            Field::new("tags", Schema::array(Schema::string())),
+            Field::new("counts", Schema::map(Schema::int32(), Schema::int64())),
+        ])
+        .named("orders")
+    }
+
+    #[test]
+    fn schema_json_matches_kafka_connect_and_round_trips() {
+        let schema = order_schema();
+        let j = schema_to_json(&schema);
+        assert_eq!(j["type"], "struct");
+        assert_eq!(j["name"], "orders");
+        assert_eq!(
+            j["fields"][0],
+            json!({"type":"int64","optional":false,"field":"id"})
+        );
+        assert_eq!(
+            j["fields"][1],
+            json!({"type":"bytes","optional":false,"name":"org.apache.kafka.connect.data.Decimal","version":1,"parameters":{"scale":"2"},"field":"total"})
+        );
+        assert_eq!(schema_from_json(&j).unwrap(), schema);
+    }
+
+    #[test]
+    fn values_round_trip_through_json() {
+        let schema = order_schema();
+        let value = Value::Struct(
+            Struct::new()
+                .with("id", 7i64)
+                .with("total", Decimal::parse("12.50").unwrap().into_value())
+                .with("placed", 1_700_000_000_000i64)
+                .with("note", Value::Null)
+                .with("tags", Value::Array(vec!["a".into(), "b".into()]))
+                .with(
+                    "counts",
+                    Value::Map(vec![(Value::Int32(1), Value::Int64(2))]),
+                ),
+        );
+        let j = value_to_json(Some(&schema), &value, DecimalFormat::Base64).unwrap();
+        assert_eq!(j["total"], "BOI=");
+        assert_eq!(j["counts"], json!([[1, 2]]));
+        assert_eq!(value_from_json(Some(&schema), &j).unwrap(), value);
+        let numeric = value_to_json(Some(&schema), &value, DecimalFormat::Numeric).unwrap();
+        // A JSON number keeps the value, not trailing zeros; reading it back restores the scale.
+        assert_eq!(numeric["total"], json!(12.5));
+        assert_eq!(value_from_json(Some(&schema), &numeric).unwrap(), value);
+    }
+
+    #[test]
+    fn mismatches_name_the_field() {
+        let schema = order_schema();
+        let err = value_from_json(Some(&schema), &json!({"id": "x"})).unwrap_err();
+        assert!(err.contains("field 'id'"), "{err}");
+        let err = value_to_json(
+            Some(&schema),
+            &Value::Struct(Struct::new()),
+            DecimalFormat::Base64,
+        )
+        .unwrap_err();
+        assert!(err.contains("field 'id'"), "{err}");
+    }
+
+    #[test]
+    fn schemaless_json_maps_naturally() {
+        let j = json!({"a": 1, "b": [true, 1.5, null], "c": "x"});
+        let v = value_from_json(None, &j).unwrap();
+        assert_eq!(value_to_json(None, &v, DecimalFormat::Base64).unwrap(), j);
+    }
+}
