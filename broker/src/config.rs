@@ -93,6 +93,27 @@ pub struct BrokerConfig {
     pub cluster_id: Option<String>,
     /// How long a graceful shutdown waits for open connections before dropping them.
     pub shutdown_timeout_ms: u64,
+    /// Smallest `session.timeout.ms` a consumer-group member may ask for.
+    #[serde(alias = "group.min.session.timeout.ms")]
+    pub group_min_session_timeout_ms: u64,
+    /// Largest `session.timeout.ms` a consumer-group member may ask for.
+    #[serde(alias = "group.max.session.timeout.ms")]
+    pub group_max_session_timeout_ms: u64,
+    /// How long the first rebalance of an empty group waits for more members to join.
+    #[serde(alias = "group.initial.rebalance.delay.ms")]
+    pub group_initial_rebalance_delay_ms: u64,
+    /// Most members a consumer group may have.
+    #[serde(alias = "group.max.size")]
+    pub group_max_size: u32,
+    /// How long committed offsets are kept once their group has no members.
+    #[serde(alias = "offsets.retention.minutes")]
+    pub offsets_retention_minutes: u64,
+    /// How often expired committed offsets are looked for.
+    #[serde(alias = "offsets.retention.check.interval.ms")]
+    pub offsets_retention_check_interval_ms: u64,
+    /// Largest metadata string an offset commit may carry.
+    #[serde(alias = "offset.metadata.max.bytes")]
+    pub offset_metadata_max_bytes: u32,
 }
 
 impl Default for BrokerConfig {
@@ -115,6 +136,13 @@ impl Default for BrokerConfig {
             socket_request_max_bytes: 100 * 1024 * 1024,
             cluster_id: None,
             shutdown_timeout_ms: 5000,
+            group_min_session_timeout_ms: 6_000,
+            group_max_session_timeout_ms: 1_800_000,
+            group_initial_rebalance_delay_ms: 3_000,
+            group_max_size: i32::MAX as u32,
+            offsets_retention_minutes: 7 * 24 * 60,
+            offsets_retention_check_interval_ms: 600_000,
+            offset_metadata_max_bytes: 4096,
         }
     }
 }
@@ -208,7 +236,44 @@ impl BrokerConfig {
         }
         crate::storage::config::validate_cleanup_policy(&self.log_cleanup_policy)
             .map_err(|why| bad("log_cleanup_policy", why))?;
+        if self.group_min_session_timeout_ms > self.group_max_session_timeout_ms {
+            return Err(bad(
+                "group_min_session_timeout_ms",
+                format!(
+                    "must not exceed group_max_session_timeout_ms ({} > {})",
+                    self.group_min_session_timeout_ms, self.group_max_session_timeout_ms
+                ),
+            ));
+        }
+        if self.group_max_size == 0 {
+            return Err(bad("group_max_size", "must be at least 1".to_owned()));
+        }
+        if self.offsets_retention_minutes == 0 || self.offsets_retention_check_interval_ms == 0 {
+            return Err(bad(
+                "offsets_retention_minutes",
+                "and offsets_retention_check_interval_ms must be at least 1".to_owned(),
+            ));
+        }
         Ok(())
+    }
+
+    /// The group coordinator's settings, for a broker advertised as `host:port`.
+    pub(crate) fn group_config(&self, host: &str, port: i32) -> crate::group::GroupConfig {
+        crate::group::GroupConfig {
+            node_id: crate::server::NODE_ID,
+            advertised_host: host.to_owned(),
+            advertised_port: port,
+            min_session_timeout: Duration::from_millis(self.group_min_session_timeout_ms),
+            max_session_timeout: Duration::from_millis(self.group_max_session_timeout_ms),
+            initial_rebalance_delay: Duration::from_millis(self.group_initial_rebalance_delay_ms),
+            max_group_size: self.group_max_size as usize,
+            offsets_retention: Duration::from_secs(self.offsets_retention_minutes * 60),
+            offsets_retention_check_interval: Duration::from_millis(
+                self.offsets_retention_check_interval_ms,
+            ),
+            offset_metadata_max_bytes: self.offset_metadata_max_bytes as usize,
+            ..crate::group::GroupConfig::default()
+        }
     }
 
     pub(crate) fn flush_interval(&self) -> Duration {

@@ -21,6 +21,8 @@
 //!   length-prefixed frames and writing responses in request order, graceful shutdown.
 //! - `api`: one module per Kafka API (`api/produce.rs`, `api/fetch.rs`, ...) and the dispatch
 //!   `match` on the API key; the versions advertised by ApiVersions live in `api::SUPPORTED`.
+//! - [`group`]: the group coordinator: the classic consumer-group protocol (one file per API,
+//!   `group/join.rs`, `group/sync.rs`, ...) and the durable log of committed offsets.
 //! - `storage`: topics and partitions on disk: segments with sparse offset and time indexes,
 //!   record-batch framing and CRC checks, idempotent-producer state, topic configs, and the
 //!   group-commit fsync thread.
@@ -30,6 +32,7 @@
 pub(crate) mod api;
 pub mod config;
 mod error;
+pub mod group;
 mod server;
 pub(crate) mod storage;
 

@@ -7,7 +7,7 @@
 //! [`MAX_IN_FLIGHT`] responses wait per connection, which bounds its memory.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -21,7 +21,8 @@ use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::api::{self, Decoded, Reply, RequestContext};
 use crate::config::{BrokerConfig, LogFlush};
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
+use crate::group::{GroupCoordinator, TopicLookup};
 use crate::storage::flush::GroupCommit;
 use crate::storage::LogManager;
 
@@ -42,6 +43,20 @@ pub(crate) struct BrokerState {
     pub(crate) advertised_host: String,
     pub(crate) advertised_port: i32,
     pub(crate) shutdown: CancellationToken,
+    /// The consumer-group coordinator.
+    pub(crate) groups: Arc<GroupCoordinator>,
+}
+
+/// Topic look-ups for the group coordinator, answered from the log manager once the broker
+/// state exists (the coordinator is opened before it).
+#[derive(Debug, Default)]
+struct LogTopics(OnceLock<Weak<BrokerState>>);
+
+impl TopicLookup for LogTopics {
+    fn partition_count(&self, topic: &str) -> Option<i32> {
+        let state = self.0.get()?.upgrade()?;
+        state.logs.topic(topic).map(|t| t.partition_count())
+    }
 }
 
 impl BrokerState {
@@ -95,6 +110,13 @@ impl Broker {
         let logs = tokio::task::spawn_blocking(move || LogManager::open(config))
             .await
             .map_err(|e| Error::Task(e.to_string()))??;
+        let topics = Arc::new(LogTopics::default());
+        let groups = GroupCoordinator::open(
+            &data_dir,
+            logs.config.group_config(&advertised_host, advertised_port),
+            topics.clone(),
+        )
+        .at(data_dir.join(crate::group::GROUP_STORE_DIR))?;
         let state = Arc::new(BrokerState {
             logs,
             commit: GroupCommit::start(),
@@ -102,8 +124,11 @@ impl Broker {
             advertised_host,
             advertised_port,
             shutdown: shutdown.clone(),
+            groups: Arc::clone(&groups),
         });
+        let _ = topics.0.set(Arc::downgrade(&state));
         let tracker = TaskTracker::new();
+        tracker.spawn(groups.run_timers(shutdown.clone()));
         if state.config().log_flush == LogFlush::Interval {
             tracker.spawn(flush_periodically(Arc::clone(&state)));
         }
@@ -175,6 +200,7 @@ impl Broker {
                 "connections still open at the shutdown deadline; closing the log anyway"
             );
         }
+        self.state.groups.close().await;
         let state = Arc::clone(&self.state);
         tokio::task::spawn_blocking(move || {
             state.logs.close();
