@@ -8,4 +8,5 @@ mod support;
 mod cli;
 mod crash;
 mod worker_file;
+mod worker_pipeline;
 mod worker_rest;

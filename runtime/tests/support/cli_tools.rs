@@ -1,6 +1,5 @@
 //! Helpers: run `sluice broker` as a child process, run the CLI tools and kcat.
 
-
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
