@@ -16,6 +16,16 @@ pub const STRING_CONVERTER: &str = "org.apache.kafka.connect.storage.StringConve
 /// Kafka Connect's byte array converter class.
 pub const BYTE_ARRAY_CONVERTER: &str = "org.apache.kafka.connect.converters.ByteArrayConverter";
 
+/// Kafka Connect's class name for a converter named by short or class name.
+pub fn class_name(name: &str) -> &str {
+    match name.trim() {
+        "json" => JSON_CONVERTER,
+        "string" => STRING_CONVERTER,
+        "bytearray" | "bytes" => BYTE_ARRAY_CONVERTER,
+        other => other,
+    }
+}
+
 /// Converts between a record's key or value and its Kafka bytes.
 pub trait Converter: Send + Sync + fmt::Debug {
     /// Connect data to bytes (`None` is a Kafka null).

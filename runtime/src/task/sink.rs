@@ -508,7 +508,10 @@ impl SinkState {
                     };
                     let failure = Failure {
                         stage,
-                        class_name: env.settings.props.get(option).cloned().unwrap_or_default(),
+                        class_name: crate::converter::class_name(
+                            env.settings.props.get(option).map_or("", String::as_str),
+                        )
+                        .to_string(),
                         exception_class: DATA_EXCEPTION,
                         message,
                     };

@@ -194,7 +194,7 @@ impl SourceCommitter {
             } else {
                 "value.converter"
             })
-            .cloned()
+            .map(|c| crate::converter::class_name(c).to_string())
             .unwrap_or_default();
         // The record never became Kafka bytes; dead-letter a schemaless JSON rendering of it.
         let render = |schema: Option<&sluice_sdk::Schema>, v: &sluice_sdk::Value| {
