@@ -128,7 +128,7 @@ pub const PREFIXES: &[&str] = &[
 
 /// `SLUICE_*` variables that are not worker settings: `SLUICE_LOG` (log filter) and the test
 /// suite's own `SLUICE_TEST_*`.
-const NOT_SETTINGS: &[&str] = &["log", "test_"];
+const NOT_SETTINGS: &[&str] = &["test_"];
 
 /// Kafka client properties applied to every client (security and the like).
 const CLIENT_WIDE: &[&str] = &["security.protocol", "ssl.", "sasl.", "client.id"];
