@@ -16,6 +16,7 @@ use sluice_sdk::{
 
 use crate::converter::{build_converter, Converter, ConverterRole};
 use crate::errors::ErrorPolicy;
+use crate::transforms::{build_chain, TransformChain};
 
 /// `name`.
 pub const NAME: &str = "name";
@@ -96,19 +97,13 @@ pub fn common_def() -> ConfigDef {
         )
         .define(
             ConfigKey::new("transforms", ConfigType::List, Importance::Low,
-                "Single message transforms (none are built in yet; the list must be empty).")
+                "Aliases of the single message transforms to apply, in order; each configured with transforms.<alias>.type and its options.")
                 .default_value("")
-                .validator(Validator::custom(|v| match v {
-                    sluice_sdk::config::ConfigValue::List(l) if !l.is_empty() => Err(
-                        "names transforms, which sluice does not support yet; remove the option (and its transforms.* options)".to_string(),
-                    ),
-                    _ => Ok(()),
-                }))
                 .group("Transforms"),
         )
         .define(
             ConfigKey::new("predicates", ConfigType::List, Importance::Low,
-                "Predicates for transforms (unsupported; must be empty).")
+                "Predicates for transforms (not supported; must be empty).")
                 .default_value("")
                 .validator(Validator::custom(|v| match v {
                     sluice_sdk::config::ConfigValue::List(l) if !l.is_empty() => Err(
@@ -211,6 +206,8 @@ pub struct ConnectorSettings {
     pub value_converter: Arc<dyn Converter>,
     /// Error handling.
     pub errors: ErrorPolicy,
+    /// Single message transforms.
+    pub transforms: TransformChain,
     /// Sink topics.
     pub topics: Vec<String>,
     /// Sink topic pattern.
@@ -301,6 +298,13 @@ pub fn parse_connector_config(
             Err(e) => errors.0.extend(e.0),
         }
     }
+    let transforms = match build_chain(&props) {
+        Ok(chain) => chain,
+        Err(e) => {
+            errors.0.extend(e.0);
+            TransformChain::default()
+        }
+    };
     let errors_policy = ErrorPolicy::from_config(&runtime);
     let mut topics = Vec::new();
     let mut topics_regex = None;
@@ -357,6 +361,7 @@ pub fn parse_connector_config(
         key_converter: key_converter.clone(),
         value_converter: value_converter.clone(),
         errors: errors_policy,
+        transforms,
         topics,
         topics_regex,
         producer_overrides: prefixed("producer.override."),

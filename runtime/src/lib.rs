@@ -8,7 +8,7 @@
 //! - [`connector_config`]: the options every connector has, and config parsing.
 //! - [`configs_dir`]: connector JSON files, loaded and watched.
 //! - [`task`]: the source and sink task loops.
-//! - [`converter`]: JSON, string and byte array converters.
+//! - [`converter`]: JSON, string and byte array converters; [`transforms`] the SMTs.
 //! - [`offsets`]: source offset tracking and the `connect-offsets` store;
 //!   [`config_store`] the `connect-configs` topic; [`status`] the `connect-status` topic.
 //! - [`errors`] and [`dlq`]: retries, error tolerance and the dead letter queue.
@@ -33,6 +33,7 @@ pub mod run;
 pub mod settings;
 pub mod status;
 pub mod task;
+pub mod transforms;
 pub mod worker;
 
 pub use error::{Error, Result};

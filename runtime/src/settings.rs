@@ -126,8 +126,8 @@ pub const PREFIXES: &[&str] = &[
     "broker.",
 ];
 
-/// `SLUICE_*` variables that are not worker settings: `SLUICE_LOG` (log filter) and the test
-/// suite's own `SLUICE_TEST_*`.
+/// Prefixes of `SLUICE_*` variables that are not worker settings (the test suite's own
+/// `SLUICE_TEST_*`); `SLUICE_LOG`, the log filter, is not one either.
 const NOT_SETTINGS: &[&str] = &["test_"];
 
 /// Kafka client properties applied to every client (security and the like).
@@ -212,10 +212,8 @@ impl WorkerSettings {
             .try_deserialize()
             .map_err(|e| Error::Settings(format!("cannot read {ENV_PREFIX}_* variables: {e}")))?;
         for (key, value) in table {
-            if NOT_SETTINGS
-                .iter()
-                .any(|p| key.to_ascii_lowercase().starts_with(p))
-            {
+            let lower = key.to_ascii_lowercase();
+            if lower == "log" || NOT_SETTINGS.iter().any(|p| lower.starts_with(p)) {
                 continue;
             }
             flatten(&key, value, &mut flat);

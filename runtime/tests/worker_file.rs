@@ -182,3 +182,60 @@ async fn config_files_are_hot_reloaded_and_bad_ones_are_reported() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn transforms_apply_on_both_sides() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input.txt");
+    let output = dir.path().join("output.txt");
+    std::fs::write(&input, "alpha\nbeta\n").unwrap();
+    let worker = WorkerProcess::start(WorkerOptions::new(dir.path())).await;
+    worker.write_config(
+        "source.json",
+        &json!({"name": "smt-source", "config": {
+            "connector.class": "file-source", "file": input, "topic": "raw-lines",
+            "value.converter": "json", "value.converter.schemas.enable": "false",
+            "transforms": "hoist,tag,route",
+            "transforms.hoist.type": "org.apache.kafka.connect.transforms.HoistField$Value",
+            "transforms.hoist.field": "line",
+            "transforms.tag.type": "org.apache.kafka.connect.transforms.InsertField$Value",
+            "transforms.tag.static.field": "origin",
+            "transforms.tag.static.value": "file",
+            "transforms.route.type": "org.apache.kafka.connect.transforms.RegexRouter",
+            "transforms.route.regex": "raw-(.*)",
+            "transforms.route.replacement": "clean-$1"}}),
+    );
+    let bootstrap = worker.bootstrap();
+    let got = tokio::task::spawn_blocking(move || {
+        read_topic(&bootstrap, "clean-lines", 2, Duration::from_secs(60))
+    })
+    .await
+    .unwrap();
+    let values: Vec<serde_json::Value> = got
+        .iter()
+        .map(|r| serde_json::from_slice(r.value.as_deref().unwrap()).unwrap())
+        .collect();
+    assert_eq!(
+        values,
+        [
+            json!({"line": "alpha", "origin": "file"}),
+            json!({"line": "beta", "origin": "file"})
+        ]
+    );
+
+    worker.write_config(
+        "sink.json",
+        &json!({"name": "smt-sink", "config": {
+            "connector.class": "file-sink", "file": output, "topics": "clean-lines",
+            "value.converter": "json", "value.converter.schemas.enable": "false",
+            "transforms": "extract",
+            "transforms.extract.type": "ExtractField$Value",
+            "transforms.extract.field": "line"}}),
+    );
+    let lines = wait_for(Duration::from_secs(60), "the sink's lines", || async {
+        let l = crate::support::read_lines(&output);
+        (l.len() >= 2).then_some(l)
+    })
+    .await;
+    assert_eq!(lines, ["alpha", "beta"]);
+}

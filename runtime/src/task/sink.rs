@@ -26,6 +26,7 @@ use crate::converter::Converter;
 use crate::dlq::{DeadLetterReporter, FailedRecord, Failure};
 use crate::errors::{jitter, Stage, DATA_EXCEPTION};
 use crate::status::{State, TaskProblemReporter};
+use crate::transforms::TransformRecord;
 
 /// Most records handed to one `put`.
 const MAX_BATCH: usize = 4096;
@@ -453,7 +454,7 @@ impl SinkState {
         .await;
     }
 
-    /// Converts raw messages; failures follow the error policy.
+    /// Converts raw messages and applies the transforms; failures follow the error policy.
     async fn convert(
         &mut self,
         env: &TaskEnv,
@@ -461,42 +462,9 @@ impl SinkState {
     ) -> Result<Vec<SinkRecord>, String> {
         let mut records = Vec::with_capacity(batch.len());
         for m in batch {
-            let key = env.settings.key_converter.to_connect(m.key.as_deref());
-            let value = match &key {
-                Ok(_) => env.settings.value_converter.to_connect(m.value.as_deref()),
-                Err(_) => Ok((None, sluice_sdk::Value::Null)),
-            };
-            let tp = TopicPartition::new(m.topic.clone(), m.partition);
-            match (key, value) {
-                (Ok((key_schema, key)), Ok((value_schema, value))) => {
-                    let (timestamp, timestamp_type) = match m.timestamp {
-                        Timestamp::NotAvailable => (None, TimestampType::NoTimestamp),
-                        Timestamp::CreateTime(t) => (Some(t), TimestampType::CreateTime),
-                        Timestamp::LogAppendTime(t) => (Some(t), TimestampType::LogAppendTime),
-                    };
-                    records.push(SinkRecord {
-                        topic: m.topic,
-                        kafka_partition: m.partition,
-                        kafka_offset: m.offset,
-                        key_schema,
-                        key,
-                        value_schema,
-                        value,
-                        timestamp,
-                        timestamp_type,
-                        headers: m
-                            .headers
-                            .into_iter()
-                            .map(|(key, value)| Header { key, value })
-                            .collect(),
-                    });
-                }
-                (key, value) => {
-                    let (stage, option, message) = match (key, value) {
-                        (Err(e), _) => (Stage::KeyConverter, "key.converter", e),
-                        (_, Err(e)) => (Stage::ValueConverter, "value.converter", e),
-                        _ => unreachable!("one of them failed"),
-                    };
+            match convert_one(env, &m) {
+                Ok(record) => records.push(record),
+                Err((stage, class_name, message)) => {
                     let failed = FailedRecord {
                         topic: m.topic,
                         partition: m.partition,
@@ -508,20 +476,87 @@ impl SinkState {
                     };
                     let failure = Failure {
                         stage,
-                        class_name: crate::converter::class_name(
-                            env.settings.props.get(option).map_or("", String::as_str),
-                        )
-                        .to_string(),
+                        class_name,
                         exception_class: DATA_EXCEPTION,
                         message,
                     };
                     self.dead_letters.report(&failed, &failure).await?;
-                    self.processed.insert(tp, failed.offset + 1);
+                    self.processed.insert(
+                        TopicPartition::new(failed.topic.clone(), failed.partition),
+                        failed.offset + 1,
+                    );
                 }
             }
         }
         Ok(records)
     }
+}
+
+/// One message to a sink record: converters, then transforms. The error names the stage and
+/// the class that failed.
+fn convert_one(env: &TaskEnv, m: &RawMessage) -> Result<SinkRecord, (Stage, String, String)> {
+    let class = |option: &str| {
+        crate::converter::class_name(env.settings.props.get(option).map_or("", String::as_str))
+            .to_string()
+    };
+    let (key_schema, key) = env
+        .settings
+        .key_converter
+        .to_connect(m.key.as_deref())
+        .map_err(|e| (Stage::KeyConverter, class("key.converter"), e))?;
+    let (value_schema, value) = env
+        .settings
+        .value_converter
+        .to_connect(m.value.as_deref())
+        .map_err(|e| (Stage::ValueConverter, class("value.converter"), e))?;
+    let (timestamp, timestamp_type) = match m.timestamp {
+        Timestamp::NotAvailable => (None, TimestampType::NoTimestamp),
+        Timestamp::CreateTime(t) => (Some(t), TimestampType::CreateTime),
+        Timestamp::LogAppendTime(t) => (Some(t), TimestampType::LogAppendTime),
+    };
+    let mut record = SinkRecord {
+        topic: m.topic.clone(),
+        kafka_partition: m.partition,
+        kafka_offset: m.offset,
+        key_schema,
+        key,
+        value_schema,
+        value,
+        timestamp,
+        timestamp_type,
+        headers: m
+            .headers
+            .iter()
+            .map(|(key, value)| Header {
+                key: key.clone(),
+                value: value.clone(),
+            })
+            .collect(),
+    };
+    if !env.settings.transforms.is_empty() {
+        let view = TransformRecord {
+            topic: std::mem::take(&mut record.topic),
+            kafka_partition: Some(record.kafka_partition),
+            kafka_offset: Some(record.kafka_offset),
+            key_schema: record.key_schema.take(),
+            key: std::mem::take(&mut record.key),
+            value_schema: record.value_schema.take(),
+            value: std::mem::take(&mut record.value),
+            timestamp: record.timestamp,
+        };
+        let t = env
+            .settings
+            .transforms
+            .apply(view)
+            .map_err(|(class, message)| (Stage::Transformation, class, message))?;
+        record.topic = t.topic;
+        record.key_schema = t.key_schema;
+        record.key = t.key;
+        record.value_schema = t.value_schema;
+        record.value = t.value;
+        record.timestamp = t.timestamp;
+    }
+    Ok(record)
 }
 
 async fn sink_loop(

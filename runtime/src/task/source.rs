@@ -26,6 +26,7 @@ use crate::dlq::{DeadLetterReporter, FailedRecord, Failure};
 use crate::errors::{jitter, Stage, CONNECT_EXCEPTION, DATA_EXCEPTION};
 use crate::offsets::OffsetTracker;
 use crate::status::{State, TaskProblemReporter};
+use crate::transforms::TransformRecord;
 
 /// Records a task may have sent but not yet had acknowledged before `poll` waits.
 const MAX_IN_FLIGHT: usize = 200_000;
@@ -96,8 +97,47 @@ struct SourceCommitter {
 }
 
 impl SourceCommitter {
-    /// Converts and sends one record.
-    async fn send(&mut self, record: SourceRecord) -> Result<(), String> {
+    /// Transforms, converts and sends one record.
+    async fn send(&mut self, mut record: SourceRecord) -> Result<(), String> {
+        if !self.env.settings.transforms.is_empty() {
+            let view = TransformRecord {
+                topic: std::mem::take(&mut record.topic),
+                kafka_partition: record.kafka_partition,
+                kafka_offset: None,
+                key_schema: record.key_schema.take(),
+                key: std::mem::take(&mut record.key),
+                value_schema: record.value_schema.take(),
+                value: std::mem::take(&mut record.value),
+                timestamp: record.timestamp,
+            };
+            match self.env.settings.transforms.apply(view.clone()) {
+                Ok(t) => {
+                    record.topic = t.topic;
+                    record.kafka_partition = t.kafka_partition;
+                    record.key_schema = t.key_schema;
+                    record.key = t.key;
+                    record.value_schema = t.value_schema;
+                    record.value = t.value;
+                    record.timestamp = t.timestamp;
+                }
+                Err((class, message)) => {
+                    record.topic = view.topic;
+                    record.key_schema = view.key_schema;
+                    record.key = view.key;
+                    record.value_schema = view.value_schema;
+                    record.value = view.value;
+                    return self
+                        .record_failed(
+                            record,
+                            Stage::Transformation,
+                            class,
+                            DATA_EXCEPTION,
+                            message,
+                        )
+                        .await;
+                }
+            }
+        }
         let settings = &self.env.settings;
         let key = settings
             .key_converter
@@ -110,11 +150,17 @@ impl SourceCommitter {
         };
         let (key, value) = match (key, value) {
             (Ok(k), Ok(v)) => (k, v),
-            (Err(e), _) => return self.conversion_failed(record, Stage::KeyConverter, e).await,
-            (_, Err(e)) => {
+            (Err(e), _) => {
+                let class = converter_class(&self.env, "key.converter");
                 return self
-                    .conversion_failed(record, Stage::ValueConverter, e)
-                    .await
+                    .record_failed(record, Stage::KeyConverter, class, DATA_EXCEPTION, e)
+                    .await;
+            }
+            (_, Err(e)) => {
+                let class = converter_class(&self.env, "value.converter");
+                return self
+                    .record_failed(record, Stage::ValueConverter, class, DATA_EXCEPTION, e)
+                    .await;
             }
         };
         let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
@@ -179,23 +225,16 @@ impl SourceCommitter {
         }
     }
 
-    async fn conversion_failed(
+    /// A record that failed before it became Kafka bytes: follows the error policy, and when
+    /// tolerated its offset may be committed.
+    async fn record_failed(
         &mut self,
         record: SourceRecord,
         stage: Stage,
+        class_name: String,
+        exception_class: &'static str,
         message: String,
     ) -> Result<(), String> {
-        let class_name = self
-            .env
-            .settings
-            .props
-            .get(if stage == Stage::KeyConverter {
-                "key.converter"
-            } else {
-                "value.converter"
-            })
-            .map(|c| crate::converter::class_name(c).to_string())
-            .unwrap_or_default();
         // The record never became Kafka bytes; dead-letter a schemaless JSON rendering of it.
         let render = |schema: Option<&sluice_sdk::Schema>, v: &sluice_sdk::Value| {
             if v.is_null() {
@@ -221,7 +260,7 @@ impl SourceCommitter {
         let failure = Failure {
             stage,
             class_name,
-            exception_class: DATA_EXCEPTION,
+            exception_class,
             message,
         };
         self.dead_letters.report(&failed, &failure).await?;
@@ -318,6 +357,14 @@ impl SourceCommitter {
         }
         self.commit().await
     }
+}
+
+fn converter_class(env: &TaskEnv, option: &str) -> String {
+    env.settings
+        .props
+        .get(option)
+        .map(|c| crate::converter::class_name(c).to_string())
+        .unwrap_or_default()
 }
 
 fn header_pairs(record: &SourceRecord) -> Vec<(String, Option<Vec<u8>>)> {
