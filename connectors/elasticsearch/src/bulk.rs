@@ -200,38 +200,72 @@ mod tests {
         let index = action(Operation::Index, true);
         let upsert = action(Operation::Update, false);
         let delete = action(Operation::Delete, false);
-        assert_eq!(classify(&index, &item(json!({"status": 201}))), ItemOutcome::Done);
         assert_eq!(
-            classify(&index, &item(json!({"status": 409, "error": {"type": "version_conflict_engine_exception"}}))),
+            classify(&index, &item(json!({"status": 201}))),
+            ItemOutcome::Done
+        );
+        assert_eq!(
+            classify(
+                &index,
+                &item(
+                    json!({"status": 409, "error": {"type": "version_conflict_engine_exception"}})
+                )
+            ),
             ItemOutcome::Done
         );
         assert!(matches!(
-            classify(&upsert, &item(json!({"status": 409, "error": {"type": "version_conflict_engine_exception"}}))),
+            classify(
+                &upsert,
+                &item(
+                    json!({"status": 409, "error": {"type": "version_conflict_engine_exception"}})
+                )
+            ),
             ItemOutcome::Conflict(_)
         ));
-        assert_eq!(classify(&delete, &item(json!({"status": 404}))), ItemOutcome::Done);
+        assert_eq!(
+            classify(&delete, &item(json!({"status": 404}))),
+            ItemOutcome::Done
+        );
         assert!(matches!(
-            classify(&index, &item(json!({"status": 429, "error": {"type": "es_rejected_execution_exception"}}))),
+            classify(
+                &index,
+                &item(json!({"status": 429, "error": {"type": "es_rejected_execution_exception"}}))
+            ),
             ItemOutcome::Retry(_)
         ));
         assert!(matches!(
-            classify(&index, &item(json!({"status": 503, "error": {"type": "unavailable_shards_exception"}}))),
+            classify(
+                &index,
+                &item(json!({"status": 503, "error": {"type": "unavailable_shards_exception"}}))
+            ),
             ItemOutcome::Retry(_)
         ));
         assert!(matches!(
-            classify(&index, &item(json!({"status": 404, "error": {"type": "index_not_found_exception"}}))),
+            classify(
+                &index,
+                &item(json!({"status": 404, "error": {"type": "index_not_found_exception"}}))
+            ),
             ItemOutcome::IndexMissing(_)
         ));
         assert!(matches!(
-            classify(&index, &item(json!({"status": 400, "error": {"type": "mapper_parsing_exception"}}))),
+            classify(
+                &index,
+                &item(json!({"status": 400, "error": {"type": "mapper_parsing_exception"}}))
+            ),
             ItemOutcome::Malformed(_)
         ));
         assert!(matches!(
-            classify(&index, &item(json!({"status": 403, "error": {"type": "security_exception"}}))),
+            classify(
+                &index,
+                &item(json!({"status": 403, "error": {"type": "security_exception"}}))
+            ),
             ItemOutcome::Denied(_)
         ));
         assert!(matches!(
-            classify(&index, &item(json!({"status": 403, "error": {"type": "cluster_block_exception"}}))),
+            classify(
+                &index,
+                &item(json!({"status": 403, "error": {"type": "cluster_block_exception"}}))
+            ),
             ItemOutcome::Denied(_)
         ));
     }
@@ -244,6 +278,9 @@ mod tests {
             "security_exception: unable to authenticate user [elastic]"
         );
         assert_eq!(error_body_type(body), "security_exception");
-        assert_eq!(error_body_text(b"<html>Bad Gateway</html>"), "<html>Bad Gateway</html>");
+        assert_eq!(
+            error_body_text(b"<html>Bad Gateway</html>"),
+            "<html>Bad Gateway</html>"
+        );
     }
 }

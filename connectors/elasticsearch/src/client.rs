@@ -15,10 +15,8 @@ use tracing::{debug, info};
 
 use crate::bulk::{error_body_text, error_body_type, BulkResponse, BULK_FILTER_PATH};
 use crate::cluster::{detect, ClusterInfo};
-use crate::config::{
-    ElasticsearchSinkConfig, SSL_KEYSTORE_LOCATION, SSL_TRUSTSTORE_LOCATION,
-};
-use crate::error::{error_chain, Error, Result};
+use crate::config::{ElasticsearchSinkConfig, SSL_KEYSTORE_LOCATION, SSL_TRUSTSTORE_LOCATION};
+use crate::error::{error_chain, transport_error, Error, Result};
 
 /// How long an endpoint that could not be reached is skipped.
 const ENDPOINT_QUARANTINE: Duration = Duration::from_secs(5);
@@ -54,7 +52,10 @@ impl EsClient {
     pub fn new(config: &ElasticsearchSinkConfig) -> sluice_sdk::Result<Self> {
         let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
-            .user_agent(concat!("sluice-elasticsearch-sink/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!(
+                "sluice-elasticsearch-sink/",
+                env!("CARGO_PKG_VERSION")
+            ))
             .tcp_nodelay(true)
             .pool_max_idle_per_host(config.max_in_flight.max(1) * 2)
             .pool_idle_timeout(config.max_idle);
@@ -113,9 +114,9 @@ impl EsClient {
         if !config.tls.verify_hostname {
             builder = builder.danger_accept_invalid_hostnames(true);
         }
-        let http = builder
-            .build()
-            .map_err(|e| sluice_sdk::Error::fatal(format!("cannot build the HTTP client: {}", error_chain(&e))))?;
+        let http = builder.build().map_err(|e| {
+            sluice_sdk::Error::fatal(format!("cannot build the HTTP client: {}", error_chain(&e)))
+        })?;
 
         let authorization = match (&config.basic_auth, &config.api_key) {
             (Some((user, password)), _) => {
@@ -180,7 +181,8 @@ impl EsClient {
     }
 
     fn url_for(&self, base: &str, segments: &[&str], query: Option<&str>) -> Result<reqwest::Url> {
-        let mut url = reqwest::Url::parse(base).map_err(|e| Error::Setup(format!("bad URL '{base}': {e}")))?;
+        let mut url = reqwest::Url::parse(base)
+            .map_err(|e| Error::Setup(format!("bad URL '{base}': {e}")))?;
         {
             let mut path = url
                 .path_segments_mut()
@@ -222,10 +224,7 @@ impl EsClient {
                 request = request.body(bytes);
             }
         }
-        let unreachable = |e: reqwest::Error| Error::Unreachable {
-            url: base.clone(),
-            detail: error_chain(&e),
-        };
+        let unreachable = |e: reqwest::Error| transport_error(base, &e);
         let answer = async {
             let response = request.send().await.map_err(unreachable)?;
             let status = response.status();
@@ -326,7 +325,12 @@ impl EsClient {
     pub async fn bulk(&self, body: Vec<u8>) -> Result<BulkResponse> {
         let method = Method::POST;
         let answer = self
-            .send(method.clone(), &["_bulk"], Some(BULK_FILTER_PATH), Some((body, NDJSON)))
+            .send(
+                method.clone(),
+                &["_bulk"],
+                Some(BULK_FILTER_PATH),
+                Some((body, NDJSON)),
+            )
             .await?;
         if !answer.status.is_success() {
             return Err(self.status_error(&method, "/_bulk", &answer));
@@ -353,7 +357,12 @@ impl EsClient {
                 None => serde_json::json!({}),
             };
             let created = self
-                .send(Method::PUT, &[index], None, Some((body.to_string().into_bytes(), JSON)))
+                .send(
+                    Method::PUT,
+                    &[index],
+                    None,
+                    Some((body.to_string().into_bytes(), JSON)),
+                )
                 .await?;
             if created.status.is_success() {
                 info!(index, with_mapping = mapping.is_some(), "created index");
@@ -368,7 +377,9 @@ impl EsClient {
             return Ok(());
         };
         let mapping_path = format!("/{index}/_mapping");
-        let current = self.send(Method::GET, &[index, "_mapping"], None, None).await?;
+        let current = self
+            .send(Method::GET, &[index, "_mapping"], None, None)
+            .await?;
         if !current.status.is_success() {
             return Err(self.status_error(&Method::GET, &mapping_path, &current));
         }
@@ -433,7 +444,9 @@ mod tests {
         let bulk = c
             .url_for("http://es:9200", &["_bulk"], Some(BULK_FILTER_PATH))
             .unwrap();
-        assert!(bulk.as_str().starts_with("http://es:9200/_bulk?filter_path="));
+        assert!(bulk
+            .as_str()
+            .starts_with("http://es:9200/_bulk?filter_path="));
     }
 
     #[test]

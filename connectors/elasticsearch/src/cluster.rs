@@ -128,7 +128,10 @@ mod tests {
                     serverless: false
                 }
             );
-            assert_eq!(info.to_string(), format!("Elasticsearch {number} (cluster 'prod')"));
+            assert_eq!(
+                info.to_string(),
+                format!("Elasticsearch {number} (cluster 'prod')")
+            );
         }
         let serverless = detect(&es("8.11.0", "serverless")).unwrap();
         assert_eq!(
@@ -151,16 +154,25 @@ mod tests {
         assert_eq!(info.flavour, Flavour::OpenSearch { major: 3 });
         assert_eq!(info.to_string(), "OpenSearch 3.8.0 (cluster 'osmem')");
         let compat = json!({"version": {"distribution": "opensearch", "number": "7.10.2"}});
-        assert_eq!(detect(&compat).unwrap().flavour, Flavour::OpenSearch { major: 7 });
+        assert_eq!(
+            detect(&compat).unwrap().flavour,
+            Flavour::OpenSearch { major: 7 }
+        );
     }
 
     #[test]
     fn old_or_foreign_answers_are_refused() {
         let err = detect(&es("6.8.23", "default")).unwrap_err();
-        assert!(err.contains("Elasticsearch 6.8.23 is not supported"), "{err}");
+        assert!(
+            err.contains("Elasticsearch 6.8.23 is not supported"),
+            "{err}"
+        );
         let err = detect(&json!({"status": "green"})).unwrap_err();
         assert!(err.contains("no \"version\""), "{err}");
         let err = detect(&json!({"version": {"number": "x.y"}})).unwrap_err();
-        assert!(err.contains("cannot read the version number 'x.y'"), "{err}");
+        assert!(
+            err.contains("cannot read the version number 'x.y'"),
+            "{err}"
+        );
     }
 }

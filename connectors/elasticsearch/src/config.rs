@@ -602,11 +602,14 @@ impl ElasticsearchSinkConfig {
         if !errors.is_empty() {
             return Err(errors.into());
         }
-        let ms = |name: &str| Duration::from_millis(config.get_i64(name).unwrap_or(0).max(0) as u64);
+        let ms =
+            |name: &str| Duration::from_millis(config.get_i64(name).unwrap_or(0).max(0) as u64);
         let count = |name: &str| config.get_i64(name).unwrap_or(1).max(0) as usize;
 
         let urls = parse_urls(&config.get_list(CONNECTION_URL), &mut errors);
-        let username = config.get_str(CONNECTION_USERNAME).filter(|s| !s.is_empty());
+        let username = config
+            .get_str(CONNECTION_USERNAME)
+            .filter(|s| !s.is_empty());
         let password = config
             .get_password(CONNECTION_PASSWORD)
             .map(|p| p.value().to_string())
@@ -912,8 +915,8 @@ mod tests {
 
     #[test]
     fn defaults_follow_confluent() {
-        let c = ElasticsearchSinkConfig::parse(&props(&[(CONNECTION_URL, "http://es:9200/")]))
-            .unwrap();
+        let c =
+            ElasticsearchSinkConfig::parse(&props(&[(CONNECTION_URL, "http://es:9200/")])).unwrap();
         assert_eq!(c.urls, vec!["http://es:9200"]);
         assert_eq!(c.batch_size, 2000);
         assert_eq!(c.bulk_size_bytes, Some(5 * 1024 * 1024));
@@ -967,15 +970,29 @@ mod tests {
         ]))
         .unwrap_err()
         .to_string();
-        assert!(err.contains("option 'connection.url' must use http:// or https://"), "{err}");
-        assert!(err.contains("must not carry credentials"), "{err}");
-        assert!(!err.contains("u:p@"), "credentials leak into the message: {err}");
         assert!(
-            err.contains("option 'connection.password' must be set when connection.username is set"),
+            err.contains("option 'connection.url' must use http:// or https://"),
             "{err}"
         );
-        assert!(err.contains("maps topic 'orders' to 'Orders', which has upper-case"), "{err}");
-        assert!(err.contains("entries must be topic:index (got 'users')"), "{err}");
+        assert!(err.contains("must not carry credentials"), "{err}");
+        assert!(
+            !err.contains("u:p@"),
+            "credentials leak into the message: {err}"
+        );
+        assert!(
+            err.contains(
+                "option 'connection.password' must be set when connection.username is set"
+            ),
+            "{err}"
+        );
+        assert!(
+            err.contains("maps topic 'orders' to 'Orders', which has upper-case"),
+            "{err}"
+        );
+        assert!(
+            err.contains("entries must be topic:index (got 'users')"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -989,7 +1006,9 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(
-            err.contains("option 'elastic.https.ssl.truststore.type' must be one of PEM (got 'JKS')"),
+            err.contains(
+                "option 'elastic.https.ssl.truststore.type' must be one of PEM (got 'JKS')"
+            ),
             "{err}"
         );
         let err = ElasticsearchSinkConfig::parse(&props(&[
@@ -999,15 +1018,24 @@ mod tests {
         ]))
         .unwrap_err()
         .to_string();
-        assert!(err.contains("must use https:// when elastic.security.protocol is SSL"), "{err}");
-        assert!(err.contains("'/nonexistent/ca.pem', which is not a readable file"), "{err}");
+        assert!(
+            err.contains("must use https:// when elastic.security.protocol is SSL"),
+            "{err}"
+        );
+        assert!(
+            err.contains("'/nonexistent/ca.pem', which is not a readable file"),
+            "{err}"
+        );
     }
 
     #[test]
     fn api_keys_are_encoded_once() {
         let c = ElasticsearchSinkConfig::parse(&props(&[
             (CONNECTION_URL, "http://es:9200"),
-            (CONNECTION_API_KEY, "VuaCfGcBCdbkQm-e5aOx:ui2lp2axTNmsyakw9tvNnw"),
+            (
+                CONNECTION_API_KEY,
+                "VuaCfGcBCdbkQm-e5aOx:ui2lp2axTNmsyakw9tvNnw",
+            ),
         ]))
         .unwrap();
         assert_eq!(
@@ -1016,7 +1044,10 @@ mod tests {
         );
         let c = ElasticsearchSinkConfig::parse(&props(&[
             (CONNECTION_URL, "http://es:9200"),
-            (CONNECTION_API_KEY, "VnVhQ2ZHY0JDZGJrUW0tZTVhT3g6dWkybHAyYXhUTm1zeWFrdzl0dk5udw=="),
+            (
+                CONNECTION_API_KEY,
+                "VnVhQ2ZHY0JDZGJrUW0tZTVhT3g6dWkybHAyYXhUTm1zeWFrdzl0dk5udw==",
+            ),
         ]))
         .unwrap();
         assert_eq!(

@@ -41,7 +41,10 @@ impl SinkConnector for ElasticsearchSinkConnector {
 
     async fn start(&mut self, ctx: ConnectorContext, config: Props) -> Result<()> {
         let parsed = ElasticsearchSinkConfig::parse(&config)?;
-        if let Some(type_name) = config.get(TYPE_NAME).filter(|t| !t.is_empty() && *t != "_doc") {
+        if let Some(type_name) = config
+            .get(TYPE_NAME)
+            .filter(|t| !t.is_empty() && *t != "_doc")
+        {
             warn!(connector = %ctx.name, type_name = %type_name, "{TYPE_NAME} is ignored: mapping types were removed in Elasticsearch 7");
         }
         info!(connector = %ctx.name, urls = %parsed.urls.join(","), "Elasticsearch sink connector started");

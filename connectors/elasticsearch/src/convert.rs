@@ -219,9 +219,7 @@ pub fn document_id(schema: Option<&Schema>, key: &Value) -> Result<String, Strin
         Value::String(s) => Ok(s.clone()),
         Value::Struct(s) => {
             if let [(_, only)] = s.fields() {
-                let field_schema = schema
-                    .and_then(|sc| sc.fields().first())
-                    .map(|f| &f.schema);
+                let field_schema = schema.and_then(|sc| sc.fields().first()).map(|f| &f.schema);
                 return document_id(field_schema, only);
             }
             let json = value_to_json(schema, key, DecimalFormat::Numeric)?;
@@ -252,7 +250,11 @@ pub fn document_id(schema: Option<&Schema>, key: &Value) -> Result<String, Strin
 ///
 /// # Errors
 /// When the value does not match its schema, naming the field.
-pub fn document(schema: Option<&Schema>, value: &Value, compact_maps: bool) -> Result<Json, String> {
+pub fn document(
+    schema: Option<&Schema>,
+    value: &Value,
+    compact_maps: bool,
+) -> Result<Json, String> {
     let Some(schema) = schema else {
         return value_to_json(None, value, DecimalFormat::Numeric);
     };
@@ -322,7 +324,11 @@ pub fn document(schema: Option<&Schema>, value: &Value, compact_maps: bool) -> R
 }
 
 /// The JSON of a value of a logical type, or `None` when the value does not fit.
-pub(crate) fn logical_to_json(schema: &Schema, logical: LogicalType, value: &Value) -> Option<Json> {
+pub(crate) fn logical_to_json(
+    schema: &Schema,
+    logical: LogicalType,
+    value: &Value,
+) -> Option<Json> {
     match (logical, value) {
         (LogicalType::Decimal { .. }, Value::Bytes(_)) => {
             value_to_json(Some(schema), value, DecimalFormat::Numeric).ok()
@@ -387,7 +393,11 @@ mod tests {
             kafka_offset: 41,
             key_schema: None,
             key,
-            value_schema: if value.is_null() { None } else { Some(order_schema()) },
+            value_schema: if value.is_null() {
+                None
+            } else {
+                Some(order_schema())
+            },
             value,
             timestamp: None,
             timestamp_type: TimestampType::NoTimestamp,
@@ -478,7 +488,11 @@ mod tests {
         let err = convert_record(&config(&[]), &tombstone, 1).unwrap_err();
         assert!(err.contains("behavior.on.null.values=delete"), "{err}");
         assert!(matches!(
-            convert_record(&config(&[("behavior.on.null.values", "ignore")]), &tombstone, 1),
+            convert_record(
+                &config(&[("behavior.on.null.values", "ignore")]),
+                &tombstone,
+                1
+            ),
             Ok(Conversion::Skip(_))
         ));
         let Conversion::Write(action) = convert_record(
@@ -492,11 +506,17 @@ mod tests {
         assert_eq!(action.op, Operation::Delete);
         assert_eq!(
             lines(&action),
-            vec![json!({"delete": {"_index": "orders", "_id": "k1", "version": 41, "version_type": "external"}})]
+            vec![
+                json!({"delete": {"_index": "orders", "_id": "k1", "version": 41, "version_type": "external"}})
+            ]
         );
         let keyless = record(Value::Null, Value::Null);
         assert!(matches!(
-            convert_record(&config(&[("behavior.on.null.values", "delete")]), &keyless, 1),
+            convert_record(
+                &config(&[("behavior.on.null.values", "delete")]),
+                &keyless,
+                1
+            ),
             Ok(Conversion::Skip(_))
         ));
     }
@@ -504,7 +524,10 @@ mod tests {
     #[test]
     fn keys_become_ids() {
         assert_eq!(document_id(None, &Value::Int32(5)).unwrap(), "5");
-        assert_eq!(document_id(None, &Value::String("a b".into())).unwrap(), "a b");
+        assert_eq!(
+            document_id(None, &Value::String("a b".into())).unwrap(),
+            "a b"
+        );
         let pk = Schema::struct_of(vec![Field::new("id", Schema::int64())]);
         assert_eq!(
             document_id(Some(&pk), &Value::Struct(Struct::new().with("id", 42i64))).unwrap(),
@@ -517,7 +540,11 @@ mod tests {
         );
         let map_key = Value::Map(vec![(Value::String("id".into()), Value::Int64(9))]);
         assert_eq!(document_id(None, &map_key).unwrap(), "9");
-        for bad in [Value::Null, Value::Float64(1.5), Value::String(String::new())] {
+        for bad in [
+            Value::Null,
+            Value::Float64(1.5),
+            Value::String(String::new()),
+        ] {
             let err = document_id(None, &bad).unwrap_err();
             assert!(err.contains("key.ignore=true"), "{err}");
         }
@@ -529,7 +556,10 @@ mod tests {
         r.value_schema = Some(Arc::new(Schema::string()));
         let err = convert_record(&config(&[]), &r, 1).unwrap_err();
         assert!(err.contains("a string, not a struct or map"), "{err}");
-        let mut r = record(Value::Int64(1), Value::Struct(Struct::new().with("id", "x")));
+        let mut r = record(
+            Value::Int64(1),
+            Value::Struct(Struct::new().with("id", "x")),
+        );
         r.value_schema = Some(order_schema());
         let err = convert_record(&config(&[]), &r, 1).unwrap_err();
         assert!(err.contains("field 'id'"), "{err}");
@@ -543,7 +573,10 @@ mod tests {
             Some(json!("1969-12-31"))
         );
         let t = Schema::time();
-        assert_eq!(logical_to_json(&t, LogicalType::Time, &Value::Int32(86_400_000)), None);
+        assert_eq!(
+            logical_to_json(&t, LogicalType::Time, &Value::Int32(86_400_000)),
+            None
+        );
         let err = document(Some(&t), &Value::Int32(-5), true).unwrap_err();
         assert!(err.contains("out of range"), "{err}");
     }

@@ -1,6 +1,9 @@
 //! Failures talking to the cluster, classified as retriable or not.
 
-use crate::config::{CONNECTION_API_KEY, CONNECTION_PASSWORD, CONNECTION_URL, CONNECTION_USERNAME};
+use crate::config::{
+    CONNECTION_API_KEY, CONNECTION_PASSWORD, CONNECTION_URL, CONNECTION_USERNAME,
+    SSL_ENDPOINT_IDENTIFICATION_ALGORITHM, SSL_TRUSTSTORE_LOCATION,
+};
 
 /// A failed request to Elasticsearch.
 #[derive(Debug, thiserror::Error)]
@@ -12,6 +15,16 @@ pub enum Error {
         url: String,
         /// What went wrong, with its causes.
         detail: String,
+    },
+    /// The server's TLS certificate is not trusted (or does not name the host).
+    #[error("TLS with {url} failed: {detail}; if the cluster uses its own CA, set {SSL_TRUSTSTORE_LOCATION} to its certificate (PEM){hostname_hint}")]
+    Tls {
+        /// The base URL.
+        url: String,
+        /// What the TLS layer said.
+        detail: String,
+        /// A hint about host-name checks, when the name did not match.
+        hostname_hint: String,
     },
     /// An HTTP answer with an error status that trying again may fix (429, 5xx, 408).
     #[error("Elasticsearch at {url} answered {method} {path} with HTTP {status}: {reason}")]
@@ -116,6 +129,30 @@ impl From<Error> for sluice_sdk::Error {
         } else {
             sluice_sdk::Error::fatal(e)
         }
+    }
+}
+
+/// The error for a request that got no answer: a certificate problem is not transient, the
+/// rest (refused, reset, timed out) is.
+pub(crate) fn transport_error(url: &str, e: &reqwest::Error) -> Error {
+    let detail = error_chain(e);
+    if detail.contains("invalid peer certificate") || detail.contains("certificate verify") {
+        let hostname_hint = if detail.contains("NotValidForName") {
+            format!(
+                "; the certificate does not name this host: use the name it was issued for, or                  set {SSL_ENDPOINT_IDENTIFICATION_ALGORITHM} to an empty value"
+            )
+        } else {
+            String::new()
+        };
+        return Error::Tls {
+            url: url.to_string(),
+            detail,
+            hostname_hint,
+        };
+    }
+    Error::Unreachable {
+        url: url.to_string(),
+        detail,
     }
 }
 

@@ -168,7 +168,10 @@ mod tests {
         when.default = Some(Box::new(Value::Int32(19_000)));
         let schema = Schema::struct_of(vec![Field::new("n", count), Field::new("d", when)]);
         let m = mapping_for(&schema, true).unwrap();
-        assert_eq!(m["properties"]["n"], json!({"type": "integer", "null_value": 7}));
+        assert_eq!(
+            m["properties"]["n"],
+            json!({"type": "integer", "null_value": 7})
+        );
         assert_eq!(
             m["properties"]["d"],
             json!({"type": "date", "null_value": "2022-01-08"})

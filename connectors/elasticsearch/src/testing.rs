@@ -65,7 +65,9 @@ impl OsmemServer {
                 "import osmem_server; print(osmem_server.resolve_binary())",
             ])
             .output()
-            .map_err(|e| format!("cannot run python3 to find osmem-server ({e}); {INSTALL_HINT}"))?;
+            .map_err(|e| {
+                format!("cannot run python3 to find osmem-server ({e}); {INSTALL_HINT}")
+            })?;
         if !output.status.success() {
             return Err(format!(
                 "the osmem_server Python package is missing ({}); {INSTALL_HINT}",
@@ -187,7 +189,12 @@ impl OsmemServer {
     ///
     /// # Panics
     /// When the server does not answer.
-    pub async fn request(&self, method: reqwest::Method, path: &str, body: Option<Json>) -> (u16, Json) {
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Json>,
+    ) -> (u16, Json) {
         let mut request = self.http.request(method, format!("{}{path}", self.url));
         if let Some(body) = body {
             request = request
@@ -249,7 +256,11 @@ impl OsmemServer {
                 query["search_after"] = after.clone();
             }
             let (status, body) = self
-                .request(reqwest::Method::POST, &format!("/{index}/_search"), Some(query))
+                .request(
+                    reqwest::Method::POST,
+                    &format!("/{index}/_search"),
+                    Some(query),
+                )
                 .await;
             if status == 404 {
                 return out;

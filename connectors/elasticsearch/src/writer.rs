@@ -292,11 +292,7 @@ enum Next {
     Idle,
 }
 
-fn next_batch(
-    q: &mut Queue,
-    busy: &HashMap<u64, usize>,
-    config: &ElasticsearchSinkConfig,
-) -> Next {
+fn next_batch(q: &mut Queue, busy: &HashMap<u64, usize>, config: &ElasticsearchSinkConfig) -> Next {
     let Some(front) = q.pending.front() else {
         return Next::Idle;
     };
@@ -488,10 +484,9 @@ async fn prepare(shared: &Shared, batch: &[PendingAction]) -> Result<(), Error> 
             .ensure_index(&action.index, mapping.as_ref())
             .await
             .map_err(|e| match e {
-                Error::Rejected { .. } | Error::UnexpectedAnswer { .. } => Error::Setup(format!(
-                    "cannot prepare index '{}': {e}",
-                    action.index
-                )),
+                Error::Rejected { .. } | Error::UnexpectedAnswer { .. } => {
+                    Error::Setup(format!("cannot prepare index '{}': {e}", action.index))
+                }
                 other => other,
             })?;
         shared.ready_indices.lock().insert(action.index.clone());
@@ -540,7 +535,10 @@ async fn write_one_batch(
             }
             Err(Error::Rejected { status: 413, .. }) if batch.len() > 1 => {
                 let second = batch.split_off(batch.len() / 2);
-                debug!(records = batch.len() + second.len(), "request too large; splitting");
+                debug!(
+                    records = batch.len() + second.len(),
+                    "request too large; splitting"
+                );
                 return Ok(Some((batch, second)));
             }
             Err(Error::Rejected {
@@ -549,14 +547,23 @@ async fn write_one_batch(
                 ..
             }) => {
                 let pending = batch.pop().expect("one action");
-                report_malformed(shared, pending, &format!("the document is too large: {reason}"))
-                    .await?;
+                report_malformed(
+                    shared,
+                    pending,
+                    &format!("the document is too large: {reason}"),
+                )
+                .await?;
                 return Ok(None);
             }
             Err(e) => return Err(e.into()),
         };
         shared.clear_outage();
-        debug!(records = batch.len(), errors = response.errors, took_ms = started.elapsed().as_millis() as u64, "bulk request done");
+        debug!(
+            records = batch.len(),
+            errors = response.errors,
+            took_ms = started.elapsed().as_millis() as u64,
+            "bulk request done"
+        );
         if !response.errors {
             return Ok(None);
         }
@@ -616,7 +623,9 @@ async fn write_one_batch(
                 continue;
             }
             match outcome {
-                ItemOutcome::Malformed(reason) => report_malformed(shared, pending, &reason).await?,
+                ItemOutcome::Malformed(reason) => {
+                    report_malformed(shared, pending, &reason).await?
+                }
                 ItemOutcome::Conflict(reason) => {
                     report_malformed(
                         shared,
@@ -633,7 +642,14 @@ async fn write_one_batch(
         }
         let cause = first_cause.unwrap_or_else(|| "items to retry".into());
         retrier
-            .wait(shared, &format!("Elasticsearch could not write {} documents yet: {cause}", again.len()), again.len())
+            .wait(
+                shared,
+                &format!(
+                    "Elasticsearch could not write {} documents yet: {cause}",
+                    again.len()
+                ),
+                again.len(),
+            )
             .await;
         batch = again;
     }
@@ -648,7 +664,11 @@ async fn report_malformed(
     let record = &pending.record;
     let message = format!(
         "Elasticsearch rejected the document for record {}-{}@{} (index '{}', id '{}'): {reason}",
-        record.topic, record.kafka_partition, record.kafka_offset, pending.action.index, pending.action.id
+        record.topic,
+        record.kafka_partition,
+        record.kafka_offset,
+        pending.action.index,
+        pending.action.id
     );
     let error = sluice_sdk::Error::fatal(&message);
     let (connector, task) = (&shared.ctx.connector, shared.ctx.task_id);
@@ -728,7 +748,10 @@ mod tests {
     async fn partial_batches_wait_for_linger_unless_flushing() {
         let c = config("3", "50");
         let mut q = queue(&["a", "b"]);
-        assert!(matches!(next_batch(&mut q, &HashMap::new(), &c), Next::WaitUntil(_)));
+        assert!(matches!(
+            next_batch(&mut q, &HashMap::new(), &c),
+            Next::WaitUntil(_)
+        ));
         q.flush_requested = true;
         let Next::Send(batch) = next_batch(&mut q, &HashMap::new(), &c) else {
             panic!("flush sends at once")
@@ -736,7 +759,10 @@ mod tests {
         assert_eq!(ids(&batch), ["a", "b"]);
         let mut q = queue(&["a", "b"]);
         tokio::time::advance(Duration::from_millis(51)).await;
-        assert!(matches!(next_batch(&mut q, &HashMap::new(), &c), Next::Send(_)));
+        assert!(matches!(
+            next_batch(&mut q, &HashMap::new(), &c),
+            Next::Send(_)
+        ));
     }
 
     #[tokio::test(start_paused = true)]
@@ -748,7 +774,10 @@ mod tests {
         };
         assert_eq!(ids(&batch), ["a", "b"]);
         assert_eq!(q.pending.len(), 1);
-        assert!(matches!(next_batch(&mut q, &HashMap::new(), &c), Next::WaitUntil(_)));
+        assert!(matches!(
+            next_batch(&mut q, &HashMap::new(), &c),
+            Next::WaitUntil(_)
+        ));
     }
 
     #[tokio::test(start_paused = true)]
@@ -763,7 +792,10 @@ mod tests {
         assert_eq!(ids(&batch), ["b", "c", "b"]);
         assert_eq!(ids(q.pending.make_contiguous()), ["a", "a"]);
         assert!(matches!(next_batch(&mut q, &busy, &c), Next::Idle));
-        assert!(matches!(next_batch(&mut q, &HashMap::new(), &c), Next::Send(_)));
+        assert!(matches!(
+            next_batch(&mut q, &HashMap::new(), &c),
+            Next::Send(_)
+        ));
     }
 
     #[tokio::test(start_paused = true)]
@@ -784,7 +816,10 @@ mod tests {
         c.retry_backoff = Duration::from_millis(100);
         let delays: Vec<Duration> = retry_delays(&c).take(12).collect();
         assert!(delays[0] >= Duration::from_millis(100) && delays[0] <= Duration::from_millis(200));
-        assert!(delays.iter().all(|d| *d <= Duration::from_secs(20)), "{delays:?}");
+        assert!(
+            delays.iter().all(|d| *d <= Duration::from_secs(20)),
+            "{delays:?}"
+        );
         assert!(delays[11] >= Duration::from_secs(5), "{delays:?}");
     }
 }
