@@ -2,8 +2,7 @@
 --
 -- The postgres source polls it in timestamp+incrementing mode, so every row needs a strictly
 -- increasing id and an updated_at that changes on every update (the trigger below sees to
--- that, with the database's clock). Deleted rows are kept as tombstone rows (deleted = true)
--- until the source has picked them up; see README.md.
+-- that, with the database's clock).
 
 CREATE TABLE IF NOT EXISTS orders (
     id          bigserial     PRIMARY KEY,
