@@ -1,0 +1,14 @@
+//! Integration tests of the broker: real clients (librdkafka through rdkafka, and a raw
+//! Kafka-protocol client) against a broker started in-process on 127.0.0.1:0.
+//! One test binary, one module per area.
+
+#![allow(unreachable_pub)]
+
+mod support;
+
+mod bad_input;
+mod idempotence;
+mod protocol;
+mod restart;
+mod roundtrip;
+mod storage;
