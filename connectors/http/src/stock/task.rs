@@ -150,57 +150,7 @@ pub struct StockQuoteSourceTask {
 #[sluice_sdk::async_trait]
 impl SourceTask for StockQuoteSourceTask {
     async fn start(&mut self, ctx: SourceTaskContext) -> Result<()> {
-        let config = StockQuoteConfig::parse(&ctx.config)?;
-        let budget = Arc::new(RequestBudget::new(
-            config.requests_per_minute,
-            config.requests_per_day,
-        ));
-        let client = HttpClient::new(config.request_timeout, budget)
-            .map_err(|e| Error::fatal(format!("cannot set up the HTTP client: {e}")))?;
-        let now = Instant::now();
-        let symbols = config
-            .symbols
-            .iter()
-            .map(|symbol| {
-                let partition = source_partition(&config, symbol);
-                let last = ctx.offset(&partition).and_then(|offset| {
-                    let seen = Seen::from_offset(offset);
-                    if seen.is_none() {
-                        tracing::warn!(symbol = %symbol, offset = %Json::Object(offset.clone()), "stored offset not understood; starting this symbol afresh");
-                    }
-                    seen
-                });
-                SymbolState {
-                    subject: format!("symbol '{symbol}'"),
-                    symbol: symbol.clone(),
-                    partition,
-                    last,
-                    next_due: now,
-                    failures_in_a_row: 0,
-                }
-            })
-            .collect();
-        warn_if_over_day_budget(&config);
-        tracing::info!(
-            connector = %ctx.connector,
-            task = ctx.task_id,
-            symbols = %config.symbols.join(","),
-            function = config.function.api_name(),
-            poll_interval_ms = u64::try_from(config.poll_interval.as_millis()).unwrap_or(u64::MAX),
-            "stock quote task started"
-        );
-        let connector = ctx.connector.clone();
-        let task_id = ctx.task_id;
-        self.running = Some(Running {
-            config,
-            connector,
-            task_id,
-            client,
-            symbols,
-            problems: ProblemBoard::new(Arc::new(ctx)),
-            paused_until: None,
-            rate_limits_in_a_row: 0,
-        });
+        self.running = Some(Running::new(ctx)?);
         Ok(())
     }
 
@@ -267,6 +217,58 @@ fn warn_if_over_day_budget(config: &StockQuoteConfig) {
 }
 
 impl Running {
+    fn new(ctx: SourceTaskContext) -> Result<Self> {
+        let config = StockQuoteConfig::parse(&ctx.config)?;
+        let budget = Arc::new(RequestBudget::new(
+            config.requests_per_minute,
+            config.requests_per_day,
+        ));
+        let client = HttpClient::new(config.request_timeout, budget)
+            .map_err(|e| Error::fatal(format!("cannot set up the HTTP client: {e}")))?;
+        let now = Instant::now();
+        let symbols = config
+            .symbols
+            .iter()
+            .map(|symbol| {
+                let partition = source_partition(&config, symbol);
+                let last = ctx.offset(&partition).and_then(|offset| {
+                    let seen = Seen::from_offset(offset);
+                    if seen.is_none() {
+                        tracing::warn!(symbol = %symbol, offset = %Json::Object(offset.clone()), "stored offset not understood; starting this symbol afresh");
+                    }
+                    seen
+                });
+                SymbolState {
+                    subject: format!("symbol '{symbol}'"),
+                    symbol: symbol.clone(),
+                    partition,
+                    last,
+                    next_due: now,
+                    failures_in_a_row: 0,
+                }
+            })
+            .collect();
+        warn_if_over_day_budget(&config);
+        tracing::info!(
+            connector = %ctx.connector,
+            task = ctx.task_id,
+            symbols = %config.symbols.join(","),
+            function = config.function.api_name(),
+            poll_interval_ms = u64::try_from(config.poll_interval.as_millis()).unwrap_or(u64::MAX),
+            "stock quote task started"
+        );
+        Ok(Self {
+            connector: ctx.connector.clone(),
+            task_id: ctx.task_id,
+            config,
+            client,
+            symbols,
+            problems: ProblemBoard::new(Arc::new(ctx)),
+            paused_until: None,
+            rate_limits_in_a_row: 0,
+        })
+    }
+
     /// Sleeps until a symbol is due, a rate-limit pause is over and the budget allows a
     /// request; reports a long wait for the budget in the status first.
     async fn wait_until_due(&mut self) {
@@ -595,6 +597,97 @@ mod tests {
         assert_eq!(
             Seen::from_offset(json!({"position": 3}).as_object().unwrap()),
             None
+        );
+    }
+
+    fn running(pairs: &[(&str, &str)]) -> Running {
+        let mut config: sluice_sdk::Props = [
+            ("symbols", "IBM,XXXX"),
+            ("topic", "quotes"),
+            ("api.key", "k"),
+            ("api.url", "http://127.0.0.1:9/query"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+        .collect();
+        config.extend(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string())),
+        );
+        let ctx = SourceTaskContext::new(
+            "c",
+            0,
+            config,
+            Arc::new(sluice_sdk::OffsetSnapshot::default()),
+            Arc::new(sluice_sdk::connector::NoStatusReporter),
+        );
+        Running::new(ctx).unwrap()
+    }
+
+    /// How long `wait_until_due` sleeps from now (paused clock).
+    async fn wait(running: &mut Running) -> Duration {
+        let start = Instant::now();
+        running.wait_until_due().await;
+        Instant::now() - start
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rate_limits_pause_everything_doubling_up_to_the_cap() {
+        let mut r = running(&[("backoff.max.ms", "300000")]);
+        assert_eq!(
+            wait(&mut r).await,
+            Duration::ZERO,
+            "the first poll asks at once"
+        );
+        let note = || vec![(0, Outcome::RateLimited("5 calls per minute".into()))];
+        let mut pauses = Vec::new();
+        for _ in 0..5 {
+            assert!(r.apply(note()).is_empty());
+            pauses.push(wait(&mut r).await.as_secs());
+        }
+        // rate.limit.backoff.ms defaults to one minute; backoff.max.ms caps it.
+        assert_eq!(pauses, [60, 120, 240, 300, 300]);
+        assert_eq!(
+            r.due_symbols(),
+            [0, 1],
+            "both symbols wait for the pause, none is dropped"
+        );
+
+        let quote = r.apply(vec![(0, Outcome::Refused("Invalid API call".into()))]);
+        assert!(quote.is_empty());
+        assert_eq!(
+            r.rate_limits_in_a_row, 0,
+            "an answer that is not a rate limit ends the pause"
+        );
+        assert!(r.problems.get(RATE_LIMIT_SUBJECT).is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_symbol_is_asked_less_and_less_often() {
+        let mut r = running(&[
+            ("symbols", "XXXX"),
+            ("poll.interval.ms", "60000"),
+            ("backoff.max.ms", "600000"),
+        ]);
+        let mut gaps = Vec::new();
+        for _ in 0..6 {
+            assert_eq!(r.due_symbols(), [0]);
+            r.apply(vec![(0, Outcome::Refused("Invalid API call".into()))]);
+            gaps.push(wait(&mut r).await.as_secs());
+        }
+        // poll.interval.ms, doubling, capped at backoff.max.ms.
+        assert_eq!(gaps, [60, 120, 240, 480, 600, 600]);
+        assert!(r
+            .problems
+            .get("symbol 'XXXX'")
+            .unwrap()
+            .contains("Invalid API call"));
+        r.apply(vec![(0, Outcome::Failed("HTTP 503".into()))]);
+        assert_eq!(
+            wait(&mut r).await.as_secs(),
+            600,
+            "any failure keeps the backoff"
         );
     }
 }
