@@ -283,7 +283,7 @@ impl Running {
             self.problems.set(
                 BUDGET_SUBJECT,
                 format!(
-                    "the request budget ({} per minute, {} per day) is used up; next request in {}",
+                    "used up ({} per minute, {} per day); next request in {}",
                     self.config.requests_per_minute,
                     self.config.requests_per_day,
                     human_duration(budget_at - now)
