@@ -642,9 +642,8 @@ async fn the_day_budget_stops_requests_and_says_so() {
     assert_eq!(server.received().len(), 2, "no request beyond the budget");
     let problem = status.current().unwrap();
     assert!(
-        problem.contains(
-            "request budget (5 per minute, 2 per day) is used up; next request in 23h 59m"
-        ),
+        problem
+            .contains("request budget: used up (5 per minute, 2 per day); next request in 23h 59m"),
         "{problem}"
     );
 }
