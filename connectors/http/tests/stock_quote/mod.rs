@@ -743,3 +743,34 @@ async fn bad_configs_are_rejected_with_the_fix() {
         "{errors}"
     );
 }
+
+#[tokio::test]
+async fn a_body_that_is_not_json_is_reported_not_emitted() {
+    let server = ScriptedServer::start().await;
+    server.script(
+        "IBM",
+        [Reply::Raw(
+            200,
+            "<html><body>Gateway maintenance</body></html>",
+        )],
+    );
+    server.script(
+        "MSFT",
+        [global_quote("MSFT", "2024-01-19", "398.6700", 29_272_356)],
+    );
+    let (mut task, status) = start_task(
+        &mut connector(),
+        config(&server, "IBM,MSFT", &[("max.retries", "1")]),
+        OffsetSnapshot::default(),
+    )
+    .await;
+    let records = task.poll().await.unwrap();
+    assert_eq!(records.iter().map(key).collect::<Vec<_>>(), ["MSFT"]);
+    assert_eq!(server.received_for("IBM").len(), 2, "retried once");
+    let problem = status.current().unwrap();
+    assert!(
+        problem.contains("symbol 'IBM': the answer is not usable: not JSON")
+            && problem.contains("Gateway maintenance"),
+        "{problem}"
+    );
+}
