@@ -12,6 +12,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+/// Waits for the budget shorter than this are pacing; longer ones are shown in the status.
+pub const WAIT_WORTH_REPORTING: Duration = Duration::from_secs(60);
+
 const MINUTE: Duration = Duration::from_secs(60);
 const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 

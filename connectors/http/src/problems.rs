@@ -10,6 +10,9 @@ use std::sync::Arc;
 
 use sluice_sdk::SourceTaskContext;
 
+/// The subject of a long wait for the request budget.
+pub const BUDGET_SUBJECT: &str = "request budget";
+
 /// Current problems by subject, and what was last reported.
 #[derive(Debug, Default)]
 pub struct ProblemBoard {

@@ -34,8 +34,9 @@ use tokio::time::Instant;
 use super::config::HttpSourceConfig;
 use super::template::render;
 use crate::budget::RequestBudget;
+use crate::budget::WAIT_WORTH_REPORTING as BUDGET_WAIT_WORTH_REPORTING;
 use crate::client::{redact_url, HttpClient, RequestSpec};
-use crate::problems::ProblemBoard;
+use crate::problems::{ProblemBoard, BUDGET_SUBJECT};
 use crate::timing::{doubled, human_duration};
 
 /// Source partition field: the entity name.
@@ -202,14 +203,26 @@ impl SourceTask for HttpSourceTask {
             .running
             .as_mut()
             .ok_or_else(|| Error::fatal("http source task polled before it was started"))?;
-        running.problems.publish();
         let due_at = running
             .entities
             .iter()
             .map(|e| e.next_due)
             .min()
             .unwrap_or_else(Instant::now);
-        tokio::time::sleep_until(due_at).await;
+        let budget_at = running.client.budget().next_free_at();
+        if budget_at > due_at + BUDGET_WAIT_WORTH_REPORTING {
+            let problem = format!(
+                "used up ({} per minute, {} per day); next request in {}",
+                running.config.requests_per_minute,
+                running.config.requests_per_day,
+                human_duration(budget_at - Instant::now())
+            );
+            running.problems.set(BUDGET_SUBJECT, problem);
+        } else {
+            running.problems.clear(BUDGET_SUBJECT);
+        }
+        running.problems.publish();
+        tokio::time::sleep_until(due_at.max(budget_at)).await;
         let now = Instant::now();
         let mut due: Vec<usize> = (0..running.entities.len())
             .filter(|&i| running.entities[i].next_due <= now)

@@ -37,8 +37,9 @@ use super::alphavantage::{read_global_quote, read_intraday, Answer, GlobalQuote,
 use super::config::{Function, StockQuoteConfig};
 use super::schema::{bar_value, quote_value, BAR_SCHEMA, KEY_SCHEMA, QUOTE_SCHEMA};
 use crate::budget::RequestBudget;
+use crate::budget::WAIT_WORTH_REPORTING as BUDGET_WAIT_WORTH_REPORTING;
 use crate::client::{HttpClient, RequestSpec};
-use crate::problems::ProblemBoard;
+use crate::problems::{ProblemBoard, BUDGET_SUBJECT};
 use crate::timing::{doubled, human_duration};
 
 /// Source partition field: the symbol.
@@ -59,11 +60,6 @@ pub const OFFSET_BAR_TIME: &str = "bar_time";
 pub const OFFSET_TIMESTAMP: &str = "timestamp";
 
 const RATE_LIMIT_SUBJECT: &str = "rate limit";
-const BUDGET_SUBJECT: &str = "request budget";
-
-/// Waits for the request budget shorter than this are pacing, not a problem to report.
-const BUDGET_WAIT_WORTH_REPORTING: Duration = Duration::from_secs(60);
-
 /// The last quote or bar written for a symbol.
 #[derive(Debug, Clone, PartialEq)]
 enum Seen {

@@ -327,3 +327,31 @@ async fn entities_and_the_budget_are_split_over_tasks() {
         .collect();
     assert_eq!(view, [("a,c", "5"), ("b", "5")]);
 }
+
+#[tokio::test]
+async fn the_day_budget_holds_requests_back_and_says_so() {
+    let server = ScriptedServer::start().await;
+    server.script("/all", [Reply::Json(json!([{"n": 1}]))]);
+    let cfg = props(&[
+        ("url", &server.url("/all")),
+        ("topic.name.pattern", "numbers"),
+        ("request.interval.ms", "10"),
+        ("requests.per.day", "1"),
+    ]);
+    let (mut task, status) = start_task(
+        &mut HttpSourceConnector::default(),
+        cfg,
+        OffsetSnapshot::default(),
+    )
+    .await;
+    assert_eq!(task.poll().await.unwrap().len(), 1);
+    let second = tokio::time::timeout(Duration::from_millis(300), task.poll()).await;
+    assert!(second.is_err(), "the next request waits a day");
+    assert_eq!(server.received().len(), 1);
+    let problem = status.current().unwrap();
+    assert!(
+        problem
+            .contains("request budget: used up (0 per minute, 1 per day); next request in 23h 59m"),
+        "{problem}"
+    );
+}
