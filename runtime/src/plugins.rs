@@ -8,5 +8,6 @@ pub fn builtin_plugins() -> Vec<ConnectorPlugin> {
     let mut plugins = Vec::new();
     plugins.extend(sluice_connector_file::plugins());
     plugins.extend(sluice_connector_elasticsearch::plugins());
+    plugins.extend(sluice_connector_http::plugins());
     plugins
 }
