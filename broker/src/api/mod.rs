@@ -61,6 +61,8 @@ pub(crate) fn supported_versions(key: ApiKey) -> Option<(i16, i16)> {
 }
 
 /// What a handler gives back.
+// One short-lived value per request: boxing the large variant would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Reply {
     /// The response is ready.
     Now(ResponseKind),
@@ -87,6 +89,7 @@ impl RequestContext {
 
 /// A decoded request, or the reason it cannot be served.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Decoded {
     Request(RequestHeader, RequestKind),
     /// Known API at a version or of a kind this broker does not serve: answer with an error.

@@ -194,7 +194,7 @@ impl Partition {
             producers: ProducerStateTable::default(),
             config,
         };
-        log.rebuild_producer_state().at(&log.dir.clone())?;
+        log.rebuild_producer_state().at(log.dir.clone())?;
         info!(
             topic,
             partition = index,
