@@ -44,6 +44,17 @@ async fn impossible_lengths_and_garbage_close_the_connection() {
     let mut frame = 12i32.to_be_bytes().to_vec();
     frame.extend_from_slice(&[0, 3, 0, 9, 0, 0, 0, 7, 0, 0, 0, 0xff]);
     closes_after(&addr, &frame).await;
+    // A Metadata v1 request declaring 2^31-1 topics in a 14-byte frame (found by the fuzz
+    // target): refused without trying to allocate for them.
+    let mut frame = 14i32.to_be_bytes().to_vec();
+    frame.extend_from_slice(&[0, 3, 0, 1, 0, 0, 0, 9, 0xff, 0xff, 0x7f, 0xff, 0xff, 0xff]);
+    closes_after(&addr, &frame).await;
+    // The same through a CreateTopics v2 replica-assignment array.
+    let mut body = vec![0, 19, 0, 2, 0, 0, 0, 10, 0xff, 0xff, 0, 0, 0, 1, 0, 1, b't'];
+    body.extend_from_slice(&[0, 0, 0, 1, 0, 1, 0x7f, 0xff, 0xff, 0xff]);
+    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    closes_after(&addr, &frame).await;
     still_serving(&addr).await;
     broker.stop().await;
 }
