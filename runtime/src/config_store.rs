@@ -38,17 +38,20 @@ pub struct ConfigStore {
 }
 
 impl ConfigStore {
-    /// Reads the whole configs topic (creating it, compacted, with one partition, if missing).
+    /// Reads the whole configs topic (unless `empty`: it was just created).
     ///
     /// # Errors
-    /// When the topic cannot be created or read.
-    pub async fn load(clients: &KafkaClients, topic: &str) -> Result<(Self, StoredConfigs)> {
-        clients.ensure_topic(topic, 1, true).await?;
-        let consumer = clients.reader()?;
-        let name = topic.to_string();
-        let records = tokio::task::spawn_blocking(move || read_topic(&consumer, &name))
-            .await
-            .map_err(|e| Error::Other(e.to_string()))??;
+    /// When the topic cannot be read.
+    pub async fn load(clients: &KafkaClients, topic: &str, empty: bool, producer: SharedProducer) -> Result<(Self, StoredConfigs)> {
+        let records = if empty {
+            Vec::new()
+        } else {
+            let consumer = clients.reader()?;
+            let name = topic.to_string();
+            tokio::task::spawn_blocking(move || read_topic(&consumer, &name))
+                .await
+                .map_err(|e| Error::Other(e.to_string()))??
+        };
         let mut stored = StoredConfigs::default();
         for (key, value) in records {
             let key = String::from_utf8_lossy(&key).into_owned();
@@ -112,7 +115,7 @@ impl ConfigStore {
         Ok((
             Self {
                 topic: topic.to_string(),
-                producer: clients.internal_producer()?,
+                producer,
             },
             stored,
         ))

@@ -32,7 +32,7 @@ pub trait Converter: Send + Sync + fmt::Debug {
     ///
     /// # Errors
     /// Why the data cannot be written in this format.
-    fn from_connect(
+    fn encode(
         &self,
         schema: Option<&Schema>,
         value: &Value,
@@ -42,7 +42,7 @@ pub trait Converter: Send + Sync + fmt::Debug {
     ///
     /// # Errors
     /// Why the bytes cannot be read in this format.
-    fn to_connect(&self, bytes: Option<&[u8]>) -> Result<(Option<SchemaRef>, Value), String>;
+    fn decode(&self, bytes: Option<&[u8]>) -> Result<(Option<SchemaRef>, Value), String>;
 }
 
 /// Whether a converter serves keys or values (selects the `key.converter`/`value.converter`
@@ -173,7 +173,7 @@ impl Default for JsonConverter {
 }
 
 impl Converter for JsonConverter {
-    fn from_connect(
+    fn encode(
         &self,
         schema: Option<&Schema>,
         value: &Value,
@@ -196,7 +196,7 @@ impl Converter for JsonConverter {
             .map_err(|e| e.to_string())
     }
 
-    fn to_connect(&self, bytes: Option<&[u8]>) -> Result<(Option<SchemaRef>, Value), String> {
+    fn decode(&self, bytes: Option<&[u8]>) -> Result<(Option<SchemaRef>, Value), String> {
         let Some(bytes) = bytes else {
             return Ok((None, Value::Null));
         };
@@ -228,7 +228,7 @@ impl Converter for JsonConverter {
 pub struct StringConverter;
 
 impl Converter for StringConverter {
-    fn from_connect(
+    fn encode(
         &self,
         _schema: Option<&Schema>,
         value: &Value,
@@ -245,7 +245,7 @@ impl Converter for StringConverter {
         })
     }
 
-    fn to_connect(&self, bytes: Option<&[u8]>) -> Result<(Option<SchemaRef>, Value), String> {
+    fn decode(&self, bytes: Option<&[u8]>) -> Result<(Option<SchemaRef>, Value), String> {
         let schema = Some(Arc::new(Schema::string().optional()));
         Ok(match bytes {
             None => (schema, Value::Null),
@@ -262,7 +262,7 @@ impl Converter for StringConverter {
 pub struct ByteArrayConverter;
 
 impl Converter for ByteArrayConverter {
-    fn from_connect(
+    fn encode(
         &self,
         schema: Option<&Schema>,
         value: &Value,
@@ -285,7 +285,7 @@ impl Converter for ByteArrayConverter {
         }
     }
 
-    fn to_connect(&self, bytes: Option<&[u8]>) -> Result<(Option<SchemaRef>, Value), String> {
+    fn decode(&self, bytes: Option<&[u8]>) -> Result<(Option<SchemaRef>, Value), String> {
         let schema = Some(Arc::new(Schema::bytes().optional()));
         Ok((
             schema,
@@ -311,7 +311,7 @@ mod tests {
         let c = build_converter(ConverterRole::Value, &props(&[])).unwrap();
         let schema = Schema::struct_of(vec![Field::new("id", Schema::int32())]);
         let value = Value::Struct(Struct::new().with("id", 1));
-        let bytes = c.from_connect(Some(&schema), &value).unwrap().unwrap();
+        let bytes = c.encode(Some(&schema), &value).unwrap().unwrap();
         let written: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(
             written,
@@ -321,7 +321,7 @@ mod tests {
                 "payload": {"id": 1}
             })
         );
-        let (s, v) = c.to_connect(Some(&bytes)).unwrap();
+        let (s, v) = c.decode(Some(&bytes)).unwrap();
         assert_eq!(s.as_deref(), Some(&schema));
         assert_eq!(v, value);
     }
@@ -336,14 +336,14 @@ mod tests {
             ]),
         )
         .unwrap();
-        let (s, v) = plain.to_connect(Some(br#"{"a":1}"#)).unwrap();
+        let (s, v) = plain.decode(Some(br#"{"a":1}"#)).unwrap();
         assert!(s.is_none());
         assert_eq!(v, Value::Map(vec![(Value::from("a"), Value::Int64(1))]));
 
         let strict = build_converter(ConverterRole::Value, &props(&[])).unwrap();
-        let err = strict.to_connect(Some(br#"{"a":1}"#)).unwrap_err();
+        let err = strict.decode(Some(br#"{"a":1}"#)).unwrap_err();
         assert!(err.contains("set schemas.enable=false"), "{err}");
-        let err = strict.to_connect(Some(b"not json")).unwrap_err();
+        let err = strict.decode(Some(b"not json")).unwrap_err();
         assert!(err.contains("serialization error"), "{err}");
     }
 
@@ -352,8 +352,8 @@ mod tests {
         for name in ["json", "string", "bytearray"] {
             let c =
                 build_converter(ConverterRole::Key, &props(&[("key.converter", name)])).unwrap();
-            assert_eq!(c.from_connect(None, &Value::Null).unwrap(), None, "{name}");
-            assert!(c.to_connect(None).unwrap().1.is_null(), "{name}");
+            assert_eq!(c.encode(None, &Value::Null).unwrap(), None, "{name}");
+            assert!(c.decode(None).unwrap().1.is_null(), "{name}");
         }
     }
 
@@ -392,12 +392,12 @@ mod tests {
     #[test]
     fn byte_array_refuses_other_types() {
         let err = ByteArrayConverter
-            .from_connect(None, &Value::from("x"))
+            .encode(None, &Value::from("x"))
             .unwrap_err();
         assert!(err.contains("not compatible"), "{err}");
         assert_eq!(
             StringConverter
-                .from_connect(None, &Value::Int64(5))
+                .encode(None, &Value::Int64(5))
                 .unwrap(),
             Some(b"5".to_vec())
         );

@@ -167,20 +167,41 @@ impl KafkaClients {
     /// # Errors
     /// When creation fails for a reason other than the topic existing.
     pub async fn ensure_topic(&self, topic: &str, partitions: i32, compact: bool) -> Result<()> {
+        self.ensure_topics(&[(topic, partitions, compact)]).await.map(|_| ())
+    }
+
+    /// Creates the missing ones of `topics` (name, partitions, compacted) in one request;
+    /// returns, per topic, whether it was created now (and so is empty).
+    ///
+    /// # Errors
+    /// When creation fails for a reason other than a topic existing.
+    pub async fn ensure_topics(&self, topics: &[(&str, i32, bool)]) -> Result<Vec<bool>> {
         let admin = self.admin()?;
         // -1: the cluster's default replication factor (KIP-464), so a real cluster keeps its
         // usual durability and the single-node broker uses 1.
-        let mut new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1));
-        if compact {
-            new_topic = new_topic.set("cleanup.policy", "compact");
-        }
+        let new_topics: Vec<NewTopic<'_>> = topics
+            .iter()
+            .map(|(name, partitions, compact)| {
+                let t = NewTopic::new(name, *partitions, TopicReplication::Fixed(-1));
+                if *compact {
+                    t.set("cleanup.policy", "compact")
+                } else {
+                    t
+                }
+            })
+            .collect();
         let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-        let results = admin.create_topics([&new_topic], &opts).await?;
-        for r in results {
+        let results = admin.create_topics(&new_topics, &opts).await?;
+        let mut created = Vec::with_capacity(results.len());
+        for (r, (_, partitions, compact)) in results.into_iter().zip(topics) {
             match r {
-                Ok(name) => info!(topic = %name, partitions, compact, "created topic"),
+                Ok(name) => {
+                    info!(topic = %name, partitions, compact, "created topic");
+                    created.push(true);
+                }
                 Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => {
-                    debug!(topic = %name, "topic exists")
+                    debug!(topic = %name, "topic exists");
+                    created.push(false);
                 }
                 Err((name, code)) => {
                     return Err(Error::Other(format!(
@@ -190,6 +211,6 @@ impl KafkaClients {
                 }
             }
         }
-        Ok(())
+        Ok(created)
     }
 }

@@ -33,6 +33,9 @@ const SEQ_BITS: u32 = 40;
 pub struct OffsetTracker {
     partitions: Vec<PartitionTrack>,
     index: HashMap<String, usize>,
+    /// The partition of the previous record: most sources send runs of one partition, and
+    /// comparing maps is much cheaper than keying them.
+    last: Option<usize>,
     next_seq: u64,
     pending: usize,
 }
@@ -59,8 +62,25 @@ impl OffsetTracker {
 
     /// Registers a record about to be sent; returns its delivery id.
     pub fn submit(&mut self, partition: &SourcePartition, offset: SourceOffset) -> usize {
+        let pid = match self.last.filter(|&pid| self.partitions[pid].partition == *partition) {
+            Some(pid) => pid,
+            None => self.partition_id(partition),
+        };
+        self.last = Some(pid);
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.pending += 1;
+        self.partitions[pid].records.push_back(Pending {
+            seq,
+            offset,
+            acked: false,
+        });
+        (pid << SEQ_BITS) | (seq as usize & ((1usize << SEQ_BITS) - 1))
+    }
+
+    fn partition_id(&mut self, partition: &SourcePartition) -> usize {
         let key = canonical_json(&Json::Object(partition.clone()));
-        let pid = match self.index.get(&key) {
+        match self.index.get(&key) {
             Some(&pid) => pid,
             None => {
                 self.partitions.push(PartitionTrack {
@@ -71,16 +91,7 @@ impl OffsetTracker {
                 self.index.insert(key, self.partitions.len() - 1);
                 self.partitions.len() - 1
             }
-        };
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.pending += 1;
-        self.partitions[pid].records.push_back(Pending {
-            seq,
-            offset,
-            acked: false,
-        });
-        (pid << SEQ_BITS) | (seq as usize & ((1usize << SEQ_BITS) - 1))
+        }
     }
 
     /// Marks the record with delivery id `id` as acknowledged (or dead-lettered).
@@ -146,17 +157,20 @@ pub struct OffsetStore {
 }
 
 impl OffsetStore {
-    /// Reads the whole offsets topic (creating it, compacted, if missing).
+    /// Reads the whole offsets topic (unless `empty`: it was just created).
     ///
     /// # Errors
-    /// When the topic cannot be created or read.
-    pub async fn load(clients: &KafkaClients, topic: &str) -> Result<Self> {
-        clients.ensure_topic(topic, 25, true).await?;
-        let consumer = clients.reader()?;
-        let topic_name = topic.to_string();
-        let records = tokio::task::spawn_blocking(move || read_topic(&consumer, &topic_name))
-            .await
-            .map_err(|e| Error::Other(e.to_string()))??;
+    /// When the topic cannot be read.
+    pub async fn load(clients: &KafkaClients, topic: &str, empty: bool, producer: SharedProducer) -> Result<Self> {
+        let records = if empty {
+            Vec::new()
+        } else {
+            let consumer = clients.reader()?;
+            let topic_name = topic.to_string();
+            tokio::task::spawn_blocking(move || read_topic(&consumer, &topic_name))
+                .await
+                .map_err(|e| Error::Other(e.to_string()))??
+        };
         let mut offsets: HashMap<String, ConnectorOffsets> = HashMap::new();
         let mut count = 0usize;
         for (key, value) in records {
@@ -191,7 +205,7 @@ impl OffsetStore {
         );
         Ok(Self {
             topic: topic.to_string(),
-            producer: clients.internal_producer()?,
+            producer,
             offsets: Mutex::new(offsets),
         })
     }

@@ -141,12 +141,21 @@ impl Worker {
     ) -> Result<Arc<Self>> {
         let clients = KafkaClients::new(bootstrap, &settings);
         clients.wait_for_cluster(Duration::from_secs(30)).await?;
-        let offsets = Arc::new(OffsetStore::load(&clients, &settings.offset_topic).await?);
-        let (configs, stored) = ConfigStore::load(&clients, &settings.config_topic).await?;
-        clients
-            .ensure_topic(&settings.status_topic, 5, true)
+        // Kafka Connect's default partition counts: offsets 25, configs 1 (it must be 1), status 5.
+        let created = clients
+            .ensure_topics(&[
+                (&settings.offset_topic, 25, true),
+                (&settings.config_topic, 1, true),
+                (&settings.status_topic, 5, true),
+            ])
             .await?;
         let internal_producer = clients.internal_producer()?;
+        let (offsets, configs) = tokio::join!(
+            OffsetStore::load(&clients, &settings.offset_topic, created[0], internal_producer.clone()),
+            ConfigStore::load(&clients, &settings.config_topic, created[1], internal_producer.clone()),
+        );
+        let offsets = Arc::new(offsets?);
+        let (configs, stored) = configs?;
         let worker_id = settings.rest_addr.to_string();
         let status = Arc::new(StatusStore::new(
             worker_id,

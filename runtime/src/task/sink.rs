@@ -175,12 +175,12 @@ impl ErrantRecordReporter for SinkErrantReporter {
             offset: record.kafka_offset,
             key: self
                 .key_converter
-                .from_connect(record.key_schema.as_deref(), &record.key)
+                .encode(record.key_schema.as_deref(), &record.key)
                 .ok()
                 .flatten(),
             value: self
                 .value_converter
-                .from_connect(record.value_schema.as_deref(), &record.value)
+                .encode(record.value_schema.as_deref(), &record.value)
                 .ok()
                 .flatten(),
             headers: record
@@ -455,23 +455,28 @@ impl SinkState {
     }
 
     /// Converts raw messages and applies the transforms; failures follow the error policy.
+    /// Returns the records and the indexes in `batch` of the messages they came from.
     async fn convert(
         &mut self,
         env: &TaskEnv,
-        batch: Vec<RawMessage>,
-    ) -> Result<Vec<SinkRecord>, String> {
+        batch: &[RawMessage],
+    ) -> Result<(Vec<SinkRecord>, Vec<usize>), String> {
         let mut records = Vec::with_capacity(batch.len());
-        for m in batch {
-            match convert_one(env, &m) {
-                Ok(record) => records.push(record),
+        let mut good = Vec::with_capacity(batch.len());
+        for (i, m) in batch.iter().enumerate() {
+            match convert_one(env, m) {
+                Ok(record) => {
+                    records.push(record);
+                    good.push(i);
+                }
                 Err((stage, class_name, message)) => {
                     let failed = FailedRecord {
-                        topic: m.topic,
+                        topic: m.topic.clone(),
                         partition: m.partition,
                         offset: m.offset,
-                        key: m.key,
-                        value: m.value,
-                        headers: m.headers,
+                        key: m.key.clone(),
+                        value: m.value.clone(),
+                        headers: m.headers.clone(),
                         timestamp: m.timestamp.to_millis(),
                     };
                     let failure = Failure {
@@ -488,7 +493,7 @@ impl SinkState {
                 }
             }
         }
-        Ok(records)
+        Ok((records, good))
     }
 }
 
@@ -502,12 +507,12 @@ fn convert_one(env: &TaskEnv, m: &RawMessage) -> Result<SinkRecord, (Stage, Stri
     let (key_schema, key) = env
         .settings
         .key_converter
-        .to_connect(m.key.as_deref())
+        .decode(m.key.as_deref())
         .map_err(|e| (Stage::KeyConverter, class("key.converter"), e))?;
     let (value_schema, value) = env
         .settings
         .value_converter
-        .to_connect(m.value.as_deref())
+        .decode(m.value.as_deref())
         .map_err(|e| (Stage::ValueConverter, class("value.converter"), e))?;
     let (timestamp, timestamp_type) = match m.timestamp {
         Timestamp::NotAvailable => (None, TimestampType::NoTimestamp),
@@ -577,10 +582,26 @@ async fn sink_loop(
             // Keep serving the group protocol (heartbeats, rebalances) while paused.
             while env.paused() && !env.token.is_cancelled() {
                 let consumer = state.consumer.clone();
-                let _ = tokio::task::spawn_blocking(move || {
-                    poll_batch(&consumer, Duration::from_millis(100))
+                let polled = tokio::task::spawn_blocking(move || {
+                    let batch = poll_batch(&consumer, Duration::from_millis(100));
+                    // Messages of a partition assigned before it could be paused: rewind, so
+                    // they are read again after the resume instead of being skipped.
+                    if let Ok(batch) = &batch {
+                        let mut first: BTreeMap<(String, i32), i64> = BTreeMap::new();
+                        for m in batch {
+                            first.entry((m.topic.clone(), m.partition)).or_insert(m.offset);
+                        }
+                        for ((topic, partition), offset) in first {
+                            if let Err(e) = consumer.seek(&topic, partition, Offset::Offset(offset), Duration::from_secs(10)) {
+                                return Err(format!("cannot rewind {topic}-{partition} to {offset} while paused: {e}"));
+                            }
+                        }
+                    }
+                    Ok(())
                 })
-                .await;
+                .await
+                .map_err(|e| e.to_string())?;
+                polled?;
                 state.handle_rebalances(env, task).await?;
                 tokio::select! {
                     _ = env.token.cancelled() => {}
@@ -629,10 +650,17 @@ async fn sink_loop(
                     )
                 })
                 .collect();
-            let records = state.convert(env, batch).await?;
+            let (records, good) = state.convert(env, &batch).await?;
             let count = records.len() as u64;
             if !records.is_empty() {
-                if !put_with_retry(env, task, records).await? {
+                // A retriable failure gets the same records again: converted anew from the
+                // batch (conversion is deterministic), so the first try needs no copy.
+                let again = || {
+                    good.iter()
+                        .map(|&i| convert_one(env, &batch[i]).map_err(|(_, _, e)| e))
+                        .collect::<Result<Vec<_>, _>>()
+                };
+                if !put_with_retry(env, task, records, again).await? {
                     // Stopped while retrying: these records were not written, so their
                     // offsets must not be committed.
                     return Ok(());
@@ -656,12 +684,17 @@ async fn put_with_retry(
     env: &TaskEnv,
     task: &mut dyn SinkTask,
     records: Vec<SinkRecord>,
+    again: impl Fn() -> Result<Vec<SinkRecord>, String>,
 ) -> Result<bool, String> {
     let mut delay = Duration::from_millis(300);
     let mut reported = false;
+    let mut next = Some(records);
     loop {
-        // A retriable failure gets the same batch again, so `put` receives a copy.
-        match task.put(records.clone()).await {
+        let records = match next.take() {
+            Some(r) => r,
+            None => again()?,
+        };
+        match task.put(records).await {
             Ok(()) => {
                 if reported {
                     env.status

@@ -141,11 +141,11 @@ impl SourceCommitter {
         let settings = &self.env.settings;
         let key = settings
             .key_converter
-            .from_connect(record.key_schema.as_deref(), &record.key);
+            .encode(record.key_schema.as_deref(), &record.key);
         let value = match &key {
             Ok(_) => settings
                 .value_converter
-                .from_connect(record.value_schema.as_deref(), &record.value),
+                .encode(record.value_schema.as_deref(), &record.value),
             Err(_) => Ok(None),
         };
         let (key, value) = match (key, value) {
