@@ -478,17 +478,19 @@ impl ConnectionSettings {
                 ),
                 None => {
                     let text = error_chain(e);
-                    let hint = if text.contains("TLS") || text.contains("tls") {
-                        "; check sslmode (disable, prefer, require, verify-ca, verify-full) and \
-                         the server's ssl setting"
+                    let message = if text.contains("TLS") || text.contains("certificate") {
+                        format!(
+                            "could not set up TLS with PostgreSQL at {target}: {text}; check \
+                             sslmode (disable, prefer, require, verify-ca, verify-full), \
+                             sslrootcert and the server's ssl setting"
+                        )
                     } else {
-                        "; check the host and port, and that PostgreSQL is running and accepts \
-                         TCP connections"
+                        format!(
+                            "cannot reach PostgreSQL at {target}: {text}; check the host and \
+                             port, and that PostgreSQL is running and accepts TCP connections"
+                        )
                     };
-                    ConfigError::new(
-                        CONNECTION_URL,
-                        format!("cannot reach PostgreSQL at {target}: {text}{hint}"),
-                    )
+                    ConfigError::new(CONNECTION_URL, message)
                 }
             },
         }

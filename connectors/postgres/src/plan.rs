@@ -133,7 +133,9 @@ async fn attribute_facts(
     let rows = client
         .query(
             "SELECT a.attrelid, a.attnum, a.attnotnull, \
-                    COALESCE(array_position(i.indkey::int2[], a.attnum), 0)::int4 \
+                    CASE WHEN a.attnum = ANY(i.indkey::int2[]) \
+                      THEN array_position(i.indkey::int2[], a.attnum) - array_lower(i.indkey::int2[], 1) + 1 \
+                      ELSE 0 END::int4 \
              FROM pg_catalog.pg_attribute a \
              LEFT JOIN pg_catalog.pg_index i ON i.indrelid = a.attrelid AND i.indisprimary \
              WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped",
