@@ -441,29 +441,26 @@ impl Plan {
             raws.push(raw.0);
         }
         let mut value = Struct::with_capacity(self.columns.len());
-        let mut values = Vec::with_capacity(self.columns.len());
         for (column, raw) in self.columns.iter().zip(&raws) {
             let v = column
                 .select
                 .decoder
                 .decode(*raw)
                 .map_err(|e| format!("column '{}' {e}", column.select.name))?;
-            values.push(v);
+            value.put(column.select.name.clone(), v);
         }
+        let field = |i: usize| value.fields()[i].1.clone();
         let key = match &self.key {
             KeyPlan::None => (None, Value::Null),
-            KeyPlan::Single(i, schema) => (Some(schema.clone()), values[*i].clone()),
+            KeyPlan::Single(i, schema) => (Some(schema.clone()), field(*i)),
             KeyPlan::Struct(indexes, schema) => {
                 let mut s = Struct::with_capacity(indexes.len());
                 for &i in indexes {
-                    s.put(self.columns[i].select.name.clone(), values[i].clone());
+                    s.put(self.columns[i].select.name.clone(), field(i));
                 }
                 (Some(schema.clone()), Value::Struct(s))
             }
         };
-        for (column, v) in self.columns.iter().zip(values) {
-            value.put(column.select.name.clone(), v);
-        }
         let mut position = Offset::default();
         if let Some(i) = self.incrementing {
             position.incrementing = self.columns[i]

@@ -329,6 +329,44 @@ pub fn numeric_from_sql(buf: &[u8]) -> DecodeResult<NumericValue> {
     Ok(NumericValue::Finite(out))
 }
 
+/// A finite NUMERIC as `value * 10^scale` rounded half away from zero, when that fits an
+/// `i128`; `None` for NaN, infinities and larger numbers (which take the exact text path).
+fn numeric_unscaled(buf: &[u8], scale: i32) -> Option<i128> {
+    let header: [u8; 8] = buf.get(..8)?.try_into().ok()?;
+    let ndigits = usize::try_from(i16::from_be_bytes([header[0], header[1]])).ok()?;
+    let weight = i32::from(i16::from_be_bytes([header[2], header[3]]));
+    let negative = match u16::from_be_bytes([header[4], header[5]]) {
+        0x0000 => false,
+        0x4000 => true,
+        _ => return None,
+    };
+    let body = buf.get(8..8 + ndigits * 2)?;
+    let mut acc: i128 = 0;
+    for pair in body.chunks_exact(2) {
+        let digit = i128::from(u16::from_be_bytes([pair[0], pair[1]]));
+        acc = acc.checked_mul(10_000)?.checked_add(digit)?;
+    }
+    if acc == 0 {
+        return Some(0);
+    }
+    // The last base-10000 digit stands for 10000^(weight - ndigits + 1).
+    let exponent = 4 * (weight - i32::try_from(ndigits).ok()? + 1) + scale;
+    let magnitude = if exponent >= 0 {
+        acc.checked_mul(10i128.checked_pow(u32::try_from(exponent).ok()?)?)?
+    } else {
+        let Some(divisor) = 10i128.checked_pow(exponent.unsigned_abs()) else {
+            return Some(0);
+        };
+        let (q, r) = (acc / divisor, acc % divisor);
+        if r >= divisor - r {
+            q + 1
+        } else {
+            q
+        }
+    };
+    Some(if negative { -magnitude } else { magnitude })
+}
+
 impl Decoder {
     /// Decodes one binary value (`None` is SQL NULL).
     ///
@@ -346,6 +384,10 @@ impl Decoder {
             Self::Oid => Value::Int64(u32::from_be_bytes(exact(buf)?).into()),
             Self::Float4 => Value::Float32(f32::from_be_bytes(exact(buf)?)),
             Self::Float8 => Value::Float64(f64::from_be_bytes(exact(buf)?)),
+            Self::Numeric(NumericTarget::Decimal(scale)) => match numeric_unscaled(buf, *scale) {
+                Some(unscaled) => Decimal::from_i128(unscaled, *scale).into_value(),
+                None => decode_numeric(NumericTarget::Decimal(*scale), numeric_from_sql(buf)?)?,
+            },
             Self::Numeric(target) => decode_numeric(*target, numeric_from_sql(buf)?)?,
             Self::Text | Self::Json => Value::String(text(buf)?),
             Self::Jsonb => match buf.split_first() {
@@ -569,6 +611,29 @@ mod tests {
             numeric_from_sql(&numeric(&[], 0, 0xC000, 0)).unwrap(),
             NumericValue::NaN
         );
+    }
+
+    #[test]
+    fn numeric_fast_path_matches_the_exact_text_path() {
+        let cases = [
+            (numeric(&[1, 2345, 6780], 1, 0, 3), 3),
+            (numeric(&[1, 2345, 6780], 1, 0, 3), 1),
+            (numeric(&[1, 2345, 6780], 1, 0x4000, 3), 5),
+            (numeric(&[12], -1, 0x4000, 4), 4),
+            (numeric(&[12], -1, 0, 4), 2),
+            (numeric(&[5000], -1, 0, 1), 0),
+            (numeric(&[1], 1, 0, 0), 0),
+            (numeric(&[], 0, 0, 2), 2),
+        ];
+        for (buf, scale) in cases {
+            let fast = Decimal::from_i128(numeric_unscaled(&buf, scale).unwrap(), scale);
+            let NumericValue::Finite(text) = numeric_from_sql(&buf).unwrap() else {
+                panic!("finite")
+            };
+            let slow = Decimal::parse(&text).unwrap().rescale(scale);
+            assert_eq!(fast, slow, "{text} at scale {scale}");
+        }
+        assert_eq!(numeric_unscaled(&numeric(&[], 0, 0xC000, 0), 2), None);
     }
 
     #[test]
