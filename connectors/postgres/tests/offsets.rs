@@ -244,3 +244,53 @@ async fn timestamps_are_utc_whatever_the_session_time_zone() {
         running.task.stop().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn timestamp_initial_sets_where_a_new_connector_starts() {
+    let (client, url, _) = fresh_database("initial").await;
+    client
+        .batch_execute(
+            "CREATE TABLE events (id integer PRIMARY KEY, ts timestamptz NOT NULL);
+             INSERT INTO events VALUES (1, '2024-01-01 00:00:00+00'), (2, '2024-06-01 00:00:00+00'),
+                                       (3, now() - interval '1 hour');",
+        )
+        .await
+        .unwrap();
+    // 2024-03-01T00:00:00Z: rows 2 and 3 are later.
+    let mut cfg = config(&url, "timestamp+incrementing", "100");
+    cfg.insert("timestamp.initial".into(), "1709251200000".into());
+    let mut running = start_single(&cfg, OffsetSnapshot::default()).await;
+    let mut records = Vec::new();
+    poll_until(
+        running.task.as_mut(),
+        &mut records,
+        WAIT,
+        "rows after the initial time",
+        |r| r.len() >= 2,
+    )
+    .await;
+    assert_eq!(ids(&records), vec![2, 3]);
+    running.task.stop().await.unwrap();
+
+    // -1: the database's current time; only rows stamped later arrive.
+    cfg.insert("timestamp.initial".into(), "-1".into());
+    let mut running = start_single(&cfg, OffsetSnapshot::default()).await;
+    let task = running.task.as_mut();
+    let before = poll_times(task, 2).await;
+    assert!(before.is_empty(), "existing rows are skipped: {before:?}");
+    client
+        .batch_execute("INSERT INTO events VALUES (4, clock_timestamp())")
+        .await
+        .unwrap();
+    let mut records = Vec::new();
+    poll_until(
+        task,
+        &mut records,
+        WAIT,
+        "the row inserted after start",
+        |r| !r.is_empty(),
+    )
+    .await;
+    assert_eq!(ids(&records), vec![4]);
+    running.task.stop().await.unwrap();
+}
