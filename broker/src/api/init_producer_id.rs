@@ -1,0 +1,31 @@
+//! InitProducerId (key 22): a fresh producer id for an idempotent producer. Transactions are
+//! not supported, so a transactional id is refused.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+use kafka_protocol::ResponseError;
+use tracing::{info, warn};
+
+use super::{blocking, RequestContext};
+
+pub(crate) async fn handle(
+    ctx: &RequestContext,
+    request: InitProducerIdRequest,
+) -> InitProducerIdResponse {
+    if let Some(id) = &request.transactional_id {
+        warn!(peer = %ctx.peer, transactional_id = id.as_str(), "transactions are not supported; refusing InitProducerId");
+        return InitProducerIdResponse::default()
+            .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
+    }
+    let state = Arc::clone(&ctx.state);
+    match blocking(move || state.logs.allocate_producer_id()).await {
+        Ok(Ok(id)) => {
+            info!(peer = %ctx.peer, producer_id = id, "producer id allocated");
+            InitProducerIdResponse::default()
+                .with_producer_id(ProducerId(id))
+                .with_producer_epoch(0)
+        }
+        Ok(Err(e)) | Err(e) => InitProducerIdResponse::default().with_error_code(e.code.code()),
+    }
+}

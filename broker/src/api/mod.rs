@@ -1,0 +1,264 @@
+//! Kafka APIs: one module per API, the table of advertised versions, frame decoding and the
+//! dispatch `match` on the API key.
+//!
+//! Adding an API takes three steps: a module here with `pub(crate) async fn handle`, a row in
+//! [`SUPPORTED`], and an arm in [`dispatch`].
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::ResponseError;
+use tracing::{debug, warn};
+
+use crate::server::BrokerState;
+use crate::storage::ApiError;
+
+pub(crate) mod alter_configs;
+pub(crate) mod api_versions;
+pub(crate) mod create_partitions;
+pub(crate) mod create_topics;
+pub(crate) mod delete_records;
+pub(crate) mod delete_topics;
+pub(crate) mod describe_cluster;
+pub(crate) mod describe_configs;
+pub(crate) mod fetch;
+pub(crate) mod incremental_alter_configs;
+pub(crate) mod init_producer_id;
+pub(crate) mod list_offsets;
+pub(crate) mod metadata;
+pub(crate) mod produce;
+
+/// Every API the broker answers, with the versions it advertises in ApiVersions. Each
+/// version listed here is answered (the protocol tests go through all of them).
+pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 12),
+    (ApiKey::Fetch, 4, 12),
+    (ApiKey::ListOffsets, 1, 8),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 3),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::DescribeCluster, 0, 1),
+];
+
+/// The advertised version range of an API, if it is supported.
+pub(crate) fn supported_versions(key: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|&(_, min, max)| (min, max))
+}
+
+/// What a handler gives back.
+pub(crate) enum Reply {
+    /// The response is ready.
+    Now(ResponseKind),
+    /// The response needs more waiting (fsync, long poll); the connection keeps reading
+    /// further requests meanwhile and sends responses in request order.
+    Later(Pin<Box<dyn Future<Output = ResponseKind> + Send + 'static>>),
+    /// No response at all (produce with acks=0).
+    Nothing,
+}
+
+/// Everything a handler knows about the request besides its body.
+#[derive(Debug)]
+pub(crate) struct RequestContext {
+    pub(crate) state: Arc<BrokerState>,
+    pub(crate) header: RequestHeader,
+    pub(crate) peer: SocketAddr,
+}
+
+impl RequestContext {
+    pub(crate) fn version(&self) -> i16 {
+        self.header.request_api_version
+    }
+}
+
+/// A decoded request, or the reason it cannot be served.
+#[derive(Debug)]
+pub(crate) enum Decoded {
+    Request(RequestHeader, RequestKind),
+    /// Known API at a version or of a kind this broker does not serve: answer with an error.
+    Unsupported(ApiKey, RequestHeader),
+}
+
+/// Decodes a frame body. `Err` means the frame cannot be answered (close the connection).
+pub(crate) fn decode_frame(mut frame: Bytes) -> Result<Decoded, String> {
+    if frame.len() < 8 {
+        return Err(format!(
+            "frame of {} bytes is shorter than a request header",
+            frame.len()
+        ));
+    }
+    let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let api_key = ApiKey::try_from(raw_key).map_err(|_| format!("unknown API key {raw_key}"))?;
+    let header_version =
+        if api_key.valid_versions().min <= version && version <= api_key.valid_versions().max {
+            api_key.request_header_version(version)
+        } else {
+            // Versions beyond what the protocol crate knows: read the fixed part only (v1 header);
+            // ApiVersions requests must be answerable whatever version they carry.
+            1
+        };
+    let header = RequestHeader::decode(&mut frame, header_version)
+        .map_err(|e| format!("bad {api_key:?} v{version} request header: {e}"))?;
+    match supported_versions(api_key) {
+        Some((min, max)) if (min..=max).contains(&version) => {
+            let request = RequestKind::decode(api_key, &mut frame, version)
+                .map_err(|e| format!("bad {api_key:?} v{version} request body: {e}"))?;
+            if frame.has_remaining() {
+                debug!(api = ?api_key, version, trailing = frame.remaining(), "ignoring trailing bytes");
+            }
+            Ok(Decoded::Request(header, request))
+        }
+        _ => Ok(Decoded::Unsupported(api_key, header)),
+    }
+}
+
+/// Runs one decoded request.
+pub(crate) async fn dispatch(ctx: RequestContext, request: RequestKind) -> Reply {
+    match request {
+        RequestKind::ApiVersions(req) => Reply::Now(api_versions::handle(&ctx, req).into()),
+        RequestKind::Metadata(req) => Reply::Now(metadata::handle(&ctx, req).await.into()),
+        RequestKind::Produce(req) => produce::handle(ctx, req).await,
+        RequestKind::Fetch(req) => fetch::handle(ctx, req),
+        RequestKind::ListOffsets(req) => Reply::Now(list_offsets::handle(&ctx, req).await.into()),
+        RequestKind::CreateTopics(req) => Reply::Now(create_topics::handle(&ctx, req).await.into()),
+        RequestKind::DeleteTopics(req) => Reply::Now(delete_topics::handle(&ctx, req).await.into()),
+        RequestKind::CreatePartitions(req) => {
+            Reply::Now(create_partitions::handle(&ctx, req).await.into())
+        }
+        RequestKind::DescribeConfigs(req) => Reply::Now(describe_configs::handle(&ctx, req).into()),
+        RequestKind::AlterConfigs(req) => Reply::Now(alter_configs::handle(&ctx, req).await.into()),
+        RequestKind::IncrementalAlterConfigs(req) => {
+            Reply::Now(incremental_alter_configs::handle(&ctx, req).await.into())
+        }
+        RequestKind::DescribeCluster(req) => Reply::Now(describe_cluster::handle(&ctx, req).into()),
+        RequestKind::InitProducerId(req) => {
+            Reply::Now(init_producer_id::handle(&ctx, req).await.into())
+        }
+        RequestKind::DeleteRecords(req) => {
+            Reply::Now(delete_records::handle(&ctx, req).await.into())
+        }
+        other => {
+            // Unreachable while SUPPORTED and this match agree; answer rather than panic.
+            warn!(peer = %ctx.peer, request = ?std::mem::discriminant(&other), "request decoded but not dispatched");
+            match unsupported_response(&ctx.header) {
+                Some(response) => Reply::Now(response),
+                None => Reply::Nothing,
+            }
+        }
+    }
+}
+
+/// The answer to a request this broker does not serve at that version.
+///
+/// ApiVersions gets the protocol's defined answer: a v0 response with UNSUPPORTED_VERSION
+/// and the supported ranges. Other APIs get their default response with the top-level
+/// error code set to UNSUPPORTED_VERSION when the response has one.
+/// `None` when the response has no top-level error code: then the connection is closed,
+/// as Kafka itself does for requests it cannot parse.
+pub(crate) fn unsupported_response(header: &RequestHeader) -> Option<ResponseKind> {
+    use kafka_protocol::messages::*;
+    let code = ResponseError::UnsupportedVersion.code();
+    let key = ApiKey::try_from(header.request_api_key).ok()?;
+    macro_rules! with_error {
+        ($($variant:ident => $ty:ty),* $(,)?) => {
+            match key {
+                ApiKey::ApiVersions => Some(ResponseKind::ApiVersions(api_versions::response(code))),
+                $(ApiKey::$variant => Some(ResponseKind::$variant(<$ty>::default().with_error_code(code))),)*
+                _ => None,
+            }
+        };
+    }
+    with_error!(
+        JoinGroup => JoinGroupResponse,
+        SyncGroup => SyncGroupResponse,
+        Heartbeat => HeartbeatResponse,
+        LeaveGroup => LeaveGroupResponse,
+        ListGroups => ListGroupsResponse,
+        FindCoordinator => FindCoordinatorResponse,
+        InitProducerId => InitProducerIdResponse,
+        DescribeCluster => DescribeClusterResponse,
+        SaslHandshake => SaslHandshakeResponse,
+        SaslAuthenticate => SaslAuthenticateResponse,
+        EndTxn => EndTxnResponse,
+        AddOffsetsToTxn => AddOffsetsToTxnResponse,
+        DescribeAcls => DescribeAclsResponse,
+    )
+}
+
+/// Encodes a response frame (length prefix, header, body) for the request `header`.
+/// Returns `None` (and logs) if the response cannot be encoded at the requested version.
+pub(crate) fn encode_response(header: &RequestHeader, response: &ResponseKind) -> Option<BytesMut> {
+    let key = ApiKey::try_from(header.request_api_key).ok()?;
+    let mut version = header.request_api_version;
+    let supported = supported_versions(key);
+    let is_unsupported = !supported.is_some_and(|(min, max)| (min..=max).contains(&version));
+    if key == ApiKey::ApiVersions && is_unsupported {
+        // KIP-511: an unsupported ApiVersions version is answered with v0.
+        version = 0;
+    }
+    if is_unsupported && !(key.valid_versions().min..=key.valid_versions().max).contains(&version) {
+        warn!(api = ?key, version, "cannot encode a response at a version the protocol crate does not know");
+        return None;
+    }
+    let header_version = key.response_header_version(version);
+    let mut buf = BytesMut::with_capacity(64);
+    buf.put_i32(0);
+    let response_header = ResponseHeader::default().with_correlation_id(header.correlation_id);
+    if let Err(e) = response_header.encode(&mut buf, header_version) {
+        warn!(error = %e, "cannot encode response header");
+        return None;
+    }
+    if let Err(e) = response.encode(&mut buf, version) {
+        warn!(api = ?key, version, error = %e, "cannot encode response");
+        return None;
+    }
+    let len = (buf.len() - 4) as i32;
+    buf[0..4].copy_from_slice(&len.to_be_bytes());
+    Some(buf)
+}
+
+/// `Some(message)` as the protocol's nullable string.
+pub(crate) fn message(error: &ApiError) -> Option<StrBytes> {
+    Some(StrBytes::from_string(error.message.clone()))
+}
+
+/// Runs blocking storage work off the async workers.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        ApiError::new(
+            ResponseError::UnknownServerError,
+            format!("storage task failed: {e}"),
+        )
+    })
+}
+
+/// `ApiVersionsResponse` default built with our table; shared with `api_versions`.
+pub(crate) fn api_versions_table(
+) -> Vec<kafka_protocol::messages::api_versions_response::ApiVersion> {
+    SUPPORTED
+        .iter()
+        .map(|&(key, min, max)| {
+            kafka_protocol::messages::api_versions_response::ApiVersion::default()
+                .with_api_key(key as i16)
+                .with_min_version(min)
+                .with_max_version(max)
+        })
+        .collect()
+}

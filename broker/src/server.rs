@@ -1,0 +1,389 @@
+//! The network side: binding, accepting, one task per connection, graceful shutdown.
+//!
+//! A connection's reader decodes frames in order and runs each request's first stage (for
+//! Produce: validation and the append) before reading the next, so appends keep the order
+//! the client sent them in. A request's second stage (waiting for fsync, a Fetch long poll)
+//! runs as its own task; the writer sends responses strictly in request order. At most
+//! [`MAX_IN_FLIGHT`] responses wait per connection, which bounds its memory.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, Notify};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, info_span, warn, Instrument};
+
+use crate::api::{self, Decoded, Reply, RequestContext};
+use crate::config::{BrokerConfig, LogFlush};
+use crate::error::{Error, Result};
+use crate::storage::flush::GroupCommit;
+use crate::storage::LogManager;
+
+/// Responses one connection may have outstanding before its reader pauses.
+const MAX_IN_FLIGHT: usize = 32;
+/// Largest step by which a request buffer grows while its bytes arrive.
+const READ_CHUNK: usize = 1 << 20;
+/// The node id this broker reports: it is broker 0 of a one-node cluster.
+pub(crate) const NODE_ID: i32 = 0;
+
+/// State shared by every connection.
+#[derive(Debug)]
+pub(crate) struct BrokerState {
+    pub(crate) logs: LogManager,
+    pub(crate) commit: Arc<GroupCommit>,
+    /// Woken after every append, for Fetch long polls.
+    pub(crate) appended: Notify,
+    pub(crate) advertised_host: String,
+    pub(crate) advertised_port: i32,
+    pub(crate) shutdown: CancellationToken,
+}
+
+impl BrokerState {
+    pub(crate) fn config(&self) -> &BrokerConfig {
+        &self.logs.config
+    }
+}
+
+/// A running broker. Dropping it does not stop it: call [`Broker::shutdown`], or cancel the
+/// token given to [`Broker::start_with_shutdown`] and await [`Broker::wait`].
+#[derive(Debug)]
+pub struct Broker {
+    local_addr: SocketAddr,
+    state: Arc<BrokerState>,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl Broker {
+    /// Recovers the data dir, binds the listen address and starts serving.
+    ///
+    /// # Errors
+    /// An invalid config, an unusable data dir, or an address that cannot be bound.
+    pub async fn start(config: BrokerConfig) -> Result<Self> {
+        Self::start_with_shutdown(config, CancellationToken::new()).await
+    }
+
+    /// Like [`Broker::start`], stopping when `shutdown` is cancelled (pass a child of the
+    /// program's root token). Await [`Broker::wait`] to know when the stop is complete.
+    ///
+    /// # Errors
+    /// An invalid config, an unusable data dir, or an address that cannot be bound.
+    pub async fn start_with_shutdown(
+        config: BrokerConfig,
+        shutdown: CancellationToken,
+    ) -> Result<Self> {
+        config.validate()?;
+        let listen = config.listen.clone();
+        let listener = TcpListener::bind(&listen)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: listen.clone(),
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| Error::Bind {
+            addr: listen.clone(),
+            source,
+        })?;
+        let (advertised_host, advertised_port) = advertised(&config, local_addr)?;
+        let data_dir = config.data_dir.clone();
+        let logs = tokio::task::spawn_blocking(move || LogManager::open(config))
+            .await
+            .map_err(|e| Error::Task(e.to_string()))??;
+        let state = Arc::new(BrokerState {
+            logs,
+            commit: GroupCommit::start(),
+            appended: Notify::new(),
+            advertised_host,
+            advertised_port,
+            shutdown: shutdown.clone(),
+        });
+        let tracker = TaskTracker::new();
+        if state.config().log_flush == LogFlush::Interval {
+            tracker.spawn(flush_periodically(Arc::clone(&state)));
+        }
+        tracker.spawn(accept_loop(listener, Arc::clone(&state), tracker.clone()));
+        info!(
+            listen = %local_addr,
+            advertised = %format!("{}:{}", state.advertised_host, state.advertised_port),
+            data_dir = %data_dir.display(),
+            cluster_id = %state.logs.cluster_id,
+            log_flush = ?state.config().log_flush,
+            "broker started"
+        );
+        Ok(Self {
+            local_addr,
+            state,
+            tracker,
+            shutdown,
+        })
+    }
+
+    /// The address the broker is bound to (the real port when port 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `host:port` for a client's `bootstrap.servers`.
+    pub fn bootstrap_servers(&self) -> String {
+        format!(
+            "{}:{}",
+            self.state.advertised_host, self.state.advertised_port
+        )
+    }
+
+    /// The cluster id reported to clients.
+    pub fn cluster_id(&self) -> &str {
+        &self.state.logs.cluster_id
+    }
+
+    /// The token that stops the broker when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stops accepting, lets open requests finish (up to `shutdown_timeout_ms`), flushes
+    /// every partition and writes producer snapshots.
+    ///
+    /// # Errors
+    /// A background task that panicked.
+    pub async fn shutdown(self) -> Result<()> {
+        self.shutdown.cancel();
+        self.wait().await
+    }
+
+    /// Waits until the shutdown token is cancelled, then completes the stop as
+    /// [`Broker::shutdown`] does.
+    ///
+    /// # Errors
+    /// A background task that panicked.
+    pub async fn wait(self) -> Result<()> {
+        self.shutdown.cancelled().await;
+        self.tracker.close();
+        let timeout = Duration::from_millis(self.state.config().shutdown_timeout_ms);
+        if tokio::time::timeout(timeout, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            warn!(
+                timeout_ms = timeout.as_millis() as u64,
+                "connections still open at the shutdown deadline; closing the log anyway"
+            );
+        }
+        let state = Arc::clone(&self.state);
+        tokio::task::spawn_blocking(move || {
+            state.logs.close();
+            state.commit.stop();
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?;
+        info!("broker stopped");
+        Ok(())
+    }
+}
+
+/// The host and port given to clients in Metadata.
+fn advertised(config: &BrokerConfig, local: SocketAddr) -> Result<(String, i32)> {
+    if let Some(listener) = &config.advertised_listener {
+        let listener = listener.strip_prefix("PLAINTEXT://").unwrap_or(listener);
+        let (host, port) = listener.rsplit_once(':').ok_or_else(|| {
+            Error::Config(format!(
+                "advertised_listener '{listener}' must be host:port"
+            ))
+        })?;
+        let port: u16 = port.parse().map_err(|_| {
+            Error::Config(format!(
+                "advertised_listener '{listener}' has an invalid port '{port}'"
+            ))
+        })?;
+        let port = if port == 0 { local.port() } else { port };
+        return Ok((host.trim_matches(['[', ']']).to_owned(), i32::from(port)));
+    }
+    let host = if local.ip().is_unspecified() {
+        "localhost".to_owned()
+    } else {
+        local.ip().to_string()
+    };
+    Ok((host, i32::from(local.port())))
+}
+
+async fn accept_loop(listener: TcpListener, state: Arc<BrokerState>, tracker: TaskTracker) {
+    loop {
+        let accepted = tokio::select! {
+            () = state.shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                let span = info_span!("connection", %peer);
+                tracker.spawn(serve_connection(Arc::clone(&state), stream, peer).instrument(span));
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    debug!("accept loop stopped");
+}
+
+async fn flush_periodically(state: Arc<BrokerState>) {
+    let mut ticker = tokio::time::interval(state.config().flush_interval());
+    loop {
+        tokio::select! {
+            () = state.shutdown.cancelled() => break,
+            _ = ticker.tick() => {}
+        }
+        let partitions = state.logs.all_partitions();
+        let _ = tokio::task::spawn_blocking(move || GroupCommit::sync_now(&partitions)).await;
+    }
+}
+
+type PendingResponse = JoinHandle<Option<BytesMut>>;
+
+async fn serve_connection(state: Arc<BrokerState>, stream: TcpStream, peer: SocketAddr) {
+    debug!("connection opened");
+    let (mut reader, writer) = stream.into_split();
+    let (queue, responses) = mpsc::channel::<PendingResponse>(MAX_IN_FLIGHT);
+    let write_task = tokio::spawn(write_responses(writer, responses));
+    let max_frame = state.config().socket_request_max_bytes;
+    loop {
+        let frame = tokio::select! {
+            () = state.shutdown.cancelled() => break,
+            frame = read_frame(&mut reader, max_frame) => frame,
+        };
+        let frame = match frame {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            Err(reason) => {
+                warn!(%reason, "closing connection");
+                break;
+            }
+        };
+        let (header, request) = match api::decode_frame(frame) {
+            Ok(Decoded::Request(header, request)) => (header, request),
+            Ok(Decoded::Unsupported(key, header)) => {
+                warn!(api = ?key, version = header.request_api_version, "unsupported API or version requested");
+                let Some(response) = api::unsupported_response(&header) else {
+                    warn!(api = ?key, "no error response exists for this API; closing connection");
+                    break;
+                };
+                let frame = api::encode_response(&header, &response);
+                if queue
+                    .send(tokio::spawn(async move { frame }))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+                continue;
+            }
+            Err(reason) => {
+                warn!(%reason, "malformed request; closing connection");
+                break;
+            }
+        };
+        debug!(
+            api = header.request_api_key,
+            version = header.request_api_version,
+            correlation_id = header.correlation_id,
+            "request"
+        );
+        let ctx = RequestContext {
+            state: Arc::clone(&state),
+            header: header.clone(),
+            peer,
+        };
+        let pending: PendingResponse = match api::dispatch(ctx, request).await {
+            Reply::Now(response) => {
+                let frame = api::encode_response(&header, &response);
+                tokio::spawn(async move { frame })
+            }
+            Reply::Later(future) => {
+                tokio::spawn(async move { api::encode_response(&header, &future.await) })
+            }
+            Reply::Nothing => continue,
+        };
+        if queue.send(pending).await.is_err() {
+            break;
+        }
+    }
+    drop(queue);
+    let _ = write_task.await;
+    debug!("connection closed");
+}
+
+/// Reads one length-prefixed frame. `Ok(None)` at a clean end of stream.
+async fn read_frame(
+    reader: &mut tokio::net::tcp::OwnedReadHalf,
+    max_frame: i32,
+) -> std::result::Result<Option<Bytes>, String> {
+    let mut len = [0u8; 4];
+    match reader.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(format!("read failed: {e}")),
+    }
+    let len = i32::from_be_bytes(len);
+    if len < 0 || len > max_frame {
+        return Err(format!(
+            "request length {len} is outside 0..={max_frame} (socket_request_max_bytes)"
+        ));
+    }
+    // Grow the buffer as bytes arrive, so a large length prefix alone reserves little.
+    let len = len as usize;
+    let mut frame = BytesMut::with_capacity(len.min(READ_CHUNK));
+    let mut limited = (&mut *reader).take(len as u64);
+    while frame.len() < len {
+        if frame.capacity() == frame.len() {
+            frame.reserve((len - frame.len()).min(READ_CHUNK));
+        }
+        let read = limited
+            .read_buf(&mut frame)
+            .await
+            .map_err(|e| format!("read failed inside a {len}-byte request: {e}"))?;
+        if read == 0 {
+            return Err(format!(
+                "connection ended after {} of a {len}-byte request",
+                frame.len()
+            ));
+        }
+    }
+    Ok(Some(frame.freeze()))
+}
+
+async fn write_responses(
+    writer: tokio::net::tcp::OwnedWriteHalf,
+    mut responses: mpsc::Receiver<PendingResponse>,
+) {
+    let mut writer = BufWriter::with_capacity(64 * 1024, writer);
+    while let Some(pending) = responses.recv().await {
+        let frame = match pending.await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => {
+                warn!("response could not be encoded; closing connection");
+                break;
+            }
+            Err(e) => {
+                warn!(error = %e, "request handler failed; closing connection");
+                break;
+            }
+        };
+        if writer.write_all(&frame).await.is_err() {
+            break;
+        }
+        // Flush when nothing else is ready, so pipelined responses share a write.
+        if responses.is_empty() && writer.flush().await.is_err() {
+            break;
+        }
+    }
+    let _ = writer.flush().await;
+    let _ = writer.shutdown().await;
+}
