@@ -7,5 +7,6 @@ use sluice_sdk::ConnectorPlugin;
 pub fn builtin_plugins() -> Vec<ConnectorPlugin> {
     let mut plugins = Vec::new();
     plugins.extend(sluice_connector_file::plugins());
+    plugins.extend(sluice_connector_postgres::plugins());
     plugins
 }
