@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo bench -p sluice-connector-postgres --bench snapshot
-//! SLUICE_BENCH_ROWS=200000 cargo bench -p sluice-connector-postgres --bench snapshot
+//! BENCH_ROWS=200000 cargo bench -p sluice-connector-postgres --bench snapshot
 //! ```
 //!
 //! The end-to-end figure (into the broker through the worker) lives with the runtime's
@@ -113,7 +113,7 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    let rows: u64 = std::env::var("SLUICE_BENCH_ROWS")
+    let rows: u64 = std::env::var("BENCH_ROWS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);

@@ -1,7 +1,7 @@
 //! A `sluice worker` process for end-to-end tests: its own directory (configs/, data/), free
 //! ports for the embedded broker and the REST API, SIGKILL and restart on the same data,
 //! and a Kafka consumer (librdkafka) to read what arrived.
-#![allow(unreachable_pub)]
+#![allow(unreachable_pub, dead_code)]
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -63,7 +63,12 @@ impl Worker {
         self.starts += 1;
         let log = std::fs::File::create(self.dir.join(format!("worker-{}.log", self.starts)))
             .expect("worker log");
-        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        // The worker rejects SLUICE_* variables it does not know; pass only ours.
+        for (name, _) in std::env::vars().filter(|(n, _)| n.starts_with("SLUICE_")) {
+            command.env_remove(name);
+        }
+        let child = command
             .arg("worker")
             .current_dir(&self.dir)
             .env("SLUICE_BROKER_LISTEN", self.bootstrap())
