@@ -38,13 +38,23 @@ fn copy_rate(server: &PgServer, db: &str, rows: u64) -> f64 {
             .expect("run psql");
         let elapsed = started.elapsed();
         assert!(out.status.success(), "COPY failed");
-        assert_eq!(out.stdout.iter().filter(|&&b| b == b'\n').count() as u64, rows);
+        assert_eq!(
+            out.stdout.iter().filter(|&&b| b == b'\n').count() as u64,
+            rows
+        );
         best = best.min(elapsed);
     }
     rows as f64 / best.as_secs_f64()
 }
 
-fn worker_rate(server: &PgServer, db: &str, rows: u64, mode: &str, batch: &str, schemas: bool) -> f64 {
+fn worker_rate(
+    server: &PgServer,
+    db: &str,
+    rows: u64,
+    mode: &str,
+    batch: &str,
+    schemas: bool,
+) -> f64 {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut worker = Worker::new(dir.path());
     worker.start();
@@ -77,7 +87,11 @@ fn worker_rate(server: &PgServer, db: &str, rows: u64, mode: &str, batch: &str, 
                 break;
             }
         }
-        assert!(Instant::now() < deadline, "rows did not arrive: {}", worker.logs());
+        assert!(
+            Instant::now() < deadline,
+            "rows did not arrive: {}",
+            worker.logs()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let elapsed = started.elapsed();
