@@ -140,8 +140,9 @@ fn main() {
     );
     for (mode, batch) in [
         ("bulk", "100"),
+        ("incrementing", "100"),
+        ("timestamp+incrementing", "100"),
         ("incrementing", "1000"),
-        ("timestamp+incrementing", "1000"),
     ] {
         let rate = runtime.block_on(connector_rate(&url, mode, rows, batch));
         println!(
