@@ -9,5 +9,6 @@ pub fn builtin_plugins() -> Vec<ConnectorPlugin> {
     plugins.extend(sluice_connector_file::plugins());
     plugins.extend(sluice_connector_elasticsearch::plugins());
     plugins.extend(sluice_connector_http::plugins());
+    plugins.extend(sluice_connector_postgres::plugins());
     plugins
 }

@@ -1,0 +1,12 @@
+//! Integration tests of the PostgreSQL source against a real PostgreSQL server started by
+//! the tests (Debian's `postgresql` package). One server per test run; one database per test.
+
+mod support;
+
+mod bad_input;
+mod modes;
+mod offsets;
+mod outage;
+mod tables;
+mod tls;
+mod types;
