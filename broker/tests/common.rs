@@ -184,3 +184,81 @@ pub(crate) fn require_tool(tool: &str, package: &str) {
         "`{tool}` is not installed: install the Debian package `{package}` (scripts/test does)"
     );
 }
+
+/// Produces `(key, value)` records in order (a `None` value is a tombstone), each with
+/// `timestamp` when given, and waits for them.
+pub(crate) fn produce_records(
+    bootstrap: &str,
+    topic: &str,
+    records: &[(String, Option<String>)],
+    timestamp: Option<i64>,
+) {
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", "all")
+        .set("linger.ms", "0")
+        .set("max.in.flight.requests.per.connection", "1")
+        .create()
+        .unwrap();
+    for (key, value) in records {
+        let mut record = BaseRecord::<String, String>::to(topic).key(key);
+        if let Some(value) = value {
+            record = record.payload(value);
+        }
+        if let Some(timestamp) = timestamp {
+            record = record.timestamp(timestamp);
+        }
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, returned)) => {
+                    producer.poll(Duration::from_millis(10));
+                    record = returned;
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+}
+
+/// Reads partition 0 of `topic` from its first offset to its end with a plain consumer (no
+/// group): (offset, key, value) of every record.
+pub(crate) fn read_all(bootstrap: &str, topic: &str) -> Vec<(i64, String, Option<String>)> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{Message, Offset, TopicPartitionList};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("enable.auto.commit", "false")
+        .set("group.id", "unused-read-all")
+        .create()
+        .unwrap();
+    let (low, high) = consumer
+        .fetch_watermarks(topic, 0, Duration::from_secs(10))
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, 0, Offset::Offset(low))
+        .unwrap();
+    consumer.assign(&assignment).unwrap();
+    let mut records = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut next = low;
+    while next < high {
+        assert!(
+            Instant::now() < deadline,
+            "reading {topic} stalled at offset {next} of {high}"
+        );
+        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+            let message = message.unwrap();
+            next = message.offset() + 1;
+            records.push((
+                message.offset(),
+                String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned(),
+                message
+                    .payload()
+                    .map(|v| String::from_utf8_lossy(v).into_owned()),
+            ));
+        }
+    }
+    records
+}
