@@ -10,9 +10,14 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// List, describe and reset consumer groups (like kafka-consumer-groups).
+    Groups(sluice_runtime::cli::groups::GroupsArgs),
+}
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Groups(args) => sluice_runtime::cli::groups::run(&args),
+    }
 }

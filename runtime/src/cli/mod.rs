@@ -1,1 +1,3 @@
 //! Command-line tools a Kafka user reaches for, each in its own module.
+
+pub mod groups;
