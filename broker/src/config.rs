@@ -160,6 +160,27 @@ impl Default for BrokerConfig {
 }
 
 impl BrokerConfig {
+    /// Every setting's name, e.g. for reading `SLUICE_<NAME>` environment variables.
+    pub const FIELD_NAMES: &'static [&'static str] = &[
+        "listen",
+        "advertised_listener",
+        "data_dir",
+        "log_flush",
+        "log_flush_interval_ms",
+        "auto_create_topics_enable",
+        "num_partitions",
+        "log_segment_bytes",
+        "log_roll_ms",
+        "log_retention_ms",
+        "log_retention_bytes",
+        "log_cleanup_policy",
+        "message_max_bytes",
+        "log_index_interval_bytes",
+        "socket_request_max_bytes",
+        "cluster_id",
+        "shutdown_timeout_ms",
+    ];
+
     /// A default configuration that keeps its data in `data_dir` and listens on `listen`.
     pub fn new(listen: impl Into<String>, data_dir: impl Into<PathBuf>) -> Self {
         Self {

@@ -42,13 +42,25 @@ pub use server::Broker;
 pub use storage::config as topic_config;
 
 /// Decodes one request frame (the bytes after the 4-byte length prefix) the way the broker
-/// does, without executing it. Exposed for the fuzz target; returns a short description of
-/// why the frame would be refused.
+/// does, without executing it; for Produce requests the record batches are framed and
+/// CRC-checked as an append would. Exposed for the fuzz target.
 ///
 /// # Errors
-/// A message saying why the frame is not a valid request.
+/// A message saying why the frame would be refused.
 pub fn decode_request_frame(frame: bytes::Bytes) -> std::result::Result<(), String> {
-    api::decode_frame(frame).map(|_| ())
+    match api::decode_frame(frame)? {
+        api::Decoded::Request(_, kafka_protocol::messages::RequestKind::Produce(request)) => {
+            for topic in &request.topic_data {
+                for partition in &topic.partition_data {
+                    if let Some(records) = &partition.records {
+                        storage::batch::split_batches(records).map_err(|e| e.to_string())?;
+                    }
+                }
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Entry points for the benchmarks in `benches/`; not part of the supported API.

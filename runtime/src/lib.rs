@@ -1,6 +1,39 @@
-//! The sluice runtime: the worker that runs connectors, and the command-line tools.
+//! The sluice runtime: the worker that runs connectors, its REST API, and the command-line
+//! tools of the `sluice` binary.
 //!
 //! # Layout
-//! - [`cli`]: the `sluice` subcommands that talk to a broker (`broker`, `topics`, `produce`,
-//!   `consume`, `groups`).
+//! - [`settings`]: worker settings from `sluice.toml` and `SLUICE_*` variables.
+//! - [`run`]: starting and stopping a whole worker; [`embedded`] the in-process broker.
+//! - [`worker`]: connector and task lifecycle; [`plugins`] the known connector classes.
+//! - [`connector_config`]: the options every connector has, and config parsing.
+//! - [`configs_dir`]: connector JSON files, loaded and watched.
+//! - [`task`]: the source and sink task loops.
+//! - [`converter`]: JSON, string and byte array converters; [`transforms`] the SMTs.
+//! - [`offsets`]: source offset tracking and the `connect-offsets` store;
+//!   [`config_store`] the `connect-configs` topic; [`status`] the `connect-status` topic.
+//! - [`errors`] and [`dlq`]: retries, error tolerance and the dead letter queue.
+//! - [`kafka`]: librdkafka client configuration.
+//! - [`rest`]: the Kafka Connect-compatible REST API; [`metrics`] its `/metrics`.
+//! - [`cli`]: the `sluice` subcommands that talk to a broker.
 pub mod cli;
+pub mod config_store;
+pub mod configs_dir;
+pub mod connector_config;
+pub mod converter;
+pub mod dlq;
+pub mod embedded;
+pub mod error;
+pub mod errors;
+pub mod kafka;
+pub mod metrics;
+pub mod offsets;
+pub mod plugins;
+pub mod rest;
+pub mod run;
+pub mod settings;
+pub mod status;
+pub mod task;
+pub mod transforms;
+pub mod worker;
+
+pub use error::{Error, Result};

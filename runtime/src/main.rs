@@ -1,5 +1,12 @@
 //! The `sluice` binary: one entry point for the worker, the bundled broker and the CLI tools.
+use std::path::PathBuf;
+
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+use sluice_runtime::cli;
+use sluice_runtime::run::start_worker;
+use sluice_runtime::settings::WorkerSettings;
+use tracing_subscriber::EnvFilter;
 
 /// sluice: a Kafka Connect-compatible connector runtime with a bundled Kafka-wire broker.
 #[derive(Debug, Parser)]
@@ -11,13 +18,114 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the bundled Kafka-compatible broker.
+    Broker(cli::broker::BrokerArgs),
+    /// Create, list, describe, alter or delete topics (like kafka-topics).
+    Topics(cli::topics::TopicsArgs),
+    /// Write lines from stdin or a file as records (like kafka-console-producer).
+    Produce(cli::produce::ProduceArgs),
+    /// Print records of a topic (like kafka-console-consumer).
+    Consume(cli::consume::ConsumeArgs),
     /// List, describe and reset consumer groups (like kafka-consumer-groups).
-    Groups(sluice_runtime::cli::groups::GroupsArgs),
+    Groups(cli::groups::GroupsArgs),
+    /// Run connectors: every *.json in the configs folder, plus those created over REST.
+    #[command(after_long_help = worker_help())]
+    Worker(WorkerArgs),
+}
+
+fn worker_help() -> String {
+    format!(
+        "{}\nWith no bootstrap.servers, the worker starts the bundled broker (data in data.dir) and uses it.\n\
+         Connector JSON files in config.dir are watched: adding, editing or removing one creates,\n\
+         reconfigures or deletes its connector. The REST API is Kafka Connect's (port rest.port).\n\
+         Logging: SLUICE_LOG (or RUST_LOG), e.g. SLUICE_LOG=debug.",
+        WorkerSettings::help_text()
+    )
+}
+
+/// Flags override the settings file and environment.
+#[derive(Debug, clap::Args)]
+struct WorkerArgs {
+    /// Folder of connector JSON files (setting config.dir).
+    #[arg(long, value_name = "DIR")]
+    config_dir: Option<PathBuf>,
+    /// Kafka cluster to use instead of the embedded broker (setting bootstrap.servers).
+    #[arg(long, value_name = "HOST:PORT")]
+    bootstrap_server: Option<String>,
+    /// Port of the REST API (setting rest.port).
+    #[arg(long, value_name = "PORT")]
+    rest_port: Option<u16>,
+    /// Data folder of the embedded broker (setting data.dir).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+/// Logs go to stderr so that the CLI tools' stdout stays machine-readable; servers log at
+/// info, the CLI tools only warnings, unless SLUICE_LOG or RUST_LOG say otherwise.
+fn init_logging(default_level: &str) {
+    let filter = std::env::var("SLUICE_LOG")
+        .ok()
+        .map(EnvFilter::new)
+        .unwrap_or_else(|| {
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level))
+        });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
+    let cwd = std::env::current_dir().context("cannot read the working directory")?;
+    let mut settings = WorkerSettings::load(&cwd)?;
+    if let Some(dir) = args.config_dir {
+        settings.config_dir = dir;
+    }
+    if let Some(servers) = args.bootstrap_server {
+        settings.bootstrap_servers = Some(servers);
+    }
+    if let Some(port) = args.rest_port {
+        settings.rest_addr.set_port(port);
+    }
+    if let Some(dir) = args.data_dir {
+        settings.data_dir = dir;
+    }
+    let running = start_worker(settings).await?;
+    shutdown_signal().await;
+    running.stop().await;
+    Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    init_logging(match cli.command {
+        Command::Broker(_) | Command::Worker(_) => "info",
+        _ => "warn",
+    });
     match cli.command {
-        Command::Groups(args) => sluice_runtime::cli::groups::run(&args),
+        Command::Broker(args) => cli::broker::run(args),
+        Command::Topics(args) => cli::topics::run(args),
+        Command::Produce(args) => cli::produce::run(args),
+        Command::Consume(args) => cli::consume::run(args),
+        Command::Groups(args) => cli::groups::run(&args),
+        Command::Worker(args) => tokio::runtime::Runtime::new()
+            .context("cannot start the async runtime")?
+            .block_on(run_worker(args)),
     }
 }

@@ -74,7 +74,7 @@ pub(crate) fn supported_versions(key: ApiKey) -> Option<(i16, i16)> {
 }
 
 /// What a handler gives back.
-// One value per request, moved once: boxing the large variant would only add an allocation.
+// One short-lived value per request: boxing the large variant would only add an allocation.
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Reply {
     /// The response is ready.

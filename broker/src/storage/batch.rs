@@ -258,7 +258,8 @@ pub(crate) mod tests {
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset,
-            sequence: -1,
+            // Non-idempotent: base sequence -1 (the encoder derives it from offset - sequence).
+            sequence: offset as i32 - 1,
             timestamp: 1_700_000_000_000 + offset,
             key: key.map(Bytes::from),
             value: value.map(Bytes::from),

@@ -34,7 +34,7 @@ pub struct GroupsArgs {
     /// The broker to connect to (host:port[,host:port...]).
     #[arg(
         long,
-        default_value = "localhost:9092",
+        default_value = super::DEFAULT_BOOTSTRAP,
         env = "SLUICE_BOOTSTRAP_SERVERS"
     )]
     pub bootstrap_server: String,

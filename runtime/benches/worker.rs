@@ -1,0 +1,214 @@
+//! Worker benchmarks, run with `cargo bench -p sluice-runtime --bench worker`:
+//!
+//! 1. file source -> broker -> file sink throughput for 100-byte lines (lines/s, MB/s);
+//! 2. resident memory of an idle worker (embedded broker included) running five connectors;
+//! 3. time from starting the worker to the first record written by a sink.
+//!
+//! Each scenario runs the release `sluice` binary as a real process, as a user would.
+//! `SLUICE_BENCH_LINES` sets the line count of the throughput run (default 2,000,000).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Worker {
+    child: Child,
+}
+
+impl Worker {
+    fn start(dir: &Path) -> Self {
+        let log = std::fs::File::create(dir.join("worker.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .arg("worker")
+            .current_dir(dir)
+            .env("SLUICE_REST_PORT", free_port().to_string())
+            .env("SLUICE_BROKER_LISTEN", format!("127.0.0.1:{}", free_port()))
+            .env("SLUICE_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Self { child }
+    }
+
+    fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write_pipeline(dir: &Path, name: &str, input: &Path, output: &Path) {
+    let configs = dir.join("configs");
+    std::fs::create_dir_all(&configs).unwrap();
+    let source = serde_json::json!({"name": format!("{name}-source"), "config": {
+        "connector.class": "file-source", "file": input, "topic": name,
+        "batch.size": "10000", "value.converter": "string"}});
+    let sink = serde_json::json!({"name": format!("{name}-sink"), "config": {
+        "connector.class": "file-sink", "file": output, "topics": name, "value.converter": "string"}});
+    std::fs::write(
+        configs.join(format!("{name}-source.json")),
+        source.to_string(),
+    )
+    .unwrap();
+    std::fs::write(configs.join(format!("{name}-sink.json")), sink.to_string()).unwrap();
+}
+
+fn count_lines(path: &Path) -> usize {
+    std::fs::read(path).map(|b| bytecount(&b)).unwrap_or(0)
+}
+
+fn bytecount(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| b == b'\n').count()
+}
+
+fn tempdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sluice-bench-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn throughput(lines: usize) {
+    let dir = tempdir("throughput");
+    let input = dir.join("input.txt");
+    let output = dir.join("output.txt");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&input).unwrap());
+        for i in 0..lines {
+            // 99 characters plus the newline: 100 bytes a line.
+            writeln!(f, "{i:010} {}", "x".repeat(88)).unwrap();
+        }
+    }
+    write_pipeline(&dir, "bench", &input, &output);
+    let started = Instant::now();
+    let _worker = Worker::start(&dir);
+    let mut first = None;
+    let deadline = started + Duration::from_secs(600);
+    loop {
+        let n = count_lines(&output);
+        if n > 0 && first.is_none() {
+            first = Some(started.elapsed());
+        }
+        if n >= lines {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {n} of {lines} lines after 600 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let total = started.elapsed();
+    let first = first.unwrap_or(total);
+    let streaming = total - first;
+    let rate = lines as f64 / streaming.as_secs_f64();
+    println!(
+        "file -> broker -> file, {lines} lines of 100 bytes: {:.0} lines/s, {:.1} MB/s (first line after {:.0} ms, all after {:.2} s)",
+        rate,
+        rate * 100.0 / 1e6,
+        first.as_secs_f64() * 1000.0,
+        total.as_secs_f64()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn idle_memory() {
+    let dir = tempdir("idle");
+    for i in 0..2 {
+        let input = dir.join(format!("in-{i}.txt"));
+        std::fs::write(&input, "one line\n").unwrap();
+        write_pipeline(
+            &dir,
+            &format!("idle{i}"),
+            &input,
+            &dir.join(format!("out-{i}.txt")),
+        );
+    }
+    // A fifth connector: a source with no sink.
+    let input = dir.join("in-extra.txt");
+    std::fs::write(&input, "").unwrap();
+    std::fs::write(
+        dir.join("configs").join("extra.json"),
+        serde_json::json!({"name": "extra", "config": {"connector.class": "file-source", "file": input, "topic": "extra"}}).to_string(),
+    )
+    .unwrap();
+    let worker = Worker::start(&dir);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count_lines(&dir.join("out-0.txt")) < 1 || count_lines(&dir.join("out-1.txt")) < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the idle pipelines did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_secs(10));
+    println!(
+        "idle worker with 5 connectors (embedded broker included): {:.1} MB resident",
+        worker.rss_kib() as f64 / 1024.0
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn first_record() {
+    let mut samples = Vec::new();
+    for run in 0..5 {
+        let dir = tempdir(&format!("first-{run}"));
+        let input = dir.join("input.txt");
+        std::fs::write(&input, "hello\n").unwrap();
+        let output = dir.join("output.txt");
+        write_pipeline(&dir, "first", &input, &output);
+        let started = Instant::now();
+        let _worker = Worker::start(&dir);
+        let deadline = started + Duration::from_secs(60);
+        while count_lines(&output) < 1 {
+            assert!(Instant::now() < deadline, "no record within 60 s");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        samples.push(started.elapsed());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    samples.sort();
+    println!(
+        "start to first record written (fresh data dir, 5 runs): median {:.0} ms, min {:.0} ms, max {:.0} ms",
+        samples[2].as_secs_f64() * 1000.0,
+        samples[0].as_secs_f64() * 1000.0,
+        samples[4].as_secs_f64() * 1000.0
+    );
+}
+
+fn main() {
+    // `cargo test --benches` runs this with --bench absent; only measure under `cargo bench`.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let lines = std::env::var("SLUICE_BENCH_LINES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000_000);
+    first_record();
+    idle_memory();
+    throughput(lines);
+}

@@ -1,0 +1,405 @@
+//! Converters between Connect data and Kafka bytes: JSON, string and byte array, named by
+//! short names or by Kafka Connect's class names, with Kafka Connect's behaviour.
+
+use std::fmt;
+use std::sync::Arc;
+
+use sluice_sdk::json::{
+    schema_from_json, schema_to_json, value_from_json, value_to_json, DecimalFormat,
+};
+use sluice_sdk::{ConfigErrors, Props, Schema, SchemaRef, SchemaType, Value};
+
+/// Kafka Connect's JSON converter class.
+pub const JSON_CONVERTER: &str = "org.apache.kafka.connect.json.JsonConverter";
+/// Kafka Connect's string converter class.
+pub const STRING_CONVERTER: &str = "org.apache.kafka.connect.storage.StringConverter";
+/// Kafka Connect's byte array converter class.
+pub const BYTE_ARRAY_CONVERTER: &str = "org.apache.kafka.connect.converters.ByteArrayConverter";
+
+/// Kafka Connect's class name for a converter named by short or class name.
+pub fn class_name(name: &str) -> &str {
+    match name.trim() {
+        "json" => JSON_CONVERTER,
+        "string" => STRING_CONVERTER,
+        "bytearray" | "bytes" => BYTE_ARRAY_CONVERTER,
+        other => other,
+    }
+}
+
+/// Converts between a record's key or value and its Kafka bytes.
+pub trait Converter: Send + Sync + fmt::Debug {
+    /// Connect data to bytes (`None` is a Kafka null).
+    ///
+    /// # Errors
+    /// Why the data cannot be written in this format.
+    fn from_connect(
+        &self,
+        schema: Option<&Schema>,
+        value: &Value,
+    ) -> Result<Option<Vec<u8>>, String>;
+
+    /// Bytes (`None` is a Kafka null) to Connect data.
+    ///
+    /// # Errors
+    /// Why the bytes cannot be read in this format.
+    fn to_connect(&self, bytes: Option<&[u8]>) -> Result<(Option<SchemaRef>, Value), String>;
+}
+
+/// Whether a converter serves keys or values (selects the `key.converter`/`value.converter`
+/// options).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConverterRole {
+    /// Record keys.
+    Key,
+    /// Record values.
+    Value,
+}
+
+impl ConverterRole {
+    /// `key.converter` or `value.converter`.
+    pub fn option(self) -> &'static str {
+        match self {
+            Self::Key => "key.converter",
+            Self::Value => "value.converter",
+        }
+    }
+}
+
+/// Builds the converter named by `key.converter`/`value.converter` in `props`, with its
+/// sub-options (`value.converter.schemas.enable`, ...).
+///
+/// # Errors
+/// Errors naming the option for an unknown converter or a bad or unknown sub-option.
+pub fn build_converter(
+    role: ConverterRole,
+    props: &Props,
+) -> Result<Arc<dyn Converter>, ConfigErrors> {
+    let option = role.option();
+    let mut errors = ConfigErrors::default();
+    let class = props
+        .get(option)
+        .map(|s| s.trim())
+        .unwrap_or(JSON_CONVERTER);
+    let prefix = format!("{option}.");
+    let sub: Vec<(&str, &str)> = props
+        .iter()
+        .filter_map(|(k, v)| k.strip_prefix(&prefix).map(|k| (k, v.as_str())))
+        .collect();
+    let converter: Arc<dyn Converter> = match class {
+        "json" | JSON_CONVERTER => {
+            let mut json = JsonConverter::default();
+            for (k, v) in sub {
+                let full = format!("{prefix}{k}");
+                match k {
+                    "schemas.enable" => match v.trim().to_ascii_lowercase().as_str() {
+                        "true" => json.schemas_enable = true,
+                        "false" => json.schemas_enable = false,
+                        _ => errors.push(full, format!("must be true or false (got '{v}')")),
+                    },
+                    "decimal.format" => match v.trim().to_ascii_uppercase().as_str() {
+                        "BASE64" => json.decimal_format = DecimalFormat::Base64,
+                        "NUMERIC" => json.decimal_format = DecimalFormat::Numeric,
+                        _ => errors.push(full, format!("must be BASE64 or NUMERIC (got '{v}')")),
+                    },
+                    // Accepted for compatibility; sluice keeps no schema cache to size and
+                    // always writes defaults for null optional fields that have one.
+                    "schemas.cache.size" | "replace.null.with.default" => {}
+                    _ => errors.push(
+                        full,
+                        "is not an option of the JSON converter (it has schemas.enable, decimal.format, schemas.cache.size, replace.null.with.default)",
+                    ),
+                }
+            }
+            Arc::new(json)
+        }
+        "string" | STRING_CONVERTER => {
+            for (k, v) in sub {
+                let full = format!("{prefix}{k}");
+                match k {
+                    "encoding"
+                        if v.trim().eq_ignore_ascii_case("UTF-8")
+                            || v.trim().eq_ignore_ascii_case("UTF8") => {}
+                    "encoding" => errors.push(full, format!("only UTF-8 is supported (got '{v}')")),
+                    _ => errors.push(
+                        full,
+                        "is not an option of the string converter (it has encoding)",
+                    ),
+                }
+            }
+            Arc::new(StringConverter)
+        }
+        "bytearray" | "bytes" | BYTE_ARRAY_CONVERTER => {
+            for (k, _) in sub {
+                errors.push(
+                    format!("{prefix}{k}"),
+                    "the byte array converter has no options",
+                );
+            }
+            Arc::new(ByteArrayConverter)
+        }
+        other => {
+            errors.push(
+                option,
+                format!(
+                    "names an unknown converter '{other}'; use json, string or bytearray (or {JSON_CONVERTER}, {STRING_CONVERTER}, {BYTE_ARRAY_CONVERTER})"
+                ),
+            );
+            Arc::new(ByteArrayConverter)
+        }
+    };
+    if errors.is_empty() {
+        Ok(converter)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Kafka Connect's `JsonConverter`.
+#[derive(Debug, Clone)]
+pub struct JsonConverter {
+    /// Write and expect the `{"schema": ..., "payload": ...}` envelope.
+    pub schemas_enable: bool,
+    /// How Decimals are written.
+    pub decimal_format: DecimalFormat,
+}
+
+impl Default for JsonConverter {
+    fn default() -> Self {
+        Self {
+            schemas_enable: true,
+            decimal_format: DecimalFormat::Base64,
+        }
+    }
+}
+
+impl Converter for JsonConverter {
+    fn from_connect(
+        &self,
+        schema: Option<&Schema>,
+        value: &Value,
+    ) -> Result<Option<Vec<u8>>, String> {
+        // As Kafka Connect: only a null value without a schema is a Kafka null (a tombstone).
+        if schema.is_none() && value.is_null() {
+            return Ok(None);
+        }
+        let payload = value_to_json(schema, value, self.decimal_format)?;
+        let json = if self.schemas_enable {
+            serde_json::json!({
+                "schema": schema.map_or(serde_json::Value::Null, schema_to_json),
+                "payload": payload,
+            })
+        } else {
+            payload
+        };
+        serde_json::to_vec(&json)
+            .map(Some)
+            .map_err(|e| e.to_string())
+    }
+
+    fn to_connect(&self, bytes: Option<&[u8]>) -> Result<(Option<SchemaRef>, Value), String> {
+        let Some(bytes) = bytes else {
+            return Ok((None, Value::Null));
+        };
+        let json: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+            format!(
+                "Converting byte[] to Kafka Connect data failed due to serialization error: {e}"
+            )
+        })?;
+        if !self.schemas_enable {
+            return Ok((None, value_from_json(None, &json)?));
+        }
+        let envelope = json
+            .as_object()
+            .filter(|o| o.len() == 2 && o.contains_key("schema") && o.contains_key("payload"));
+        let Some(envelope) = envelope else {
+            return Err("JsonConverter with schemas.enable requires \"schema\" and \"payload\" fields and may not contain additional fields. If you are trying to deserialize plain JSON data, set schemas.enable=false in your converter configuration.".to_string());
+        };
+        let schema = match &envelope["schema"] {
+            serde_json::Value::Null => None,
+            s => Some(Arc::new(schema_from_json(s)?)),
+        };
+        let value = value_from_json(schema.as_deref(), &envelope["payload"])?;
+        Ok((schema, value))
+    }
+}
+
+/// Kafka Connect's `StringConverter` (UTF-8).
+#[derive(Debug, Clone, Copy)]
+pub struct StringConverter;
+
+impl Converter for StringConverter {
+    fn from_connect(
+        &self,
+        _schema: Option<&Schema>,
+        value: &Value,
+    ) -> Result<Option<Vec<u8>>, String> {
+        Ok(match value {
+            Value::Null => None,
+            Value::String(s) => Some(s.as_bytes().to_vec()),
+            Value::Bytes(b) => Some(b.clone()),
+            other => Some(
+                value_to_json(None, other, DecimalFormat::Numeric)?
+                    .to_string()
+                    .into_bytes(),
+            ),
+        })
+    }
+
+    fn to_connect(&self, bytes: Option<&[u8]>) -> Result<(Option<SchemaRef>, Value), String> {
+        let schema = Some(Arc::new(Schema::string().optional()));
+        Ok(match bytes {
+            None => (schema, Value::Null),
+            Some(b) => (
+                schema,
+                Value::String(String::from_utf8_lossy(b).into_owned()),
+            ),
+        })
+    }
+}
+
+/// Kafka Connect's `ByteArrayConverter`: bytes pass through untouched.
+#[derive(Debug, Clone, Copy)]
+pub struct ByteArrayConverter;
+
+impl Converter for ByteArrayConverter {
+    fn from_connect(
+        &self,
+        schema: Option<&Schema>,
+        value: &Value,
+    ) -> Result<Option<Vec<u8>>, String> {
+        if let Some(s) = schema {
+            if s.ty != SchemaType::Bytes {
+                return Err(format!(
+                    "Invalid schema type for ByteArrayConverter: {}",
+                    s.ty.name()
+                ));
+            }
+        }
+        match value {
+            Value::Null => Ok(None),
+            Value::Bytes(b) => Ok(Some(b.clone())),
+            other => Err(format!(
+                "ByteArrayConverter is not compatible with objects of type {}",
+                other.type_name()
+            )),
+        }
+    }
+
+    fn to_connect(&self, bytes: Option<&[u8]>) -> Result<(Option<SchemaRef>, Value), String> {
+        let schema = Some(Arc::new(Schema::bytes().optional()));
+        Ok((
+            schema,
+            bytes.map_or(Value::Null, |b| Value::Bytes(b.to_vec())),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_sdk::{Field, Struct};
+
+    fn props(pairs: &[(&str, &str)]) -> Props {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn json_envelope_matches_kafka_connect() {
+        let c = build_converter(ConverterRole::Value, &props(&[])).unwrap();
+        let schema = Schema::struct_of(vec![Field::new("id", Schema::int32())]);
+        let value = Value::Struct(Struct::new().with("id", 1));
+        let bytes = c.from_connect(Some(&schema), &value).unwrap().unwrap();
+        let written: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(
+            written,
+            serde_json::json!({
+                "schema": {"type": "struct", "optional": false,
+                           "fields": [{"field": "id", "type": "int32", "optional": false}]},
+                "payload": {"id": 1}
+            })
+        );
+        let (s, v) = c.to_connect(Some(&bytes)).unwrap();
+        assert_eq!(s.as_deref(), Some(&schema));
+        assert_eq!(v, value);
+    }
+
+    #[test]
+    fn json_without_schemas_reads_plain_json_and_rejects_envelopes_otherwise() {
+        let plain = build_converter(
+            ConverterRole::Value,
+            &props(&[
+                ("value.converter", "json"),
+                ("value.converter.schemas.enable", "false"),
+            ]),
+        )
+        .unwrap();
+        let (s, v) = plain.to_connect(Some(br#"{"a":1}"#)).unwrap();
+        assert!(s.is_none());
+        assert_eq!(v, Value::Map(vec![(Value::from("a"), Value::Int64(1))]));
+
+        let strict = build_converter(ConverterRole::Value, &props(&[])).unwrap();
+        let err = strict.to_connect(Some(br#"{"a":1}"#)).unwrap_err();
+        assert!(err.contains("set schemas.enable=false"), "{err}");
+        let err = strict.to_connect(Some(b"not json")).unwrap_err();
+        assert!(err.contains("serialization error"), "{err}");
+    }
+
+    #[test]
+    fn tombstones_stay_null() {
+        for name in ["json", "string", "bytearray"] {
+            let c =
+                build_converter(ConverterRole::Key, &props(&[("key.converter", name)])).unwrap();
+            assert_eq!(c.from_connect(None, &Value::Null).unwrap(), None, "{name}");
+            assert!(c.to_connect(None).unwrap().1.is_null(), "{name}");
+        }
+    }
+
+    #[test]
+    fn class_names_and_sub_options_are_checked() {
+        assert!(build_converter(
+            ConverterRole::Value,
+            &props(&[("value.converter", STRING_CONVERTER)])
+        )
+        .is_ok());
+        let err = build_converter(
+            ConverterRole::Value,
+            &props(&[
+                ("value.converter", "avro"),
+                ("value.converter.schemas.enabled", "x"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("option 'value.converter' names an unknown converter 'avro'"),
+            "{err}"
+        );
+        let err = build_converter(
+            ConverterRole::Value,
+            &props(&[("value.converter.schemas.enabled", "false")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("option 'value.converter.schemas.enabled' is not an option"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn byte_array_refuses_other_types() {
+        let err = ByteArrayConverter
+            .from_connect(None, &Value::from("x"))
+            .unwrap_err();
+        assert!(err.contains("not compatible"), "{err}");
+        assert_eq!(
+            StringConverter
+                .from_connect(None, &Value::Int64(5))
+                .unwrap(),
+            Some(b"5".to_vec())
+        );
+    }
+}

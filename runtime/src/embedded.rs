@@ -1,0 +1,83 @@
+//! The broker the worker starts inside its own process when no `bootstrap.servers` is set.
+//! The worker still talks to it over the wire, exactly as to an external cluster.
+
+use serde_json::{Map, Value};
+use sluice_broker::{Broker, BrokerConfig};
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use crate::error::{Error, Result};
+use crate::settings::WorkerSettings;
+
+/// The embedded broker.
+#[derive(Debug)]
+pub struct EmbeddedBroker {
+    broker: Broker,
+    token: CancellationToken,
+}
+
+impl EmbeddedBroker {
+    /// Starts the broker on `broker.listen` with its data in `data.dir`; `broker.*` settings
+    /// pass through (e.g. `broker.log.flush`, `broker.num.partitions`).
+    ///
+    /// # Errors
+    /// A bad `broker.*` setting, an unusable data dir, or a listen address in use.
+    pub async fn start(settings: &WorkerSettings) -> Result<Self> {
+        let config = broker_config(settings)?;
+        let token = CancellationToken::new();
+        let listen = config.listen.clone();
+        let broker = Broker::start_with_shutdown(config, token.clone())
+            .await
+            .map_err(|e| {
+                Error::Settings(format!(
+                    "cannot start the embedded broker on {listen}: {e}; set broker.listen (SLUICE_BROKER_LISTEN) to a free address, or bootstrap.servers to use an existing cluster"
+                ))
+            })?;
+        Ok(Self { broker, token })
+    }
+
+    /// `host:port` for clients.
+    pub fn bootstrap_servers(&self) -> String {
+        self.broker.bootstrap_servers()
+    }
+
+    /// Stops the broker after flushing its logs.
+    pub async fn stop(self) {
+        self.token.cancel();
+        if let Err(e) = self.broker.wait().await {
+            warn!(error = %e, "embedded broker stopped with an error");
+        }
+    }
+}
+
+/// The broker configuration from the worker's settings.
+///
+/// # Errors
+/// A `broker.*` setting the broker does not know or cannot parse, named.
+pub fn broker_config(settings: &WorkerSettings) -> Result<BrokerConfig> {
+    let mut map = Map::new();
+    map.insert(
+        "listen".into(),
+        Value::from(settings.broker_listen.to_string()),
+    );
+    map.insert(
+        "data_dir".into(),
+        Value::from(settings.data_dir.to_string_lossy().into_owned()),
+    );
+    for (k, v) in &settings.broker {
+        // Settings arrive as text; give numbers and booleans their JSON types.
+        let value = if let Ok(b) = v.parse::<bool>() {
+            Value::from(b)
+        } else if let Ok(n) = v.parse::<i64>() {
+            Value::from(n)
+        } else {
+            Value::from(v.clone())
+        };
+        map.insert(k.clone(), value);
+    }
+    serde_json::from_value(Value::Object(map)).map_err(|e| {
+        Error::Settings(format!(
+            "bad embedded broker setting: {e} (broker.* settings are the broker's own, see `sluice broker --help`)"
+        ))
+    })
+}

@@ -1,0 +1,195 @@
+//! Kafka clients for the worker (librdkafka through the rdkafka crate), configured once.
+//!
+//! The worker talks to its broker only over the wire, even when the broker is embedded, so the
+//! same code serves the bundled broker and an external Kafka cluster.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::FutureProducer;
+use rdkafka::types::RDKafkaErrorCode;
+use tracing::{debug, info};
+
+use crate::error::{Error, Result};
+use crate::settings::WorkerSettings;
+
+/// A producer shared by the worker's internal writers (offsets, status, configs, dead letters).
+#[derive(Clone)]
+pub struct SharedProducer(pub FutureProducer);
+
+impl std::fmt::Debug for SharedProducer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedProducer")
+    }
+}
+
+impl std::ops::Deref for SharedProducer {
+    type Target = FutureProducer;
+    fn deref(&self) -> &FutureProducer {
+        &self.0
+    }
+}
+
+/// Builds client configurations from the worker settings.
+#[derive(Debug, Clone)]
+pub struct KafkaClients {
+    bootstrap: String,
+    producer: BTreeMap<String, String>,
+    consumer: BTreeMap<String, String>,
+    admin: BTreeMap<String, String>,
+}
+
+impl KafkaClients {
+    /// Clients for `bootstrap` with the worker's `producer.*`/`consumer.*`/`admin.*` settings.
+    pub fn new(bootstrap: impl Into<String>, settings: &WorkerSettings) -> Self {
+        Self {
+            bootstrap: bootstrap.into(),
+            producer: settings.producer.clone(),
+            consumer: settings.consumer.clone(),
+            admin: settings.admin.clone(),
+        }
+    }
+
+    /// The bootstrap servers.
+    pub fn bootstrap(&self) -> &str {
+        &self.bootstrap
+    }
+
+    fn base(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.bootstrap)
+            .set("client.id", "sluice")
+            // Keep librdkafka quiet about the embedded broker going away on shutdown.
+            .set("log.connection.close", "false");
+        c
+    }
+
+    /// An idempotent, acks=all producer config with Java's key partitioner (murmur2), so keys
+    /// land in the same partitions as with Kafka Connect. `overrides` apply last.
+    pub fn producer_config(&self, overrides: &BTreeMap<String, String>) -> ClientConfig {
+        let mut c = self.base();
+        c.set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("partitioner", "murmur2_random")
+            .set("linger.ms", "5")
+            .set("batch.size", "1000000")
+            .set("batch.num.messages", "10000")
+            .set("queue.buffering.max.messages", "200000")
+            .set("queue.buffering.max.kbytes", "262144")
+            .set("message.max.bytes", "1000000");
+        for (k, v) in self.producer.iter().chain(overrides) {
+            c.set(k, v);
+        }
+        c
+    }
+
+    /// A consumer config for `group` with auto-commit off, reading from the earliest offset
+    /// when the group has none. `overrides` apply last.
+    pub fn consumer_config(
+        &self,
+        group: &str,
+        overrides: &BTreeMap<String, String>,
+    ) -> ClientConfig {
+        let mut c = self.base();
+        c.set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000")
+            .set("fetch.wait.max.ms", "100");
+        for (k, v) in self.consumer.iter().chain(overrides) {
+            c.set(k, v);
+        }
+        c
+    }
+
+    /// A producer for the worker's own records (offsets, status, configs, dead letters).
+    ///
+    /// # Errors
+    /// When librdkafka refuses the configuration.
+    pub fn internal_producer(&self) -> Result<SharedProducer> {
+        let mut c = self.producer_config(&BTreeMap::new());
+        c.set("linger.ms", "1");
+        Ok(SharedProducer(c.create()?))
+    }
+
+    /// A consumer without a group, for reading whole topics (offsets, configs).
+    ///
+    /// # Errors
+    /// When librdkafka refuses the configuration.
+    pub fn reader(&self) -> Result<BaseConsumer> {
+        let mut c = self.consumer_config("sluice-reader", &BTreeMap::new());
+        c.set("enable.partition.eof", "false");
+        Ok(c.create()?)
+    }
+
+    /// An admin client.
+    ///
+    /// # Errors
+    /// When librdkafka refuses the configuration.
+    pub fn admin(&self) -> Result<AdminClient<DefaultClientContext>> {
+        let mut c = self.base();
+        for (k, v) in &self.admin {
+            c.set(k, v);
+        }
+        Ok(c.create()?)
+    }
+
+    /// Waits until the cluster answers a metadata request, up to `timeout`.
+    ///
+    /// # Errors
+    /// When the cluster cannot be reached in time, naming the servers.
+    pub async fn wait_for_cluster(&self, timeout: Duration) -> Result<()> {
+        let consumer = self.reader()?;
+        let bootstrap = self.bootstrap.clone();
+        tokio::task::spawn_blocking(move || {
+            consumer
+                .fetch_metadata(None, timeout)
+                .map(|_| ())
+                .map_err(|e| {
+                    Error::Other(format!(
+                        "cannot reach the Kafka cluster at {bootstrap} within {timeout:?}: {e}; check bootstrap.servers"
+                    ))
+                })
+        })
+        .await
+        .map_err(|e| Error::Other(e.to_string()))?
+    }
+
+    /// Creates `topic` if it does not exist, compacted when `compact`.
+    ///
+    /// # Errors
+    /// When creation fails for a reason other than the topic existing.
+    pub async fn ensure_topic(&self, topic: &str, partitions: i32, compact: bool) -> Result<()> {
+        let admin = self.admin()?;
+        // -1: the cluster's default replication factor (KIP-464), so a real cluster keeps its
+        // usual durability and the single-node broker uses 1.
+        let mut new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1));
+        if compact {
+            new_topic = new_topic.set("cleanup.policy", "compact");
+        }
+        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        let results = admin.create_topics([&new_topic], &opts).await?;
+        for r in results {
+            match r {
+                Ok(name) => info!(topic = %name, partitions, compact, "created topic"),
+                Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                    debug!(topic = %name, "topic exists")
+                }
+                Err((name, code)) => {
+                    return Err(Error::Other(format!(
+                        "cannot create topic '{name}': {}",
+                        KafkaError::AdminOp(code)
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,401 @@
+//! Source offsets: the per-task tracker that finds the highest contiguously acknowledged
+//! offset of each source partition, and the worker's store backed by the `connect-offsets`
+//! topic in Kafka Connect's format (key `["<connector>", {partition}]`, value the offset map,
+//! a null value deleting it).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::FutureRecord;
+
+use crate::kafka::SharedProducer;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use serde_json::Value as Json;
+use sluice_sdk::record::canonical_json;
+use sluice_sdk::{OffsetSnapshot, SourceOffset, SourcePartition};
+use tracing::{info, warn};
+
+use crate::error::{Error, Result};
+use crate::kafka::KafkaClients;
+
+/// Bits of a delivery id that hold the record's sequence number; the rest hold the partition.
+const SEQ_BITS: u32 = 40;
+
+/// Tracks the records of one source task between send and acknowledgement.
+///
+/// Each record gets a delivery id (source partition index and sequence number) that travels
+/// with the Kafka message; acknowledgements may arrive in any order, and a partition's offset
+/// becomes committable only when every earlier record of that partition is acknowledged.
+#[derive(Debug, Default)]
+pub struct OffsetTracker {
+    partitions: Vec<PartitionTrack>,
+    index: HashMap<String, usize>,
+    next_seq: u64,
+    pending: usize,
+}
+
+#[derive(Debug)]
+struct PartitionTrack {
+    partition: SourcePartition,
+    records: VecDeque<Pending>,
+    committable: Option<SourceOffset>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    seq: u64,
+    offset: SourceOffset,
+    acked: bool,
+}
+
+impl OffsetTracker {
+    /// An empty tracker.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a record about to be sent; returns its delivery id.
+    pub fn submit(&mut self, partition: &SourcePartition, offset: SourceOffset) -> usize {
+        let key = canonical_json(&Json::Object(partition.clone()));
+        let pid = match self.index.get(&key) {
+            Some(&pid) => pid,
+            None => {
+                self.partitions.push(PartitionTrack {
+                    partition: partition.clone(),
+                    records: VecDeque::new(),
+                    committable: None,
+                });
+                self.index.insert(key, self.partitions.len() - 1);
+                self.partitions.len() - 1
+            }
+        };
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.pending += 1;
+        self.partitions[pid].records.push_back(Pending {
+            seq,
+            offset,
+            acked: false,
+        });
+        (pid << SEQ_BITS) | (seq as usize & ((1usize << SEQ_BITS) - 1))
+    }
+
+    /// Marks the record with delivery id `id` as acknowledged (or dead-lettered).
+    pub fn acknowledge(&mut self, id: usize) {
+        let pid = id >> SEQ_BITS;
+        let seq_low = (id & ((1usize << SEQ_BITS) - 1)) as u64;
+        let Some(track) = self.partitions.get_mut(pid) else {
+            return;
+        };
+        let mask = (1u64 << SEQ_BITS) - 1;
+        let pos = track
+            .records
+            .binary_search_by(|p| (p.seq & mask).cmp(&seq_low))
+            .ok()
+            .or_else(|| track.records.iter().position(|p| p.seq & mask == seq_low));
+        if let Some(pos) = pos {
+            if !track.records[pos].acked {
+                track.records[pos].acked = true;
+                self.pending -= 1;
+            }
+        }
+        while track.records.front().is_some_and(|p| p.acked) {
+            let done = track.records.pop_front().expect("front exists");
+            track.committable = Some(done.offset);
+        }
+    }
+
+    /// The offsets that became committable since the last call, per partition.
+    pub fn take_committable(&mut self) -> Vec<(SourcePartition, SourceOffset)> {
+        self.partitions
+            .iter_mut()
+            .filter_map(|t| t.committable.take().map(|o| (t.partition.clone(), o)))
+            .collect()
+    }
+
+    /// Puts offsets back after a failed write, unless newer ones arrived meanwhile.
+    pub fn restore(&mut self, offsets: Vec<(SourcePartition, SourceOffset)>) {
+        for (partition, offset) in offsets {
+            let key = canonical_json(&Json::Object(partition));
+            if let Some(&pid) = self.index.get(&key) {
+                let track = &mut self.partitions[pid];
+                if track.committable.is_none() {
+                    track.committable = Some(offset);
+                }
+            }
+        }
+    }
+
+    /// Records sent but not yet acknowledged.
+    pub fn pending(&self) -> usize {
+        self.pending
+    }
+}
+
+type ConnectorOffsets = HashMap<String, (SourcePartition, SourceOffset)>;
+
+/// The worker's view of the `connect-offsets` topic.
+#[derive(Debug)]
+pub struct OffsetStore {
+    topic: String,
+    producer: SharedProducer,
+    offsets: Mutex<HashMap<String, ConnectorOffsets>>,
+}
+
+impl OffsetStore {
+    /// Reads the whole offsets topic (creating it, compacted, if missing).
+    ///
+    /// # Errors
+    /// When the topic cannot be created or read.
+    pub async fn load(clients: &KafkaClients, topic: &str) -> Result<Self> {
+        clients.ensure_topic(topic, 25, true).await?;
+        let consumer = clients.reader()?;
+        let topic_name = topic.to_string();
+        let records = tokio::task::spawn_blocking(move || read_topic(&consumer, &topic_name))
+            .await
+            .map_err(|e| Error::Other(e.to_string()))??;
+        let mut offsets: HashMap<String, ConnectorOffsets> = HashMap::new();
+        let mut count = 0usize;
+        for (key, value) in records {
+            let Some((connector, partition)) = parse_offset_key(&key) else {
+                warn!(topic, key = %String::from_utf8_lossy(&key), "skipping an offsets record whose key is not [\"<connector>\", {{partition}}]");
+                continue;
+            };
+            let entry = offsets.entry(connector).or_default();
+            let pkey = canonical_json(&Json::Object(partition.clone()));
+            match value.as_deref().map(serde_json::from_slice::<Json>) {
+                None => {
+                    entry.remove(&pkey);
+                }
+                Some(Ok(Json::Object(offset))) => {
+                    entry.insert(pkey, (partition, offset));
+                    count += 1;
+                }
+                Some(Ok(Json::Null)) => {
+                    entry.remove(&pkey);
+                }
+                Some(_) => warn!(
+                    topic,
+                    "skipping an offsets record whose value is not a JSON object"
+                ),
+            }
+        }
+        info!(
+            topic,
+            records = count,
+            connectors = offsets.len(),
+            "loaded source offsets"
+        );
+        Ok(Self {
+            topic: topic.to_string(),
+            producer: clients.internal_producer()?,
+            offsets: Mutex::new(offsets),
+        })
+    }
+
+    /// The committed offsets of `connector`.
+    pub fn snapshot(&self, connector: &str) -> OffsetSnapshot {
+        OffsetSnapshot::new(self.list(connector))
+    }
+
+    /// The committed offsets of `connector`, as (partition, offset) pairs.
+    pub fn list(&self, connector: &str) -> Vec<(SourcePartition, SourceOffset)> {
+        let offsets = self.offsets.lock().expect("offsets lock");
+        let mut list: Vec<_> = offsets
+            .get(connector)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        list.sort_by_key(|(p, _)| canonical_json(&Json::Object(p.clone())));
+        list
+    }
+
+    /// Writes offsets of `connector` (`None` deletes a partition's offset) and waits until
+    /// Kafka has acknowledged every write.
+    ///
+    /// # Errors
+    /// When a write is not acknowledged within `timeout`.
+    pub async fn write(
+        &self,
+        connector: &str,
+        entries: &[(SourcePartition, Option<SourceOffset>)],
+        timeout: Duration,
+    ) -> Result<()> {
+        let encoded: Vec<(Vec<u8>, Option<Vec<u8>>)> = entries
+            .iter()
+            .map(|(partition, offset)| {
+                let key = serde_json::to_vec(&Json::Array(vec![
+                    Json::from(connector),
+                    Json::Object(partition.clone()),
+                ]))
+                .expect("JSON serialises");
+                let value = offset
+                    .as_ref()
+                    .map(|o| serde_json::to_vec(o).expect("JSON serialises"));
+                (key, value)
+            })
+            .collect();
+        let mut deliveries = Vec::with_capacity(encoded.len());
+        for (key, value) in &encoded {
+            let mut record = FutureRecord::<Vec<u8>, Vec<u8>>::to(&self.topic).key(key);
+            if let Some(v) = value {
+                record = record.payload(v);
+            }
+            deliveries.push(self.producer.send(record, timeout));
+        }
+        for d in futures::future::join_all(deliveries).await {
+            d.map_err(|(e, _)| {
+                Error::Other(format!(
+                    "cannot write source offsets to '{}': {e}",
+                    self.topic
+                ))
+            })?;
+        }
+        let mut offsets = self.offsets.lock().expect("offsets lock");
+        let entry = offsets.entry(connector.to_string()).or_default();
+        for (partition, offset) in entries {
+            let pkey = canonical_json(&Json::Object(partition.clone()));
+            match offset {
+                Some(o) => {
+                    entry.insert(pkey, (partition.clone(), o.clone()));
+                }
+                None => {
+                    entry.remove(&pkey);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parse_offset_key(key: &[u8]) -> Option<(String, SourcePartition)> {
+    match serde_json::from_slice::<Json>(key).ok()? {
+        Json::Array(mut items) if items.len() == 2 => {
+            let partition = match items.pop()? {
+                Json::Object(p) => p,
+                _ => return None,
+            };
+            let connector = items.pop()?.as_str()?.to_string();
+            Some((connector, partition))
+        }
+        _ => None,
+    }
+}
+
+/// Every (key, value) of `topic`, from the beginning to the current end, partition by
+/// partition in offset order.
+pub fn read_topic(consumer: &BaseConsumer, topic: &str) -> Result<Vec<(Vec<u8>, Option<Vec<u8>>)>> {
+    let timeout = Duration::from_secs(10);
+    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .map(|t| t.partitions().iter().map(|p| p.id()).collect())
+        .unwrap_or_default();
+    let mut ends = HashMap::new();
+    let mut tpl = TopicPartitionList::new();
+    for p in &partitions {
+        let (low, high) = consumer.fetch_watermarks(topic, *p, timeout)?;
+        if high > low {
+            ends.insert(*p, high);
+            tpl.add_partition_offset(topic, *p, Offset::Beginning)?;
+        }
+    }
+    let mut out = Vec::new();
+    if ends.is_empty() {
+        return Ok(out);
+    }
+    consumer.assign(&tpl)?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !ends.is_empty() {
+        if std::time::Instant::now() > deadline {
+            return Err(Error::Other(format!(
+                "reading topic '{topic}' did not finish within 120 s"
+            )));
+        }
+        match consumer.poll(Duration::from_millis(200)) {
+            None => {}
+            Some(Err(e)) => return Err(e.into()),
+            Some(Ok(m)) => {
+                out.push((
+                    m.key().unwrap_or_default().to_vec(),
+                    m.payload().map(<[u8]>::to_vec),
+                ));
+                if let Some(end) = ends.get(&m.partition()) {
+                    if m.offset() + 1 >= *end {
+                        ends.remove(&m.partition());
+                    }
+                }
+            }
+        }
+    }
+    consumer.unassign()?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn map(v: Json) -> serde_json::Map<String, Json> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn only_contiguously_acknowledged_offsets_commit() {
+        let mut t = OffsetTracker::new();
+        let a = map(json!({"file": "a"}));
+        let b = map(json!({"file": "b"}));
+        let a1 = t.submit(&a, map(json!({"position": 1})));
+        let a2 = t.submit(&a, map(json!({"position": 2})));
+        let b1 = t.submit(&b, map(json!({"position": 10})));
+        let a3 = t.submit(&a, map(json!({"position": 3})));
+        assert_eq!(t.pending(), 4);
+
+        t.acknowledge(a2);
+        t.acknowledge(b1);
+        // a2 waits for a1; b is independent.
+        assert_eq!(
+            t.take_committable(),
+            vec![(b.clone(), map(json!({"position": 10})))]
+        );
+        t.acknowledge(a3);
+        assert!(t.take_committable().is_empty());
+        t.acknowledge(a1);
+        assert_eq!(
+            t.take_committable(),
+            vec![(a.clone(), map(json!({"position": 3})))]
+        );
+        assert_eq!(t.pending(), 0);
+        // A second acknowledgement of the same record changes nothing.
+        t.acknowledge(a1);
+        assert_eq!(t.pending(), 0);
+    }
+
+    #[test]
+    fn restore_keeps_newer_offsets() {
+        let mut t = OffsetTracker::new();
+        let a = map(json!({"file": "a"}));
+        let id = t.submit(&a, map(json!({"position": 1})));
+        t.acknowledge(id);
+        let taken = t.take_committable();
+        let id = t.submit(&a, map(json!({"position": 2})));
+        t.acknowledge(id);
+        t.restore(taken);
+        assert_eq!(t.take_committable(), vec![(a, map(json!({"position": 2})))]);
+    }
+
+    #[test]
+    fn offset_keys_parse_as_kafka_connect_writes_them() {
+        let (c, p) =
+            parse_offset_key(br#"["orders",{"protocol":"1","table":"db.public.t"}]"#).unwrap();
+        assert_eq!(c, "orders");
+        assert_eq!(p, map(json!({"protocol": "1", "table": "db.public.t"})));
+        assert!(parse_offset_key(b"garbage").is_none());
+        assert!(parse_offset_key(br#"["a","b"]"#).is_none());
+    }
+}

@@ -1,0 +1,631 @@
+//! The REST API, compatible with Kafka Connect's: the same paths, bodies, status codes and
+//! `{"error_code": ..., "message": ...}` errors. Connectors created here are stored in the
+//! config topic and survive restarts; connectors defined by files in `configs/` are owned by
+//! their files (REST may pause, resume, stop and restart them, but not change or delete them).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde_json::{json, Map, Value};
+use sluice_sdk::{ConfigDef, ConfigKey, ConnectorKind, Props};
+use tracing::{info, warn, Instrument};
+
+use crate::connector_config::{common_def, sink_def, CONNECTOR_CLASS, NAME};
+use crate::error::Error;
+use crate::status::ConnectorStatusView;
+use crate::task::TargetState;
+use crate::worker::{ConnectorInfo, Origin, Worker};
+
+/// A REST error in Kafka Connect's shape.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        let status = match &e {
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::InvalidConfig(_) | Error::Settings(_) => StatusCode::BAD_REQUEST,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Self::new(status, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(json!({"error_code": self.status.as_u16(), "message": self.message})),
+        )
+            .into_response()
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+type AppState = Arc<Worker>;
+
+/// The router serving the REST API for `worker`.
+pub fn router(worker: Arc<Worker>) -> Router {
+    Router::new()
+        .route("/", get(root))
+        .route("/connectors", get(list_connectors).post(create_connector))
+        .route(
+            "/connectors/{name}",
+            get(get_connector).delete(delete_connector),
+        )
+        .route(
+            "/connectors/{name}/config",
+            get(get_config).put(put_config).patch(patch_config),
+        )
+        .route("/connectors/{name}/status", get(get_status))
+        .route("/connectors/{name}/tasks", get(get_tasks))
+        .route(
+            "/connectors/{name}/tasks/{task}/status",
+            get(get_task_status),
+        )
+        .route(
+            "/connectors/{name}/tasks/{task}/restart",
+            post(restart_task),
+        )
+        .route("/connectors/{name}/restart", post(restart_connector))
+        .route("/connectors/{name}/pause", put(pause_connector))
+        .route("/connectors/{name}/resume", put(resume_connector))
+        .route("/connectors/{name}/stop", put(stop_connector))
+        .route(
+            "/connectors/{name}/offsets",
+            get(get_offsets).patch(patch_offsets).delete(delete_offsets),
+        )
+        .route("/connectors/{name}/topics", get(get_topics))
+        .route("/connectors/{name}/topics/reset", put(reset_topics))
+        .route("/connector-plugins", get(list_plugins))
+        .route("/connector-plugins/{plugin}/config", get(plugin_config))
+        .route(
+            "/connector-plugins/{plugin}/config/validate",
+            put(validate_config),
+        )
+        .route("/metrics", get(metrics))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "HTTP 404 Not Found") })
+        .layer(axum::middleware::from_fn(log_request))
+        .with_state(worker)
+}
+
+/// One span and one log line per request; errors logged with their message.
+async fn log_request(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let span = tracing::info_span!("rest", %method, %path);
+    let started = Instant::now();
+    let response = next.run(request).instrument(span).await;
+    let status = response.status();
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    if status.is_server_error() {
+        warn!(%method, %path, status = status.as_u16(), elapsed_ms, "request failed");
+    } else if method != axum::http::Method::GET || status.is_client_error() {
+        info!(%method, %path, status = status.as_u16(), elapsed_ms, "request");
+    }
+    response
+}
+
+async fn root(State(worker): State<AppState>) -> Json<Value> {
+    Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "commit": "sluice",
+        "kafka_cluster_id": worker.bootstrap(),
+    }))
+}
+
+fn query_values(query: &Option<String>, key: &str) -> Vec<String> {
+    query
+        .as_deref()
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+        .filter(|(k, _)| *k == key)
+        .map(|(_, v)| v.to_string())
+        .collect()
+}
+
+fn query_bool(query: &Option<String>, key: &str) -> Option<bool> {
+    query_values(query, key)
+        .first()
+        .map(|v| v.eq_ignore_ascii_case("true"))
+}
+
+fn info_json(info: &ConnectorInfo) -> Value {
+    json!({
+        "name": info.name,
+        "config": info.config,
+        "tasks": (0..info.tasks.len()).map(|t| json!({"connector": info.name, "task": t})).collect::<Vec<_>>(),
+        "type": info.kind,
+    })
+}
+
+fn status_json(worker: &Worker, name: &str, view: &ConnectorStatusView) -> Value {
+    let worker_id = worker.worker_id();
+    let with_worker = |s: &crate::status::Status| {
+        let mut v = serde_json::to_value(s).unwrap_or_default();
+        v["worker_id"] = json!(worker_id);
+        v
+    };
+    json!({
+        "name": name,
+        "connector": with_worker(&view.connector),
+        "tasks": view.tasks.iter().map(|(id, s)| {
+            let mut v = with_worker(s);
+            v["id"] = json!(id);
+            v
+        }).collect::<Vec<_>>(),
+        "type": view.kind,
+    })
+}
+
+async fn list_connectors(
+    State(worker): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let names = worker.connector_names().await;
+    let expand = query_values(&query, "expand");
+    if expand.is_empty() {
+        return Ok(Json(json!(names)));
+    }
+    let mut out = Map::new();
+    for name in names {
+        let mut entry = Map::new();
+        if expand.iter().any(|e| e == "status") {
+            if let Some(view) = worker.status(&name) {
+                entry.insert("status".into(), status_json(&worker, &name, &view));
+            }
+        }
+        if expand.iter().any(|e| e == "info") {
+            if let Some(info) = worker.info(&name).await {
+                entry.insert("info".into(), info_json(&info));
+            }
+        }
+        out.insert(name, Value::Object(entry));
+    }
+    Ok(Json(Value::Object(out)))
+}
+
+fn props_from_json(value: &Value) -> ApiResult<Props> {
+    let obj = value.as_object().ok_or_else(|| {
+        ApiError::bad_request("the connector configuration must be a JSON object")
+    })?;
+    let mut props = Props::new();
+    for (k, v) in obj {
+        let text = match v {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            Value::Null => continue,
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "option '{k}' must be a string (got {other})"
+                )))
+            }
+        };
+        props.insert(k.clone(), text);
+    }
+    Ok(props)
+}
+
+async fn create_connector(
+    State(worker): State<AppState>,
+    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let name = body
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.trim().is_empty())
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "Connector name is required: {\"name\": \"...\", \"config\": {...}}",
+            )
+        })?
+        .to_string();
+    let config = body.get("config").ok_or_else(|| {
+        ApiError::bad_request(
+            "Connector config is required: {\"name\": \"...\", \"config\": {...}}",
+        )
+    })?;
+    let props = props_from_json(config)?;
+    if worker.info(&name).await.is_some() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("Connector {name} already exists"),
+        ));
+    }
+    worker.put_connector(&name, props, Origin::Rest).await?;
+    let info = worker
+        .info(&name)
+        .await
+        .ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "connector vanished"))?;
+    Ok((StatusCode::CREATED, Json(info_json(&info))))
+}
+
+async fn get_connector(
+    State(worker): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let info = worker.info(&name).await.ok_or_else(|| not_found(&name))?;
+    Ok(Json(info_json(&info)))
+}
+
+async fn get_config(
+    State(worker): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let info = worker.info(&name).await.ok_or_else(|| not_found(&name))?;
+    Ok(Json(json!(info.config)))
+}
+
+async fn put_config(
+    State(worker): State<AppState>,
+    Path(name): Path<String>,
+    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let props = props_from_json(&body)?;
+    let created = worker.put_connector(&name, props, Origin::Rest).await?;
+    let info = worker.info(&name).await.ok_or_else(|| not_found(&name))?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(info_json(&info))))
+}
+
+async fn patch_config(
+    State(worker): State<AppState>,
+    Path(name): Path<String>,
+    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let patch = body
+        .as_object()
+        .ok_or_else(|| ApiError::bad_request("the patch must be a JSON object"))?;
+    let info = worker.info(&name).await.ok_or_else(|| not_found(&name))?;
+    let mut props = info.config;
+    for (k, v) in patch {
+        match v {
+            Value::Null => {
+                props.remove(k);
+            }
+            other => {
+                let one = props_from_json(&json!({ k: other }))?;
+                props.extend(one);
+            }
+        }
+    }
+    worker.put_connector(&name, props, Origin::Rest).await?;
+    let info = worker.info(&name).await.ok_or_else(|| not_found(&name))?;
+    Ok(Json(info_json(&info)))
+}
+
+async fn delete_connector(
+    State(worker): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    worker.delete_connector(&name, &Origin::Rest).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn get_status(
+    State(worker): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let view = worker.status(&name).ok_or_else(|| not_found(&name))?;
+    Ok(Json(status_json(&worker, &name, &view)))
+}
+
+async fn get_tasks(
+    State(worker): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let info = worker.info(&name).await.ok_or_else(|| not_found(&name))?;
+    Ok(Json(json!(info
+        .tasks
+        .iter()
+        .enumerate()
+        .map(|(i, c)| json!({"id": {"connector": name, "task": i}, "config": c}))
+        .collect::<Vec<_>>())))
+}
+
+async fn get_task_status(
+    State(worker): State<AppState>,
+    Path((name, task)): Path<(String, u32)>,
+) -> ApiResult<Json<Value>> {
+    let view = worker.status(&name).ok_or_else(|| not_found(&name))?;
+    let status = view.tasks.get(&task).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("Task {name}-{task} not found"),
+        )
+    })?;
+    let mut v = serde_json::to_value(status).unwrap_or_default();
+    v["id"] = json!(task);
+    v["worker_id"] = json!(worker.worker_id());
+    Ok(Json(v))
+}
+
+async fn restart_task(
+    State(worker): State<AppState>,
+    Path((name, task)): Path<(String, u32)>,
+) -> ApiResult<StatusCode> {
+    worker.restart_task(&name, task).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn restart_connector(
+    State(worker): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Response> {
+    let include_tasks = query_bool(&query, "includeTasks");
+    let only_failed = query_bool(&query, "onlyFailed");
+    worker
+        .restart_connector(
+            &name,
+            include_tasks.unwrap_or(false),
+            only_failed.unwrap_or(false),
+        )
+        .await?;
+    if include_tasks.is_none() && only_failed.is_none() {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let view = worker.status(&name).ok_or_else(|| not_found(&name))?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(status_json(&worker, &name, &view)),
+    )
+        .into_response())
+}
+
+async fn pause_connector(
+    State(worker): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    worker.set_target_state(&name, TargetState::Paused).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+async fn resume_connector(
+    State(worker): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    worker.set_target_state(&name, TargetState::Started).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+async fn stop_connector(
+    State(worker): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    worker.set_target_state(&name, TargetState::Stopped).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn get_offsets(
+    State(worker): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let offsets = worker.offsets(&name).await?;
+    Ok(Json(json!({
+        "offsets": offsets.into_iter().map(|(p, o)| json!({"partition": p, "offset": o})).collect::<Vec<_>>()
+    })))
+}
+
+async fn patch_offsets(
+    State(worker): State<AppState>,
+    Path(name): Path<String>,
+    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let list = body
+        .get("offsets")
+        .and_then(Value::as_array)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "the body must be {\"offsets\": [{\"partition\": {...}, \"offset\": {...}}]}",
+            )
+        })?;
+    let mut entries = Vec::with_capacity(list.len());
+    for item in list {
+        let partition = item.get("partition").cloned().ok_or_else(|| {
+            ApiError::bad_request("each entry of \"offsets\" needs a \"partition\"")
+        })?;
+        let offset = item.get("offset").cloned().unwrap_or(Value::Null);
+        entries.push((partition, offset));
+    }
+    worker.alter_offsets(&name, Some(entries)).await?;
+    Ok(Json(
+        json!({"message": "The offsets for this connector have been altered successfully"}),
+    ))
+}
+
+async fn delete_offsets(
+    State(worker): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    worker.alter_offsets(&name, None).await?;
+    Ok(Json(
+        json!({"message": "The offsets for this connector have been reset successfully"}),
+    ))
+}
+
+async fn get_topics(
+    State(worker): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let topics = worker.topics(&name).await.ok_or_else(|| not_found(&name))?;
+    Ok(Json(json!({ name: {"topics": topics} })))
+}
+
+async fn reset_topics(
+    State(worker): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    worker.reset_topics(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_plugins(State(worker): State<AppState>) -> Json<Value> {
+    Json(json!(worker
+        .plugins()
+        .iter()
+        .map(|p| json!({"class": p.class, "type": p.kind.name(), "version": p.version, "aliases": p.aliases}))
+        .collect::<Vec<_>>()))
+}
+
+fn full_def(kind: &ConnectorKind, plugin_def: &ConfigDef) -> ConfigDef {
+    match kind {
+        ConnectorKind::Sink(_) => sink_def(),
+        ConnectorKind::Source(_) => common_def(),
+    }
+    .merge(plugin_def)
+}
+
+fn definition_json(key: &ConfigKey, order: usize) -> Value {
+    json!({
+        "name": key.name,
+        "type": key.ty.name(),
+        "required": key.required(),
+        "default_value": key.default,
+        "importance": key.importance.name(),
+        "documentation": key.doc,
+        "group": key.group,
+        "width": "NONE",
+        "display_name": key.display_name.clone().unwrap_or_else(|| key.name.clone()),
+        "dependents": [],
+        "order": order,
+    })
+}
+
+async fn plugin_config(
+    State(worker): State<AppState>,
+    Path(plugin): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let plugin = worker
+        .plugin(&plugin)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("Unknown plugin {plugin}.")))?;
+    let def = full_def(&plugin.kind, &plugin.config_def);
+    Ok(Json(json!(def
+        .keys()
+        .iter()
+        .enumerate()
+        .map(|(i, k)| definition_json(k, i + 1))
+        .collect::<Vec<_>>())))
+}
+
+async fn validate_config(
+    State(worker): State<AppState>,
+    Path(plugin): Path<String>,
+    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let path_plugin = worker
+        .plugin(&plugin)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("Unknown plugin {plugin}.")))?;
+    let mut props = props_from_json(&body)?;
+    props
+        .entry(CONNECTOR_CLASS.to_string())
+        .or_insert_with(|| path_plugin.class.clone());
+    props
+        .entry(NAME.to_string())
+        .or_insert_with(|| "validate".to_string());
+    let (_, errors) = worker.validate(&props).await;
+    let def = full_def(&path_plugin.kind, &path_plugin.config_def);
+    let mut by_option: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for e in &errors.0 {
+        by_option
+            .entry(e.option.clone())
+            .or_default()
+            .push(e.to_string());
+    }
+    let mut configs = Vec::new();
+    let mut groups: Vec<String> = Vec::new();
+    for (i, key) in def.keys().iter().enumerate() {
+        if let Some(g) = &key.group {
+            if !groups.contains(g) {
+                groups.push(g.clone());
+            }
+        }
+        let value = props
+            .get(&key.name)
+            .cloned()
+            .or_else(|| key.default.clone());
+        let shown = if key.ty == sluice_sdk::ConfigType::Password && value.is_some() {
+            Some("[hidden]".to_string())
+        } else {
+            value
+        };
+        configs.push(json!({
+            "definition": definition_json(key, i + 1),
+            "value": {
+                "name": key.name,
+                "value": shown,
+                "recommended_values": key.validator.as_ref().map(|v| v.recommended_values()).unwrap_or_default(),
+                "errors": by_option.remove(&key.name).unwrap_or_default(),
+                "visible": true,
+            }
+        }));
+    }
+    // Errors on options no declaration covers (unknown options, converter sub-options).
+    for (option, errs) in by_option {
+        configs.push(json!({
+            "definition": {"name": option, "type": "STRING", "required": false, "default_value": null,
+                           "importance": "LOW", "documentation": "", "group": null, "width": "NONE",
+                           "display_name": option, "dependents": [], "order": -1},
+            "value": {"name": option, "value": props.get(&option), "recommended_values": [], "errors": errs, "visible": true}
+        }));
+    }
+    let error_count: usize = configs
+        .iter()
+        .map(|c| c["value"]["errors"].as_array().map_or(0, Vec::len))
+        .sum();
+    Ok(Json(json!({
+        "name": path_plugin.class,
+        "error_count": error_count,
+        "groups": groups,
+        "configs": configs,
+    })))
+}
+
+async fn metrics(State(worker): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        worker.metrics().render(),
+    )
+}
+
+fn not_found(name: &str) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, format!("Connector {name} not found"))
+}

@@ -1,0 +1,117 @@
+//! Starting and stopping a whole worker: the embedded broker (unless `bootstrap.servers` is
+//! set), the worker and its internal topics, the REST API, and the configs folder watcher.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::configs_dir::run_config_dir;
+use crate::embedded::EmbeddedBroker;
+use crate::error::{Error, Result};
+use crate::plugins::builtin_plugins;
+use crate::rest::router;
+use crate::settings::WorkerSettings;
+use crate::worker::Worker;
+
+/// A running worker.
+#[derive(Debug)]
+pub struct RunningWorker {
+    /// The worker.
+    pub worker: Arc<Worker>,
+    /// Where the REST API listens.
+    pub rest_addr: SocketAddr,
+    /// The Kafka bootstrap servers in use.
+    pub bootstrap: String,
+    root: CancellationToken,
+    rest: JoinHandle<()>,
+    watcher: JoinHandle<()>,
+    broker: Option<EmbeddedBroker>,
+}
+
+/// Starts a worker with `settings`.
+///
+/// # Errors
+/// When the broker, the cluster, the internal topics or the REST port are not usable; the
+/// message says which setting to change.
+pub async fn start_worker(settings: WorkerSettings) -> Result<RunningWorker> {
+    let started = std::time::Instant::now();
+    let (bootstrap, broker) = match &settings.bootstrap_servers {
+        Some(servers) => (servers.clone(), None),
+        None => {
+            let broker = EmbeddedBroker::start(&settings).await?;
+            (broker.bootstrap_servers(), Some(broker))
+        }
+    };
+    let listener = tokio::net::TcpListener::bind(settings.rest_addr)
+        .await
+        .map_err(|e| {
+            Error::Settings(format!(
+                "cannot listen on {} for the REST API: {e}; set rest.port (SLUICE_REST_PORT) to a free port",
+                settings.rest_addr
+            ))
+        })?;
+    let rest_addr = listener
+        .local_addr()
+        .map_err(|e| Error::Other(e.to_string()))?;
+    let mut settings = settings;
+    // The worker id in status records is the REST address actually bound.
+    settings.rest_addr = rest_addr;
+    let root = CancellationToken::new();
+    let plugins = builtin_plugins();
+    let worker =
+        Worker::connect(settings.clone(), bootstrap.clone(), plugins, root.clone()).await?;
+    let app = router(worker.clone());
+    let rest_token = root.clone();
+    let rest = tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { rest_token.cancelled().await })
+            .await;
+        if let Err(e) = served {
+            warn!(error = %e, "REST server stopped with an error");
+        }
+    });
+    let watcher = tokio::spawn(run_config_dir(
+        worker.clone(),
+        settings.config_dir.clone(),
+        root.clone(),
+    ));
+    info!(
+        rest = %rest_addr,
+        bootstrap = %bootstrap,
+        embedded_broker = broker.is_some(),
+        config_dir = %settings.config_dir.display(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "worker started"
+    );
+    Ok(RunningWorker {
+        worker,
+        rest_addr,
+        bootstrap,
+        root,
+        rest,
+        watcher,
+        broker,
+    })
+}
+
+impl RunningWorker {
+    /// Stops gracefully: tasks flush and commit, then the REST API and the broker stop.
+    pub async fn stop(self) {
+        info!("worker stopping");
+        self.watcher.abort();
+        self.worker.shutdown().await;
+        self.root.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.rest).await;
+        let _ = self.watcher.await;
+        // Close the worker's Kafka clients before their broker goes away.
+        drop(self.worker);
+        if let Some(broker) = self.broker {
+            broker.stop().await;
+        }
+        info!("worker stopped");
+    }
+}

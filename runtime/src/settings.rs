@@ -1,0 +1,463 @@
+//! Worker settings: defaults, then `sluice.toml` in the working directory, then `SLUICE_*`
+//! environment variables, read through the `config` crate.
+//!
+//! Every setting has a dotted name as in Kafka Connect's worker properties
+//! (`bootstrap.servers`); its environment variable is `SLUICE_` plus the name in capitals with
+//! dots as underscores (`SLUICE_BOOTSTRAP_SERVERS`). In `sluice.toml`, write names as TOML keys;
+//! names that are also the prefix of another name need quotes
+//! (`"value.converter.schemas.enable" = false`). Unknown settings are an error naming them.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// Prefix of the environment variables that set worker settings.
+pub const ENV_PREFIX: &str = "SLUICE";
+/// The settings file read from the working directory when present.
+pub const SETTINGS_FILE: &str = "sluice.toml";
+
+/// One documented setting: name, default (as text) and what it does.
+#[derive(Debug, Clone, Copy)]
+pub struct SettingDoc {
+    /// Dotted name.
+    pub name: &'static str,
+    /// Default value as text (empty for "unset").
+    pub default: &'static str,
+    /// What the setting does.
+    pub doc: &'static str,
+}
+
+/// Every worker setting with its default and documentation (the `--help` text comes from here).
+pub const SETTINGS: &[SettingDoc] = &[
+    SettingDoc {
+        name: "bootstrap.servers",
+        default: "",
+        doc: "Kafka cluster to use (host:port,...). Unset: start the embedded broker.",
+    },
+    SettingDoc {
+        name: "broker.listen",
+        default: "127.0.0.1:9092",
+        doc: "Address the embedded broker listens on (ignored with bootstrap.servers).",
+    },
+    SettingDoc {
+        name: "data.dir",
+        default: "./data",
+        doc: "Where the embedded broker keeps its logs.",
+    },
+    SettingDoc {
+        name: "config.dir",
+        default: "configs",
+        doc: "Folder of connector JSON files; watched for added, edited and removed files.",
+    },
+    SettingDoc {
+        name: "rest.host.name",
+        default: "127.0.0.1",
+        doc: "Interface the REST API listens on (0.0.0.0 for every interface).",
+    },
+    SettingDoc {
+        name: "rest.port",
+        default: "8083",
+        doc: "Port of the REST API (Kafka Connect's default).",
+    },
+    SettingDoc {
+        name: "plugin.path",
+        default: "",
+        doc: "Comma-separated folders or files of connector plugin libraries.",
+    },
+    SettingDoc {
+        name: "group.id",
+        default: "connect-cluster",
+        doc: "Worker group name, used as the worker id prefix in status records.",
+    },
+    SettingDoc {
+        name: "offset.storage.topic",
+        default: "connect-offsets",
+        doc: "Compacted topic holding source offsets (Kafka Connect's format).",
+    },
+    SettingDoc {
+        name: "config.storage.topic",
+        default: "connect-configs",
+        doc: "Compacted topic holding connectors created through REST and target states.",
+    },
+    SettingDoc {
+        name: "status.storage.topic",
+        default: "connect-status",
+        doc: "Compacted topic holding connector and task status.",
+    },
+    SettingDoc {
+        name: "offset.flush.interval.ms",
+        default: "1000",
+        doc: "How often source offsets and sink consumer offsets are committed.",
+    },
+    SettingDoc {
+        name: "offset.flush.timeout.ms",
+        default: "5000",
+        doc: "How long a commit may wait for outstanding records before it is retried.",
+    },
+    SettingDoc {
+        name: "task.shutdown.graceful.timeout.ms",
+        default: "5000",
+        doc: "How long tasks get to flush and commit on stop before they are aborted.",
+    },
+    SettingDoc {
+        name: "key.converter",
+        default: "org.apache.kafka.connect.json.JsonConverter",
+        doc: "Default key converter (json, string, bytearray or the Kafka Connect class names).",
+    },
+    SettingDoc {
+        name: "value.converter",
+        default: "org.apache.kafka.connect.json.JsonConverter",
+        doc: "Default value converter.",
+    },
+];
+
+/// Prefixes of free-form settings: `key.converter.*`/`value.converter.*` are converter
+/// sub-options; `producer.*`, `consumer.*` and `admin.*` pass to the Kafka clients (librdkafka
+/// property names); `broker.*` configures the embedded broker.
+pub const PREFIXES: &[&str] = &[
+    "key.converter.",
+    "value.converter.",
+    "producer.",
+    "consumer.",
+    "admin.",
+    "broker.",
+];
+
+/// Prefixes of `SLUICE_*` variables that are not worker settings (the test suite's own
+/// `SLUICE_TEST_*`); `SLUICE_LOG`, the log filter, is not one either.
+const NOT_SETTINGS: &[&str] = &["test_"];
+
+/// Kafka client properties applied to every client (security and the like).
+const CLIENT_WIDE: &[&str] = &["security.protocol", "ssl.", "sasl.", "client.id"];
+
+/// The worker's settings.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// External cluster; `None` starts the embedded broker.
+    pub bootstrap_servers: Option<String>,
+    /// Embedded broker address.
+    pub broker_listen: SocketAddr,
+    /// Embedded broker data directory.
+    pub data_dir: PathBuf,
+    /// Connector JSON folder.
+    pub config_dir: PathBuf,
+    /// REST API address.
+    pub rest_addr: SocketAddr,
+    /// Plugin library locations.
+    pub plugin_path: Vec<PathBuf>,
+    /// Worker group.
+    pub group_id: String,
+    /// Offsets topic.
+    pub offset_topic: String,
+    /// Configs topic.
+    pub config_topic: String,
+    /// Status topic.
+    pub status_topic: String,
+    /// Commit interval.
+    pub offset_flush_interval: Duration,
+    /// Commit timeout.
+    pub offset_flush_timeout: Duration,
+    /// Graceful task shutdown deadline.
+    pub shutdown_timeout: Duration,
+    /// Worker-level defaults for connector options (`key.converter`, `value.converter.*`...).
+    pub connector_defaults: BTreeMap<String, String>,
+    /// Extra librdkafka properties per client kind.
+    pub producer: BTreeMap<String, String>,
+    /// Extra librdkafka properties for consumers.
+    pub consumer: BTreeMap<String, String>,
+    /// Extra librdkafka properties for the admin client.
+    pub admin: BTreeMap<String, String>,
+    /// `broker.*` settings for the embedded broker, prefix removed.
+    pub broker: BTreeMap<String, String>,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self::from_map(&BTreeMap::new()).expect("the built-in defaults are valid")
+    }
+}
+
+impl WorkerSettings {
+    /// Reads `sluice.toml` from `dir` (when present) and `SLUICE_*` variables.
+    ///
+    /// # Errors
+    /// A malformed file, an unknown setting or a bad value, naming the setting.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let file = dir.join(SETTINGS_FILE);
+        let mut flat = BTreeMap::new();
+        if file.exists() {
+            let loaded = config::Config::builder()
+                .add_source(config::File::from(file.as_path()))
+                .build()
+                .map_err(|e| Error::Settings(format!("cannot read {}: {e}", file.display())))?;
+            let table: BTreeMap<String, config::Value> = loaded
+                .try_deserialize()
+                .map_err(|e| Error::Settings(format!("cannot read {}: {e}", file.display())))?;
+            for (key, value) in table {
+                flatten(&key, value, &mut flat);
+            }
+        }
+        let env = config::Config::builder()
+            .add_source(
+                config::Environment::with_prefix(ENV_PREFIX)
+                    .prefix_separator("_")
+                    .try_parsing(false),
+            )
+            .build()
+            .map_err(|e| Error::Settings(format!("cannot read {ENV_PREFIX}_* variables: {e}")))?;
+        let table: BTreeMap<String, config::Value> = env
+            .try_deserialize()
+            .map_err(|e| Error::Settings(format!("cannot read {ENV_PREFIX}_* variables: {e}")))?;
+        for (key, value) in table {
+            let lower = key.to_ascii_lowercase();
+            if lower == "log" || NOT_SETTINGS.iter().any(|p| lower.starts_with(p)) {
+                continue;
+            }
+            flatten(&key, value, &mut flat);
+        }
+        Self::from_map(&flat)
+    }
+
+    /// Settings from a flat map of dotted names (underscores count as dots).
+    ///
+    /// # Errors
+    /// An unknown setting or a bad value, naming the setting.
+    pub fn from_map(raw: &BTreeMap<String, String>) -> Result<Self> {
+        let mut values: BTreeMap<String, String> = SETTINGS
+            .iter()
+            .map(|s| (s.name.to_string(), s.default.to_string()))
+            .collect();
+        let mut extra: BTreeMap<String, String> = BTreeMap::new();
+        for (key, value) in raw {
+            let name = normalise_name(key);
+            if SETTINGS.iter().any(|s| s.name == name) {
+                values.insert(name, value.clone());
+            } else if PREFIXES.iter().any(|p| name.starts_with(p))
+                || CLIENT_WIDE
+                    .iter()
+                    .any(|p| name == *p || name.starts_with(p))
+            {
+                extra.insert(name, value.clone());
+            } else {
+                return Err(Error::Settings(format!(
+                    "unknown worker setting '{name}' (from {}); run `sluice worker --help` for the list",
+                    describe_source(key)
+                )));
+            }
+        }
+        let get = |name: &str| values.get(name).cloned().unwrap_or_default();
+        let ms = |name: &str| -> Result<Duration> {
+            get(name)
+                .trim()
+                .parse::<u64>()
+                .map(Duration::from_millis)
+                .map_err(|_| {
+                    Error::Settings(format!(
+                        "worker setting '{name}' must be a number of milliseconds (got '{}')",
+                        get(name)
+                    ))
+                })
+        };
+        let addr = |name: &str, text: &str| -> Result<SocketAddr> {
+            text.trim().parse().map_err(|_| {
+                Error::Settings(format!(
+                    "worker setting '{name}' must be host:port with a numeric host such as 127.0.0.1:9092 (got '{text}')"
+                ))
+            })
+        };
+        let rest_port: u16 = get("rest.port").trim().parse().map_err(|_| {
+            Error::Settings(format!(
+                "worker setting 'rest.port' must be a port number (got '{}')",
+                get("rest.port")
+            ))
+        })?;
+        let rest_addr = addr(
+            "rest.host.name",
+            &format!("{}:{rest_port}", get("rest.host.name").trim()),
+        )?;
+        let non_empty = |s: String| (!s.trim().is_empty()).then(|| s.trim().to_string());
+        let prefixed =
+            |prefix: &str| -> BTreeMap<String, String> {
+                let mut out: BTreeMap<String, String> = extra
+                    .iter()
+                    .filter(|(k, _)| CLIENT_WIDE.iter().any(|p| *k == p || k.starts_with(p)))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                out.extend(extra.iter().filter_map(|(k, v)| {
+                    k.strip_prefix(prefix).map(|k| (k.to_string(), v.clone()))
+                }));
+                out
+            };
+        let mut connector_defaults = BTreeMap::new();
+        connector_defaults.insert("key.converter".to_string(), get("key.converter"));
+        connector_defaults.insert("value.converter".to_string(), get("value.converter"));
+        for (k, v) in &extra {
+            if k.starts_with("key.converter.") || k.starts_with("value.converter.") {
+                connector_defaults.insert(k.clone(), v.clone());
+            }
+        }
+        Ok(Self {
+            bootstrap_servers: non_empty(get("bootstrap.servers")),
+            broker_listen: addr("broker.listen", &get("broker.listen"))?,
+            data_dir: PathBuf::from(get("data.dir")),
+            config_dir: PathBuf::from(get("config.dir")),
+            rest_addr,
+            plugin_path: get("plugin.path")
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+                .collect(),
+            group_id: get("group.id"),
+            offset_topic: get("offset.storage.topic"),
+            config_topic: get("config.storage.topic"),
+            status_topic: get("status.storage.topic"),
+            offset_flush_interval: ms("offset.flush.interval.ms")?,
+            offset_flush_timeout: ms("offset.flush.timeout.ms")?,
+            shutdown_timeout: ms("task.shutdown.graceful.timeout.ms")?,
+            connector_defaults,
+            producer: prefixed("producer."),
+            consumer: prefixed("consumer."),
+            admin: prefixed("admin."),
+            broker: extra
+                .iter()
+                .filter_map(|(k, v)| {
+                    k.strip_prefix("broker.")
+                        .map(|k| (k.to_string(), v.clone()))
+                })
+                .collect(),
+        })
+    }
+
+    /// The settings as `--help` shows them.
+    pub fn help_text() -> String {
+        let mut out = String::from(
+            "Worker settings (sluice.toml in the working directory, or SLUICE_<NAME> environment variables):\n",
+        );
+        for s in SETTINGS {
+            let env = format!(
+                "{ENV_PREFIX}_{}",
+                s.name.replace('.', "_").to_ascii_uppercase()
+            );
+            let default = if s.default.is_empty() {
+                "unset".to_string()
+            } else {
+                s.default.to_string()
+            };
+            out.push_str(&format!(
+                "  {:<34} {}\n  {:<34} env {env}; default {default}\n",
+                s.name, s.doc, ""
+            ));
+        }
+        out.push_str("  producer.* / consumer.* / admin.*  librdkafka properties for the worker's Kafka clients\n");
+        out.push_str("  key.converter.* / value.converter.* converter sub-options (e.g. value.converter.schemas.enable)\n");
+        out.push_str("  broker.*                            embedded broker settings (see `sluice broker --help`)\n");
+        out
+    }
+}
+
+/// `SLUICE_BOOTSTRAP_SERVERS` arrives as `bootstrap_servers`; both spellings mean the dotted name.
+fn normalise_name(key: &str) -> String {
+    key.to_ascii_lowercase().replace('_', ".")
+}
+
+fn describe_source(key: &str) -> String {
+    format!(
+        "{SETTINGS_FILE} key '{key}' or environment variable {ENV_PREFIX}_{}",
+        key.replace('.', "_").to_ascii_uppercase()
+    )
+}
+
+fn flatten(prefix: &str, value: config::Value, out: &mut BTreeMap<String, String>) {
+    match value.kind {
+        config::ValueKind::Table(table) => {
+            for (k, v) in table {
+                flatten(&format!("{prefix}.{k}"), v, out);
+            }
+        }
+        config::ValueKind::Array(items) => {
+            let texts: Vec<String> = items.into_iter().map(|v| v.to_string()).collect();
+            out.insert(prefix.to_string(), texts.join(","));
+        }
+        config::ValueKind::Nil => {}
+        _ => {
+            out.insert(prefix.to_string(), value.to_string());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_no_file() {
+        let s = WorkerSettings::default();
+        assert!(s.bootstrap_servers.is_none());
+        assert_eq!(s.rest_addr.port(), 8083);
+        assert_eq!(s.offset_topic, "connect-offsets");
+        assert_eq!(
+            s.connector_defaults
+                .get("value.converter")
+                .map(String::as_str),
+            Some("org.apache.kafka.connect.json.JsonConverter")
+        );
+    }
+
+    #[test]
+    fn file_and_environment_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(SETTINGS_FILE),
+            "rest.port = 18083\n\"value.converter.schemas.enable\" = false\nproducer.linger.ms = 20\n",
+        )
+        .unwrap();
+        // Environment variables of this process are shared by the tests; use a unique one.
+        std::env::set_var("SLUICE_OFFSET_STORAGE_TOPIC", "my-offsets");
+        let s = WorkerSettings::load(dir.path()).unwrap();
+        std::env::remove_var("SLUICE_OFFSET_STORAGE_TOPIC");
+        assert_eq!(s.rest_addr.port(), 18083);
+        assert_eq!(s.offset_topic, "my-offsets");
+        assert_eq!(s.producer.get("linger.ms").map(String::as_str), Some("20"));
+        assert_eq!(
+            s.connector_defaults
+                .get("value.converter.schemas.enable")
+                .map(String::as_str),
+            Some("false")
+        );
+    }
+
+    #[test]
+    fn unknown_and_bad_settings_are_named() {
+        let err = WorkerSettings::from_map(&BTreeMap::from([(
+            "bootstrap.server".to_string(),
+            "x".to_string(),
+        )]))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("unknown worker setting 'bootstrap.server'"),
+            "{err}"
+        );
+        assert!(err.contains("SLUICE_BOOTSTRAP_SERVER"), "{err}");
+        let err = WorkerSettings::from_map(&BTreeMap::from([(
+            "rest.port".to_string(),
+            "eighty".to_string(),
+        )]))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("'rest.port' must be a port number"), "{err}");
+    }
+
+    #[test]
+    fn help_lists_every_setting_with_its_variable() {
+        let help = WorkerSettings::help_text();
+        for s in SETTINGS {
+            assert!(help.contains(s.name), "{}", s.name);
+        }
+        assert!(help.contains("SLUICE_BOOTSTRAP_SERVERS"));
+    }
+}

@@ -1,0 +1,278 @@
+//! Connector and task status: kept in memory for the REST API and written to the
+//! `connect-status` topic in Kafka Connect's format (`status-connector-<name>`,
+//! `status-task-<name>-<id>`, values `{"state":..,"trace":..,"worker_id":..,"generation":..}`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use rdkafka::producer::FutureRecord;
+
+use crate::kafka::SharedProducer;
+use serde::Serialize;
+use sluice_sdk::TaskStatusReporter;
+use tracing::{info, warn};
+
+/// A connector's or task's state, as Kafka Connect names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum State {
+    /// Not running yet.
+    Unassigned,
+    /// Running.
+    Running,
+    /// Paused by the user.
+    Paused,
+    /// Stopped by the user (configuration kept, no tasks).
+    Stopped,
+    /// Failed; see the trace.
+    Failed,
+    /// Being restarted.
+    Restarting,
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Unassigned => "UNASSIGNED",
+            Self::Running => "RUNNING",
+            Self::Paused => "PAUSED",
+            Self::Stopped => "STOPPED",
+            Self::Failed => "FAILED",
+            Self::Restarting => "RESTARTING",
+        })
+    }
+}
+
+/// The status of one connector or task.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// Current state.
+    pub state: State,
+    /// Why it failed (FAILED only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
+    /// A problem the task is working around while RUNNING (an outage it retries through).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+impl Status {
+    fn new(state: State) -> Self {
+        Self {
+            state,
+            trace: None,
+            problem: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct ConnectorEntry {
+    kind: &'static str,
+    connector: Status,
+    tasks: BTreeMap<u32, Status>,
+}
+
+/// A connector's status with its tasks', as `/connectors/{name}/status` shows it.
+#[derive(Debug, Clone)]
+pub struct ConnectorStatusView {
+    /// `source` or `sink`.
+    pub kind: &'static str,
+    /// The connector's own status.
+    pub connector: Status,
+    /// Each task's status.
+    pub tasks: BTreeMap<u32, Status>,
+}
+
+/// Every status of this worker, published to the status topic.
+#[derive(Debug)]
+pub struct StatusStore {
+    worker_id: String,
+    topic: String,
+    producer: Option<SharedProducer>,
+    entries: Mutex<BTreeMap<String, ConnectorEntry>>,
+    generation: std::sync::atomic::AtomicU64,
+}
+
+impl StatusStore {
+    /// A store publishing to `topic` through `producer` (`None`: memory only, for tests).
+    pub fn new(
+        worker_id: impl Into<String>,
+        topic: impl Into<String>,
+        producer: Option<SharedProducer>,
+    ) -> Self {
+        Self {
+            worker_id: worker_id.into(),
+            topic: topic.into(),
+            producer,
+            entries: Mutex::new(BTreeMap::new()),
+            generation: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// This worker's id (`host:port` of its REST API).
+    pub fn worker_id(&self) -> &str {
+        &self.worker_id
+    }
+
+    /// Sets the connector's status (creating its entry).
+    pub fn set_connector(
+        &self,
+        name: &str,
+        kind: &'static str,
+        state: State,
+        trace: Option<String>,
+    ) {
+        {
+            let mut entries = self.entries.lock().expect("status lock");
+            let entry = entries
+                .entry(name.to_string())
+                .or_insert_with(|| ConnectorEntry {
+                    kind,
+                    connector: Status::new(State::Unassigned),
+                    tasks: BTreeMap::new(),
+                });
+            entry.kind = kind;
+            entry.connector = Status {
+                state,
+                trace: trace.clone(),
+                problem: None,
+            };
+        }
+        info!(connector = name, state = %state, "connector state");
+        self.publish(format!("status-connector-{name}"), state, trace);
+    }
+
+    /// Sets a task's status.
+    pub fn set_task(&self, name: &str, task: u32, state: State, trace: Option<String>) {
+        {
+            let mut entries = self.entries.lock().expect("status lock");
+            if let Some(entry) = entries.get_mut(name) {
+                entry.tasks.insert(
+                    task,
+                    Status {
+                        state,
+                        trace: trace.clone(),
+                        problem: None,
+                    },
+                );
+            }
+        }
+        match &trace {
+            Some(t) => warn!(connector = name, task, state = %state, trace = %t, "task state"),
+            None => info!(connector = name, task, state = %state, "task state"),
+        }
+        self.publish(format!("status-task-{name}-{task}"), state, trace);
+    }
+
+    /// Records (or clears) a problem a running task is working around.
+    pub fn set_task_problem(&self, name: &str, task: u32, problem: Option<String>) {
+        let mut entries = self.entries.lock().expect("status lock");
+        if let Some(status) = entries.get_mut(name).and_then(|e| e.tasks.get_mut(&task)) {
+            if status.problem != problem {
+                match &problem {
+                    Some(p) => {
+                        warn!(connector = name, task, problem = %p, "task reports a problem")
+                    }
+                    None => info!(connector = name, task, "task problem resolved"),
+                }
+                status.problem = problem;
+            }
+        }
+    }
+
+    /// Drops tasks numbered `count` and above (after a reconfiguration).
+    pub fn retain_tasks(&self, name: &str, count: u32) {
+        let mut entries = self.entries.lock().expect("status lock");
+        if let Some(entry) = entries.get_mut(name) {
+            entry.tasks.retain(|id, _| *id < count);
+        }
+    }
+
+    /// Forgets a deleted connector (and tombstones its status records).
+    pub fn remove(&self, name: &str) {
+        let removed = self.entries.lock().expect("status lock").remove(name);
+        if let Some(entry) = removed {
+            self.tombstone(format!("status-connector-{name}"));
+            for id in entry.tasks.keys() {
+                self.tombstone(format!("status-task-{name}-{id}"));
+            }
+        }
+    }
+
+    /// A connector's status with its tasks'.
+    pub fn get(&self, name: &str) -> Option<ConnectorStatusView> {
+        let entries = self.entries.lock().expect("status lock");
+        entries.get(name).map(|e| ConnectorStatusView {
+            kind: e.kind,
+            connector: e.connector.clone(),
+            tasks: e.tasks.clone(),
+        })
+    }
+
+    fn publish(&self, key: String, state: State, trace: Option<String>) {
+        let Some(producer) = self.producer.clone() else {
+            return;
+        };
+        let generation = self
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let value = serde_json::json!({
+            "state": state,
+            "trace": trace,
+            "worker_id": self.worker_id,
+            "generation": generation,
+        })
+        .to_string();
+        let topic = self.topic.clone();
+        // Status records are informational: publish in the background, log a failure.
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                let record = FutureRecord::to(&topic).key(&key).payload(&value);
+                if let Err((e, _)) = producer
+                    .send(record, std::time::Duration::from_secs(10))
+                    .await
+                {
+                    warn!(topic, key, error = %e, "could not publish status");
+                }
+            });
+        }
+    }
+
+    fn tombstone(&self, key: String) {
+        let Some(producer) = self.producer.clone() else {
+            return;
+        };
+        let topic = self.topic.clone();
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                let record = FutureRecord::<String, [u8]>::to(&topic).key(&key);
+                if let Err((e, _)) = producer
+                    .send(record, std::time::Duration::from_secs(10))
+                    .await
+                {
+                    warn!(topic, key, error = %e, "could not delete status");
+                }
+            });
+        }
+    }
+}
+
+/// The [`TaskStatusReporter`] a task receives: problems go to the status store and the log.
+#[derive(Debug, Clone)]
+pub struct TaskProblemReporter {
+    /// The store.
+    pub store: Arc<StatusStore>,
+    /// Connector name.
+    pub connector: String,
+    /// Task id.
+    pub task: u32,
+}
+
+impl TaskStatusReporter for TaskProblemReporter {
+    fn report_problem(&self, problem: Option<String>) {
+        self.store
+            .set_task_problem(&self.connector, self.task, problem);
+    }
+}

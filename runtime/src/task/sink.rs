@@ -1,0 +1,696 @@
+//! The sink task loop.
+//!
+//! Consumer group `connect-<name>` (auto-commit off) -> key/value converters -> `put` ->
+//! periodic `flush` -> commit of the offsets of everything put before the flush. Records the
+//! converters cannot read follow the error policy (dead letter topic or task failure); records
+//! the connector reports through the errant-record reporter likewise.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::message::{Headers, Message, Timestamp};
+use rdkafka::statistics::Statistics;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use sluice_sdk::{
+    async_trait, ErrantRecordReporter, Error as SdkError, Header, SinkRecord, SinkTask,
+    SinkTaskContext, TimestampType, TopicPartition,
+};
+use tracing::{debug, info, warn};
+
+use super::TaskEnv;
+use crate::converter::Converter;
+use crate::dlq::{DeadLetterReporter, FailedRecord, Failure};
+use crate::errors::{jitter, Stage, DATA_EXCEPTION};
+use crate::status::{State, TaskProblemReporter};
+use crate::transforms::TransformRecord;
+
+/// Most records handed to one `put`.
+const MAX_BATCH: usize = 4096;
+
+#[derive(Debug)]
+enum RebalanceEvent {
+    Assigned(Vec<TopicPartition>),
+    Revoked(Vec<TopicPartition>),
+}
+
+/// Rebalance events and lag statistics from librdkafka's callbacks.
+#[derive(Debug, Default)]
+struct SinkConsumerContext {
+    events: Mutex<Vec<RebalanceEvent>>,
+    /// Offsets flushed by the sink and safe to commit, kept so a revocation can commit them.
+    flushed: Mutex<BTreeMap<TopicPartition, i64>>,
+    lag: std::sync::atomic::AtomicI64,
+}
+
+fn partitions_of(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
+    tpl.elements()
+        .iter()
+        .map(|e| TopicPartition::new(e.topic(), e.partition()))
+        .collect()
+}
+
+impl ClientContext for SinkConsumerContext {
+    fn stats(&self, statistics: Statistics) {
+        let lag: i64 = statistics
+            .topics
+            .values()
+            .flat_map(|t| t.partitions.values())
+            .filter(|p| p.partition >= 0 && p.consumer_lag >= 0)
+            .map(|p| p.consumer_lag)
+            .sum();
+        self.lag.store(lag, Ordering::Relaxed);
+    }
+}
+
+impl ConsumerContext for SinkConsumerContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let revoked = partitions_of(tpl);
+            // Commit what the sink has already flushed for the partitions leaving us, so the
+            // next owner starts after it.
+            let flushed = self.flushed.lock().expect("flushed lock");
+            let mut commit = TopicPartitionList::new();
+            for tp in &revoked {
+                if let Some(offset) = flushed.get(tp) {
+                    let _ = commit.add_partition_offset(
+                        &tp.topic,
+                        tp.partition,
+                        Offset::Offset(*offset),
+                    );
+                }
+            }
+            if commit.count() > 0 {
+                if let Err(e) = consumer.commit(&commit, CommitMode::Sync) {
+                    warn!(error = %e, "commit on partition revocation failed; the new owner may see records again");
+                }
+            }
+            self.events
+                .lock()
+                .expect("events lock")
+                .push(RebalanceEvent::Revoked(revoked));
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            self.events
+                .lock()
+                .expect("events lock")
+                .push(RebalanceEvent::Assigned(partitions_of(tpl)));
+        }
+    }
+}
+
+type SinkConsumer = BaseConsumer<SinkConsumerContext>;
+
+/// A consumed message, copied out of librdkafka.
+#[derive(Debug)]
+struct RawMessage {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    timestamp: Timestamp,
+    headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+/// Reads up to [`MAX_BATCH`] messages, waiting at most `wait` for the first.
+fn poll_batch(consumer: &SinkConsumer, wait: Duration) -> Result<Vec<RawMessage>, String> {
+    let mut out = Vec::new();
+    let mut timeout = wait;
+    while out.len() < MAX_BATCH {
+        match consumer.poll(timeout) {
+            None => break,
+            Some(Err(e)) => {
+                if out.is_empty() {
+                    return Err(e.to_string());
+                }
+                break;
+            }
+            Some(Ok(m)) => {
+                out.push(RawMessage {
+                    topic: m.topic().to_string(),
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: m.key().map(<[u8]>::to_vec),
+                    value: m.payload().map(<[u8]>::to_vec),
+                    timestamp: m.timestamp(),
+                    headers: m
+                        .headers()
+                        .map(|h| {
+                            h.iter()
+                                .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                });
+                timeout = Duration::ZERO;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The errant-record reporter handed to sink tasks: re-encodes the record with the
+/// connector's converters and applies the error policy.
+#[derive(Debug)]
+struct SinkErrantReporter {
+    dead_letters: DeadLetterReporter,
+    key_converter: Arc<dyn Converter>,
+    value_converter: Arc<dyn Converter>,
+    class_name: String,
+}
+
+#[async_trait]
+impl ErrantRecordReporter for SinkErrantReporter {
+    async fn report(&self, record: &SinkRecord, error: &SdkError) -> sluice_sdk::Result<()> {
+        let failed = FailedRecord {
+            topic: record.topic.clone(),
+            partition: record.kafka_partition,
+            offset: record.kafka_offset,
+            key: self
+                .key_converter
+                .from_connect(record.key_schema.as_deref(), &record.key)
+                .ok()
+                .flatten(),
+            value: self
+                .value_converter
+                .from_connect(record.value_schema.as_deref(), &record.value)
+                .ok()
+                .flatten(),
+            headers: record
+                .headers
+                .iter()
+                .map(|h| (h.key.clone(), h.value.clone()))
+                .collect(),
+            timestamp: record.timestamp,
+        };
+        let failure = Failure {
+            stage: Stage::TaskPut,
+            class_name: self.class_name.clone(),
+            exception_class: DATA_EXCEPTION,
+            message: error.to_string(),
+        };
+        self.dead_letters
+            .report(&failed, &failure)
+            .await
+            .map_err(SdkError::fatal)
+    }
+}
+
+/// Runs one sink task until it is cancelled or fails, then flushes, commits and stops it.
+pub async fn run_sink_task(mut env: TaskEnv, mut task: Box<dyn SinkTask>) {
+    let connector = env.connector.clone();
+    let id = env.task_id;
+    let dead_letters = env.dead_letters();
+    let reporter = Arc::new(SinkErrantReporter {
+        dead_letters: dead_letters.clone(),
+        key_converter: env.settings.key_converter.clone(),
+        value_converter: env.settings.value_converter.clone(),
+        class_name: env.settings.plugin.class.clone(),
+    });
+    let ctx = SinkTaskContext::new(
+        connector.clone(),
+        id,
+        env.task_config.clone(),
+        reporter,
+        Arc::new(TaskProblemReporter {
+            store: env.status.clone(),
+            connector: connector.clone(),
+            task: id,
+        }),
+    );
+    let mut delay = Duration::from_millis(300);
+    loop {
+        match task.start(ctx.clone()).await {
+            Ok(()) => {
+                ctx.report_problem(None);
+                break;
+            }
+            Err(e) if e.is_retriable() => {
+                ctx.report_problem(Some(format!("cannot start yet, retrying: {e}")));
+                tokio::select! {
+                    _ = env.token.cancelled() => return,
+                    _ = tokio::time::sleep(jitter(delay)) => {}
+                }
+                delay = (delay * 2).min(env.settings.errors.retry_delay_max);
+            }
+            Err(e) => {
+                env.status.set_task(
+                    &connector,
+                    id,
+                    State::Failed,
+                    Some(format!("task start failed: {e}")),
+                );
+                return;
+            }
+        }
+    }
+    let consumer = match create_consumer(&env) {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            env.status.set_task(&connector, id, State::Failed, Some(e));
+            let _ = task.stop().await;
+            return;
+        }
+    };
+    env.status.set_task(&connector, id, State::Running, None);
+    let mut state = SinkState {
+        consumer,
+        dead_letters,
+        processed: BTreeMap::new(),
+        assigned: BTreeSet::new(),
+        put_since_flush: false,
+    };
+    let outcome = sink_loop(&mut env, task.as_mut(), &mut state).await;
+    let final_commit = match &outcome {
+        Ok(()) => state.flush_and_commit(&env, task.as_mut()).await,
+        Err(_) => Ok(()),
+    };
+    let assigned: Vec<TopicPartition> = state.assigned.iter().cloned().collect();
+    if !assigned.is_empty() {
+        let _ = task.close(&assigned).await;
+    }
+    if let Err(e) = task.stop().await {
+        warn!(connector = %connector, task = id, error = %e, "task stop failed");
+    }
+    let consumer = state.consumer.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        consumer.unsubscribe();
+        drop(consumer);
+    })
+    .await;
+    match outcome.and(final_commit) {
+        Ok(()) => info!(connector = %connector, task = id, "sink task stopped"),
+        Err(trace) => env
+            .status
+            .set_task(&connector, id, State::Failed, Some(trace)),
+    }
+}
+
+fn create_consumer(env: &TaskEnv) -> Result<SinkConsumer, String> {
+    let group = format!("connect-{}", env.connector);
+    let mut config = env
+        .clients
+        .consumer_config(&group, &env.settings.consumer_overrides);
+    config.set("statistics.interval.ms", "5000");
+    let consumer: SinkConsumer = config
+        .create_with_context(SinkConsumerContext::default())
+        .map_err(|e| format!("cannot create the Kafka consumer: {e}"))?;
+    let subscription: Vec<String> = match &env.settings.topics_regex {
+        // librdkafka subscribes by pattern when the name starts with '^'.
+        Some(re) => vec![re.as_str().to_string()],
+        None => env.settings.topics.clone(),
+    };
+    let refs: Vec<&str> = subscription.iter().map(String::as_str).collect();
+    consumer
+        .subscribe(&refs)
+        .map_err(|e| format!("cannot subscribe to {subscription:?}: {e}"))?;
+    info!(connector = %env.connector, task = env.task_id, group, topics = ?subscription, "sink task subscribed");
+    Ok(consumer)
+}
+
+struct SinkState {
+    consumer: Arc<SinkConsumer>,
+    dead_letters: DeadLetterReporter,
+    /// Next offset to commit per partition, for records given to `put` (or dead-lettered).
+    processed: BTreeMap<TopicPartition, i64>,
+    assigned: BTreeSet<TopicPartition>,
+    put_since_flush: bool,
+}
+
+impl SinkState {
+    /// Flushes the sink, then commits the offsets of everything it was given.
+    async fn flush_and_commit(
+        &mut self,
+        env: &TaskEnv,
+        task: &mut dyn SinkTask,
+    ) -> Result<(), String> {
+        if self.processed.is_empty() {
+            return Ok(());
+        }
+        if self.put_since_flush {
+            let mut delay = Duration::from_millis(300);
+            loop {
+                match task.flush().await {
+                    Ok(()) => break,
+                    Err(e) if e.is_retriable() => {
+                        env.status.set_task_problem(
+                            &env.connector,
+                            env.task_id,
+                            Some(format!("flush failed, retrying: {e}")),
+                        );
+                        tokio::time::sleep(jitter(delay)).await;
+                        delay = (delay * 2).min(env.settings.errors.retry_delay_max);
+                    }
+                    Err(e) => {
+                        return Err(format!(
+                            "{} failed to flush: {e}",
+                            env.settings.plugin.class
+                        ));
+                    }
+                }
+            }
+            self.put_since_flush = false;
+        }
+        let offsets = std::mem::take(&mut self.processed);
+        self.consumer
+            .context()
+            .flushed
+            .lock()
+            .expect("flushed lock")
+            .extend(offsets.iter().map(|(k, v)| (k.clone(), *v)));
+        let mut tpl = TopicPartitionList::new();
+        for (tp, offset) in &offsets {
+            tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*offset))
+                .map_err(|e| e.to_string())?;
+        }
+        let consumer = self.consumer.clone();
+        let result = tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync))
+            .await
+            .map_err(|e| e.to_string())?;
+        match result {
+            Ok(()) => {
+                env.metrics.offset_commits.fetch_add(1, Ordering::Relaxed);
+                debug!(connector = %env.connector, task = env.task_id, partitions = offsets.len(), "committed sink offsets");
+            }
+            Err(e) => {
+                // Not fatal: the records are in the sink; after a rebalance or restart they may
+                // be delivered again, never skipped.
+                env.metrics
+                    .offset_commit_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                warn!(connector = %env.connector, task = env.task_id, error = %e, "sink offset commit failed");
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_rebalances(
+        &mut self,
+        env: &TaskEnv,
+        task: &mut dyn SinkTask,
+    ) -> Result<(), String> {
+        let events =
+            std::mem::take(&mut *self.consumer.context().events.lock().expect("events lock"));
+        for event in events {
+            match event {
+                RebalanceEvent::Assigned(parts) => {
+                    info!(connector = %env.connector, task = env.task_id, partitions = ?parts, "partitions assigned");
+                    self.assigned.extend(parts.iter().cloned());
+                    for tp in &parts {
+                        env.registry.note_topic(&env.connector, &tp.topic);
+                    }
+                    task.open(&parts)
+                        .await
+                        .map_err(|e| format!("open failed: {e}"))?;
+                    if env.paused() {
+                        self.pause_consumer(true).await;
+                    }
+                }
+                RebalanceEvent::Revoked(parts) => {
+                    info!(connector = %env.connector, task = env.task_id, partitions = ?parts, "partitions revoked");
+                    {
+                        let mut flushed = self
+                            .consumer
+                            .context()
+                            .flushed
+                            .lock()
+                            .expect("flushed lock");
+                        for tp in &parts {
+                            self.assigned.remove(tp);
+                            self.processed.remove(tp);
+                            flushed.remove(tp);
+                        }
+                    }
+                    task.close(&parts)
+                        .await
+                        .map_err(|e| format!("close failed: {e}"))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn pause_consumer(&self, pause: bool) {
+        let consumer = self.consumer.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Ok(assignment) = consumer.assignment() {
+                let result = if pause {
+                    consumer.pause(&assignment)
+                } else {
+                    consumer.resume(&assignment)
+                };
+                if let Err(e) = result {
+                    warn!(error = %e, "could not pause or resume the consumer");
+                }
+            }
+        })
+        .await;
+    }
+
+    /// Converts raw messages and applies the transforms; failures follow the error policy.
+    async fn convert(
+        &mut self,
+        env: &TaskEnv,
+        batch: Vec<RawMessage>,
+    ) -> Result<Vec<SinkRecord>, String> {
+        let mut records = Vec::with_capacity(batch.len());
+        for m in batch {
+            match convert_one(env, &m) {
+                Ok(record) => records.push(record),
+                Err((stage, class_name, message)) => {
+                    let failed = FailedRecord {
+                        topic: m.topic,
+                        partition: m.partition,
+                        offset: m.offset,
+                        key: m.key,
+                        value: m.value,
+                        headers: m.headers,
+                        timestamp: m.timestamp.to_millis(),
+                    };
+                    let failure = Failure {
+                        stage,
+                        class_name,
+                        exception_class: DATA_EXCEPTION,
+                        message,
+                    };
+                    self.dead_letters.report(&failed, &failure).await?;
+                    self.processed.insert(
+                        TopicPartition::new(failed.topic.clone(), failed.partition),
+                        failed.offset + 1,
+                    );
+                }
+            }
+        }
+        Ok(records)
+    }
+}
+
+/// One message to a sink record: converters, then transforms. The error names the stage and
+/// the class that failed.
+fn convert_one(env: &TaskEnv, m: &RawMessage) -> Result<SinkRecord, (Stage, String, String)> {
+    let class = |option: &str| {
+        crate::converter::class_name(env.settings.props.get(option).map_or("", String::as_str))
+            .to_string()
+    };
+    let (key_schema, key) = env
+        .settings
+        .key_converter
+        .to_connect(m.key.as_deref())
+        .map_err(|e| (Stage::KeyConverter, class("key.converter"), e))?;
+    let (value_schema, value) = env
+        .settings
+        .value_converter
+        .to_connect(m.value.as_deref())
+        .map_err(|e| (Stage::ValueConverter, class("value.converter"), e))?;
+    let (timestamp, timestamp_type) = match m.timestamp {
+        Timestamp::NotAvailable => (None, TimestampType::NoTimestamp),
+        Timestamp::CreateTime(t) => (Some(t), TimestampType::CreateTime),
+        Timestamp::LogAppendTime(t) => (Some(t), TimestampType::LogAppendTime),
+    };
+    let mut record = SinkRecord {
+        topic: m.topic.clone(),
+        kafka_partition: m.partition,
+        kafka_offset: m.offset,
+        key_schema,
+        key,
+        value_schema,
+        value,
+        timestamp,
+        timestamp_type,
+        headers: m
+            .headers
+            .iter()
+            .map(|(key, value)| Header {
+                key: key.clone(),
+                value: value.clone(),
+            })
+            .collect(),
+    };
+    if !env.settings.transforms.is_empty() {
+        let view = TransformRecord {
+            topic: std::mem::take(&mut record.topic),
+            kafka_partition: Some(record.kafka_partition),
+            kafka_offset: Some(record.kafka_offset),
+            key_schema: record.key_schema.take(),
+            key: std::mem::take(&mut record.key),
+            value_schema: record.value_schema.take(),
+            value: std::mem::take(&mut record.value),
+            timestamp: record.timestamp,
+        };
+        let t = env
+            .settings
+            .transforms
+            .apply(view)
+            .map_err(|(class, message)| (Stage::Transformation, class, message))?;
+        record.topic = t.topic;
+        record.key_schema = t.key_schema;
+        record.key = t.key;
+        record.value_schema = t.value_schema;
+        record.value = t.value;
+        record.timestamp = t.timestamp;
+    }
+    Ok(record)
+}
+
+async fn sink_loop(
+    env: &mut TaskEnv,
+    task: &mut dyn SinkTask,
+    state: &mut SinkState,
+) -> Result<(), String> {
+    let mut next_commit = Instant::now() + env.flush_interval;
+    loop {
+        if env.token.is_cancelled() {
+            return Ok(());
+        }
+        if env.paused() {
+            state.flush_and_commit(env, task).await?;
+            state.pause_consumer(true).await;
+            env.status
+                .set_task(&env.connector, env.task_id, State::Paused, None);
+            // Keep serving the group protocol (heartbeats, rebalances) while paused.
+            while env.paused() && !env.token.is_cancelled() {
+                let consumer = state.consumer.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    poll_batch(&consumer, Duration::from_millis(100))
+                })
+                .await;
+                state.handle_rebalances(env, task).await?;
+                tokio::select! {
+                    _ = env.token.cancelled() => {}
+                    _ = env.target.changed() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
+            }
+            if env.token.is_cancelled() {
+                return Ok(());
+            }
+            state.pause_consumer(false).await;
+            env.status
+                .set_task(&env.connector, env.task_id, State::Running, None);
+        }
+        let consumer = state.consumer.clone();
+        let wait = next_commit
+            .saturating_duration_since(Instant::now())
+            .clamp(Duration::from_millis(1), Duration::from_millis(200));
+        let polled = tokio::select! {
+            _ = env.token.cancelled() => return Ok(()),
+            r = tokio::task::spawn_blocking(move || poll_batch(&consumer, wait)) => r.map_err(|e| e.to_string())?,
+        };
+        state.handle_rebalances(env, task).await?;
+        env.metrics.sink_lag.store(
+            state.consumer.context().lag.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
+        let batch = match polled {
+            Ok(b) => b,
+            Err(e) => {
+                warn!(connector = %env.connector, task = env.task_id, error = %e, "consumer error");
+                Vec::new()
+            }
+        };
+        if !batch.is_empty() {
+            let started = Instant::now();
+            env.metrics
+                .records_in
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            let last: BTreeMap<TopicPartition, i64> = batch
+                .iter()
+                .map(|m| {
+                    (
+                        TopicPartition::new(m.topic.clone(), m.partition),
+                        m.offset + 1,
+                    )
+                })
+                .collect();
+            let records = state.convert(env, batch).await?;
+            let count = records.len() as u64;
+            if !records.is_empty() {
+                if !put_with_retry(env, task, records).await? {
+                    // Stopped while retrying: these records were not written, so their
+                    // offsets must not be committed.
+                    return Ok(());
+                }
+                state.put_since_flush = true;
+            }
+            env.metrics.records_out.fetch_add(count, Ordering::Relaxed);
+            state.processed.extend(last);
+            env.metrics.record_batch(started.elapsed());
+        }
+        if Instant::now() >= next_commit {
+            state.flush_and_commit(env, task).await?;
+            next_commit = Instant::now() + env.flush_interval;
+        }
+    }
+}
+
+/// Puts a batch, retrying retriable failures with backoff until it succeeds; `Ok(false)` when
+/// the task was stopped before the batch could be written.
+async fn put_with_retry(
+    env: &TaskEnv,
+    task: &mut dyn SinkTask,
+    records: Vec<SinkRecord>,
+) -> Result<bool, String> {
+    let mut delay = Duration::from_millis(300);
+    let mut reported = false;
+    loop {
+        // A retriable failure gets the same batch again, so `put` receives a copy.
+        match task.put(records.clone()).await {
+            Ok(()) => {
+                if reported {
+                    env.status
+                        .set_task_problem(&env.connector, env.task_id, None);
+                }
+                return Ok(true);
+            }
+            Err(e) if e.is_retriable() => {
+                env.metrics.errors.fetch_add(1, Ordering::Relaxed);
+                env.status.set_task_problem(
+                    &env.connector,
+                    env.task_id,
+                    Some(format!("put failed, retrying in {delay:?}: {e}")),
+                );
+                reported = true;
+                tokio::select! {
+                    _ = env.token.cancelled() => return Ok(false),
+                    _ = tokio::time::sleep(jitter(delay)) => {}
+                }
+                delay = (delay * 2).min(env.settings.errors.retry_delay_max);
+            }
+            Err(e) => {
+                env.metrics.errors.fetch_add(1, Ordering::Relaxed);
+                return Err(format!(
+                    "{} failed in stage {}: {e}",
+                    env.settings.plugin.class,
+                    Stage::TaskPut.name()
+                ));
+            }
+        }
+    }
+}

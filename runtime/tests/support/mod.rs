@@ -1,0 +1,480 @@
+//! Test harness: real `sluice worker` and `sluice broker` processes on free loopback ports,
+//! a REST client, Kafka helpers, and condition waits with deadlines.
+//!
+//! ```ignore
+//! let dir = tempfile::tempdir()?;
+//! let mut worker = WorkerProcess::start(WorkerOptions::new(dir.path())).await;
+//! worker.write_config("lines.json", &json!({"name": "lines", "config": {...}}));
+//! worker.wait_for_task_state("lines", 0, "RUNNING").await;
+//! worker.kill(); // SIGKILL
+//! worker.restart().await;
+//! ```
+#![allow(dead_code, unreachable_pub)]
+
+pub mod cli_tools;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use serde_json::Value;
+
+/// The `sluice` binary built for these tests.
+pub fn sluice_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_sluice"))
+}
+
+/// A free loopback port (bound and released; the OS will not hand it out again at once).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind a loopback port")
+        .local_addr()
+        .expect("local addr")
+        .port()
+}
+
+/// Waits until `check` returns `Some`, polling every 50 ms, failing with `what` after `timeout`.
+pub async fn wait_for<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A `sluice broker` process.
+#[derive(Debug)]
+pub struct BrokerProcess {
+    /// `127.0.0.1:port`.
+    pub addr: String,
+    data_dir: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl BrokerProcess {
+    /// Starts a broker with its data in `dir/broker-data`, waiting until it answers.
+    pub async fn start(dir: &Path) -> Self {
+        let mut broker = Self {
+            addr: format!("127.0.0.1:{}", free_port()),
+            data_dir: dir.join("broker-data"),
+            log: dir.join("broker.log"),
+            child: None,
+        };
+        broker.spawn().await;
+        broker
+    }
+
+    async fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open broker log");
+        let child = Command::new(sluice_bin())
+            .args(["broker", "--listen", &self.addr, "--data-dir"])
+            .arg(&self.data_dir)
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn sluice broker");
+        self.child = Some(child);
+        let addr = self.addr.clone();
+        wait_for(
+            Duration::from_secs(30),
+            "the broker to accept connections",
+            || {
+                let addr = addr.clone();
+                async move { tokio::net::TcpStream::connect(&addr).await.ok().map(|_| ()) }
+            },
+        )
+        .await;
+    }
+
+    /// SIGKILL.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same address and data.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.spawn().await;
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// How to start a worker.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// Working directory (holds configs/, data/, worker.log).
+    pub dir: PathBuf,
+    /// External cluster; `None` runs the embedded broker.
+    pub bootstrap: Option<String>,
+    /// Extra environment variables (`SLUICE_*` settings).
+    pub env: Vec<(String, String)>,
+}
+
+impl WorkerOptions {
+    /// Embedded broker, everything under `dir`.
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            bootstrap: None,
+            env: Vec::new(),
+        }
+    }
+
+    /// Use an external cluster.
+    pub fn bootstrap(mut self, servers: impl Into<String>) -> Self {
+        self.bootstrap = Some(servers.into());
+        self
+    }
+
+    /// Set a `SLUICE_*` variable.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+}
+
+/// A `sluice worker` process and a REST client for it.
+#[derive(Debug)]
+pub struct WorkerProcess {
+    options: WorkerOptions,
+    rest_port: u16,
+    broker_addr: String,
+    child: Option<Child>,
+    http: reqwest::Client,
+}
+
+impl WorkerProcess {
+    /// Starts a worker in `options.dir` and waits until its REST API answers.
+    pub async fn start(options: WorkerOptions) -> Self {
+        std::fs::create_dir_all(options.dir.join("configs")).expect("configs dir");
+        let mut worker = Self {
+            rest_port: free_port(),
+            broker_addr: format!("127.0.0.1:{}", free_port()),
+            options,
+            child: None,
+            http: reqwest::Client::new(),
+        };
+        worker.spawn().await;
+        worker
+    }
+
+    async fn spawn(&mut self) {
+        let dir = &self.options.dir;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("worker.log"))
+            .expect("open worker log");
+        let mut cmd = Command::new(sluice_bin());
+        cmd.arg("worker")
+            .current_dir(dir)
+            .env("SLUICE_REST_PORT", self.rest_port.to_string())
+            .env("SLUICE_BROKER_LISTEN", &self.broker_addr)
+            .env("SLUICE_DATA_DIR", dir.join("data"))
+            .env("SLUICE_CONFIG_DIR", dir.join("configs"))
+            .env("SLUICE_LOG", "info,librdkafka=warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log);
+        if let Some(b) = &self.options.bootstrap {
+            cmd.env("SLUICE_BOOTSTRAP_SERVERS", b);
+        }
+        for (k, v) in &self.options.env {
+            cmd.env(k, v);
+        }
+        self.child = Some(cmd.spawn().expect("spawn sluice worker"));
+        let url = self.url("/");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = self.http.get(&url).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            let exited = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            if exited.is_some() || tokio::time::Instant::now() > deadline {
+                panic!(
+                    "the worker did not start ({exited:?}); its log:\n{}",
+                    self.log()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The worker's directory.
+    pub fn dir(&self) -> &Path {
+        &self.options.dir
+    }
+
+    /// The worker's log so far (for assertion messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.options.dir.join("worker.log")).unwrap_or_default()
+    }
+
+    /// `http://127.0.0.1:<rest port><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.rest_port)
+    }
+
+    /// Kafka bootstrap servers the worker uses.
+    pub fn bootstrap(&self) -> String {
+        self.options
+            .bootstrap
+            .clone()
+            .unwrap_or_else(|| self.broker_addr.clone())
+    }
+
+    /// Writes a connector file into the watched configs folder.
+    pub fn write_config(&self, file: &str, json: &Value) {
+        let path = self.options.dir.join("configs").join(file);
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(json).expect("json")).expect("write config");
+        std::fs::rename(&tmp, &path).expect("rename config");
+    }
+
+    /// Removes a connector file.
+    pub fn remove_config(&self, file: &str) {
+        std::fs::remove_file(self.options.dir.join("configs").join(file)).expect("remove config");
+    }
+
+    /// A request; returns the status code and the JSON body (Null when empty).
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.expect("REST request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, json)
+    }
+
+    /// GET, expecting 2xx.
+    pub async fn get(&self, path: &str) -> Value {
+        let (status, body) = self.request(reqwest::Method::GET, path, None).await;
+        assert!((200..300).contains(&status), "GET {path}: {status} {body}");
+        body
+    }
+
+    /// The state of a connector's task, if it has one.
+    pub async fn task_state(&self, connector: &str, task: u32) -> Option<(String, Value)> {
+        let (status, body) = self
+            .request(
+                reqwest::Method::GET,
+                &format!("/connectors/{connector}/status"),
+                None,
+            )
+            .await;
+        if status != 200 {
+            return None;
+        }
+        body["tasks"]
+            .as_array()?
+            .iter()
+            .find(|t| t["id"] == task)
+            .map(|t| {
+                (
+                    t["state"].as_str().unwrap_or_default().to_string(),
+                    t.clone(),
+                )
+            })
+    }
+
+    /// Waits until task `task` of `connector` is in `state`.
+    pub async fn wait_for_task_state(&self, connector: &str, task: u32, state: &str) -> Value {
+        wait_for(
+            Duration::from_secs(60),
+            &format!("{connector} task {task} to be {state}"),
+            || async move {
+                self.task_state(connector, task)
+                    .await
+                    .filter(|(s, _)| s == state)
+                    .map(|(_, t)| t)
+            },
+        )
+        .await
+    }
+
+    /// SIGKILL, no chance to flush or commit.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then waits for a graceful exit (killing after 30 s).
+    pub async fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                return child.wait().ok();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Starts the worker again with the same directory and ports (after kill or stop).
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.spawn().await;
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A record read back from Kafka.
+#[derive(Debug, Clone)]
+pub struct Consumed {
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Key.
+    pub key: Option<Vec<u8>>,
+    /// Value.
+    pub value: Option<Vec<u8>>,
+    /// Headers.
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+/// Reads every partition of `topic` from the beginning until `count` records arrived (or
+/// `timeout` passes, then returns what arrived).
+pub fn read_topic(bootstrap: &str, topic: &str, count: usize, timeout: Duration) -> Vec<Consumed> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "sluice-tests-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let deadline = std::time::Instant::now() + timeout;
+    let partitions = loop {
+        let ids: Vec<i32> = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(5))
+            .ok()
+            .and_then(|m| {
+                m.topics()
+                    .iter()
+                    .find(|t| t.name() == topic && t.error().is_none())
+                    .map(|t| t.partitions().iter().map(|p| p.id()).collect())
+            })
+            .unwrap_or_default();
+        if !ids.is_empty() || std::time::Instant::now() > deadline {
+            break ids;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut tpl = TopicPartitionList::new();
+    for p in &partitions {
+        tpl.add_partition_offset(topic, *p, Offset::Beginning)
+            .expect("tpl");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    while out.len() < count && std::time::Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            out.push(Consumed {
+                partition: m.partition(),
+                offset: m.offset(),
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().map(<[u8]>::to_vec),
+                headers: m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            });
+        }
+    }
+    out
+}
+
+/// Produces `values` (no keys) to `topic` and waits for every acknowledgement.
+pub async fn produce(bootstrap: &str, topic: &str, values: &[Vec<u8>]) {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", "all")
+        .create()
+        .expect("producer");
+    let sends: Vec<_> = values
+        .iter()
+        .map(|v| {
+            producer.send(
+                FutureRecord::<(), _>::to(topic).payload(v),
+                Duration::from_secs(30),
+            )
+        })
+        .collect();
+    for s in futures::future::join_all(sends).await {
+        s.expect("produce");
+    }
+}
+
+/// Lines of a file (empty when it does not exist yet).
+pub fn read_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .map(|s| s.lines().map(str::to_string).collect())
+        .unwrap_or_default()
+}

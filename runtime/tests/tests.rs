@@ -1,0 +1,14 @@
+//! End-to-end tests of the `sluice` binary: real worker and broker processes, the CLI tools
+//! compared with kcat, crash safety, real Kafka clients. One test binary, one module per area.
+
+#![allow(unreachable_pub)]
+
+mod support;
+
+mod cli;
+mod crash;
+mod stock_quotes;
+mod worker_errors;
+mod worker_file;
+mod worker_pipeline;
+mod worker_rest;
