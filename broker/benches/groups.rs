@@ -207,7 +207,7 @@ fn bench_rebalance(runtime: &tokio::runtime::Runtime) {
 
 fn bench_compaction(runtime: &tokio::runtime::Runtime) {
     const RECORDS: usize = 400_000;
-    const KEYS: usize = 10_000;
+    const KEYS: usize = 200_000;
     let dir = tempfile::tempdir().unwrap();
     let config = BrokerConfig {
         log_cleaner_enable: false,
