@@ -93,9 +93,14 @@ pub(crate) fn enforce_all(state: &BrokerState) {
     }
 }
 
-/// The background retention task: every `interval` until shutdown.
+/// Kafka's delay before the first retention pass after start (`InitialTaskDelayMs`).
+const INITIAL_DELAY: Duration = Duration::from_secs(30);
+
+/// The background retention task: a first pass 30 s after start (or after `interval` if that
+/// is shorter), as Kafka does, then every `interval` until shutdown.
 pub(crate) async fn run_retention(state: Arc<BrokerState>, interval: Duration) {
-    let mut ticker = tokio::time::interval(interval);
+    let first = tokio::time::Instant::now() + INITIAL_DELAY.min(interval);
+    let mut ticker = tokio::time::interval_at(first, interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
