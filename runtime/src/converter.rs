@@ -32,6 +32,8 @@ pub trait Converter: Send + Sync + fmt::Debug {
     ///
     /// # Errors
     /// Why the data cannot be written in this format.
+    // Kafka Connect's name (`Converter.fromConnectData`), kept for its users.
+    #[allow(clippy::wrong_self_convention)]
     fn from_connect(
         &self,
         schema: Option<&Schema>,
