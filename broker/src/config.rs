@@ -114,6 +114,15 @@ pub struct BrokerConfig {
     /// Largest metadata string an offset commit may carry.
     #[serde(alias = "offset.metadata.max.bytes")]
     pub offset_metadata_max_bytes: u32,
+    /// How often retention looks for segments past `retention.ms` / `retention.bytes`.
+    #[serde(alias = "log.retention.check.interval.ms")]
+    pub log_retention_check_interval_ms: u64,
+    /// Run the log cleaner (compaction of `cleanup.policy=compact` topics).
+    #[serde(alias = "log.cleaner.enable")]
+    pub log_cleaner_enable: bool,
+    /// Pause between two passes of the log cleaner.
+    #[serde(alias = "log.cleaner.backoff.ms")]
+    pub log_cleaner_backoff_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -143,6 +152,9 @@ impl Default for BrokerConfig {
             offsets_retention_minutes: 7 * 24 * 60,
             offsets_retention_check_interval_ms: 600_000,
             offset_metadata_max_bytes: 4096,
+            log_retention_check_interval_ms: 300_000,
+            log_cleaner_enable: true,
+            log_cleaner_backoff_ms: 15_000,
         }
     }
 }
@@ -243,6 +255,12 @@ impl BrokerConfig {
                     "must not exceed group_max_session_timeout_ms ({} > {})",
                     self.group_min_session_timeout_ms, self.group_max_session_timeout_ms
                 ),
+            ));
+        }
+        if self.log_retention_check_interval_ms == 0 || self.log_cleaner_backoff_ms == 0 {
+            return Err(bad(
+                "log_retention_check_interval_ms",
+                "and log_cleaner_backoff_ms must be at least 1".to_owned(),
             ));
         }
         if self.group_max_size == 0 {

@@ -62,3 +62,41 @@ pub fn decode_request_frame(frame: bytes::Bytes) -> std::result::Result<(), Stri
         _ => Ok(()),
     }
 }
+
+/// Entry points for the benchmarks in `benches/`; not part of the supported API.
+#[doc(hidden)]
+pub mod bench_support {
+    use std::time::{Duration, Instant};
+
+    /// Runs one compaction pass over `topic`-`partition` of a broker data dir that no broker
+    /// is using, returning (bytes of log read, bytes before and after the rewritten segments,
+    /// time taken).
+    ///
+    /// # Errors
+    /// The data dir cannot be opened, the partition does not exist, or cleaning fails.
+    pub fn compact_partition(
+        config: crate::BrokerConfig,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(u64, u64, u64, Duration), String> {
+        let logs = crate::storage::LogManager::open(config).map_err(|e| e.to_string())?;
+        let partition = logs
+            .topic(topic)
+            .and_then(|t| t.partition(partition))
+            .ok_or_else(|| format!("no partition {topic}-{partition}"))?;
+        let started = Instant::now();
+        let stats = crate::storage::cleaner::clean_partition(
+            &partition,
+            crate::storage::partition::now_ms(),
+        )
+        .map_err(|e| e.to_string())?;
+        let elapsed = started.elapsed();
+        logs.close();
+        Ok((
+            stats.bytes_read,
+            stats.bytes_before,
+            stats.bytes_after,
+            elapsed,
+        ))
+    }
+}

@@ -129,6 +129,16 @@ impl Broker {
         let _ = topics.0.set(Arc::downgrade(&state));
         let tracker = TaskTracker::new();
         tracker.spawn(groups.run_timers(shutdown.clone()));
+        tracker.spawn(crate::storage::retention::run_retention(
+            Arc::clone(&state),
+            Duration::from_millis(state.config().log_retention_check_interval_ms),
+        ));
+        if state.config().log_cleaner_enable {
+            tracker.spawn(crate::storage::cleaner::run_cleaner(
+                Arc::clone(&state),
+                Duration::from_millis(state.config().log_cleaner_backoff_ms),
+            ));
+        }
         if state.config().log_flush == LogFlush::Interval {
             tracker.spawn(flush_periodically(Arc::clone(&state)));
         }

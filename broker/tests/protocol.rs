@@ -125,6 +125,17 @@ async fn api_versions_lists_only_the_implemented_apis() {
         ApiKey::CreatePartitions,
         ApiKey::IncrementalAlterConfigs,
         ApiKey::DescribeCluster,
+        ApiKey::FindCoordinator,
+        ApiKey::JoinGroup,
+        ApiKey::SyncGroup,
+        ApiKey::Heartbeat,
+        ApiKey::LeaveGroup,
+        ApiKey::OffsetCommit,
+        ApiKey::OffsetFetch,
+        ApiKey::ListGroups,
+        ApiKey::DescribeGroups,
+        ApiKey::DeleteGroups,
+        ApiKey::OffsetDelete,
     ]
     .iter()
     .map(|k| *k as i16)
@@ -157,7 +168,8 @@ async fn api_versions_lists_only_the_implemented_apis() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_advertised_version_answers() {
-    let broker = TestBroker::start().await;
+    // Groups complete their first rebalance at once, so JoinGroup answers without waiting.
+    let broker = TestBroker::start_with(|c| c.group_initial_rebalance_delay_ms = 0).await;
     let mut client = RawClient::connect(&broker.addr()).await;
     let apis = advertised(&mut client).await;
     let created = client.send(7, &create_topics("versions", 2)).await;
@@ -355,6 +367,20 @@ async fn every_advertised_version_answers() {
                     ok(resp.error_code, "describe cluster");
                     assert_eq!(resp.brokers.len(), 1);
                 }
+                ApiKey::FindCoordinator
+                | ApiKey::JoinGroup
+                | ApiKey::SyncGroup
+                | ApiKey::Heartbeat
+                | ApiKey::LeaveGroup
+                | ApiKey::OffsetCommit
+                | ApiKey::OffsetFetch
+                | ApiKey::ListGroups
+                | ApiKey::DescribeGroups
+                | ApiKey::DeleteGroups
+                | ApiKey::OffsetDelete => {
+                    let port = broker.broker.as_ref().unwrap().local_addr().port() as i32;
+                    group_api_answers(&mut client, key, v, port).await;
+                }
                 other => panic!("{other:?} is advertised but has no test here"),
             }
         }
@@ -446,4 +472,226 @@ async fn topic_configs_round_trip_and_bad_ones_are_named() {
         .unwrap();
     assert_eq!(retention.config_source, 5, "default config");
     broker.stop().await;
+}
+
+/// A dynamic member joins `group` (JoinGroup at `version`, with the MEMBER_ID_REQUIRED round
+/// trip from v4) and gets generation 1; returns its member id.
+async fn join_group(client: &mut RawClient, group: &str, version: i16) -> String {
+    let join = |member: &str| {
+        JoinGroupRequest::default()
+            .with_group_id(GroupId(s(group)))
+            .with_session_timeout_ms(10_000)
+            .with_rebalance_timeout_ms(10_000)
+            .with_member_id(s(member))
+            .with_protocol_type(s("consumer"))
+            .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default(
+            )
+            .with_name(s("range"))
+            .with_metadata(Bytes::from_static(b"metadata"))])
+    };
+    let mut response = client.send(version, &join("")).await;
+    if version >= 4 {
+        assert_eq!(
+            response.error_code,
+            ResponseError::MemberIdRequired.code(),
+            "JoinGroup v{version}"
+        );
+        let member = response.member_id.to_string();
+        response = client.send(version, &join(&member)).await;
+    }
+    assert_eq!(response.error_code, 0, "JoinGroup v{version}");
+    assert_eq!(response.generation_id, 1);
+    assert_eq!(response.members.len(), 1, "the leader gets the members");
+    assert_eq!(response.members[0].metadata.as_ref(), b"metadata");
+    response.member_id.to_string()
+}
+
+/// Joins and syncs `group` with fixed versions; returns the member id.
+async fn stable_member(client: &mut RawClient, group: &str) -> String {
+    let member = join_group(client, group, 5).await;
+    let sync = SyncGroupRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_generation_id(1)
+        .with_member_id(s(&member))
+        .with_assignments(vec![
+            sync_group_request::SyncGroupRequestAssignment::default()
+                .with_member_id(s(&member))
+                .with_assignment(Bytes::from_static(b"assignment")),
+        ]);
+    assert_eq!(client.send(3, &sync).await.error_code, 0);
+    member
+}
+
+/// A standalone commit of offset 5 for `versions`-0 into `group`.
+async fn simple_commit(client: &mut RawClient, group: &str, version: i16) -> i16 {
+    let req = OffsetCommitRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_topics(vec![
+            offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_name(topic_name("versions"))
+                .with_partitions(vec![
+                    offset_commit_request::OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(5)
+                        .with_committed_metadata(Some(s("m"))),
+                ]),
+        ]);
+    client.send(version, &req).await.topics[0].partitions[0].error_code
+}
+
+/// One group-coordinator API at version `v`, on a happy path, with its answer checked.
+async fn group_api_answers(client: &mut RawClient, key: ApiKey, v: i16, port: i32) {
+    let ok = |code: i16, what: &str| {
+        assert_eq!(
+            code,
+            0,
+            "{key:?} v{v}: {what} failed with {:?}",
+            ResponseError::try_from_code(code)
+        )
+    };
+    let group = format!("{key:?}-v{v}");
+    match key {
+        ApiKey::FindCoordinator => {
+            if v >= 4 {
+                let req = FindCoordinatorRequest::default().with_coordinator_keys(vec![s(&group)]);
+                let resp = client.send(v, &req).await;
+                ok(resp.coordinators[0].error_code, "find coordinator");
+                assert_eq!(resp.coordinators[0].port, port);
+            } else {
+                let resp = client
+                    .send(v, &FindCoordinatorRequest::default().with_key(s(&group)))
+                    .await;
+                ok(resp.error_code, "find coordinator");
+                assert_eq!(resp.port, port);
+            }
+        }
+        ApiKey::JoinGroup => {
+            join_group(client, &group, v).await;
+        }
+        ApiKey::SyncGroup => {
+            let member = join_group(client, &group, 5).await;
+            let mut req = SyncGroupRequest::default()
+                .with_group_id(GroupId(s(&group)))
+                .with_generation_id(1)
+                .with_member_id(s(&member))
+                .with_assignments(vec![
+                    sync_group_request::SyncGroupRequestAssignment::default()
+                        .with_member_id(s(&member))
+                        .with_assignment(Bytes::from_static(b"assignment")),
+                ]);
+            if v >= 5 {
+                req = req
+                    .with_protocol_type(Some(s("consumer")))
+                    .with_protocol_name(Some(s("range")));
+            }
+            let resp = client.send(v, &req).await;
+            ok(resp.error_code, "sync group");
+            assert_eq!(resp.assignment.as_ref(), b"assignment");
+        }
+        ApiKey::Heartbeat => {
+            let member = stable_member(client, &group).await;
+            let req = HeartbeatRequest::default()
+                .with_group_id(GroupId(s(&group)))
+                .with_generation_id(1)
+                .with_member_id(s(&member));
+            ok(client.send(v, &req).await.error_code, "heartbeat");
+        }
+        ApiKey::LeaveGroup => {
+            let member = stable_member(client, &group).await;
+            let mut req = LeaveGroupRequest::default().with_group_id(GroupId(s(&group)));
+            if v >= 3 {
+                req = req.with_members(vec![
+                    leave_group_request::MemberIdentity::default().with_member_id(s(&member))
+                ]);
+            } else {
+                req = req.with_member_id(s(&member));
+            }
+            let resp = client.send(v, &req).await;
+            ok(resp.error_code, "leave group");
+            if v >= 3 {
+                ok(resp.members[0].error_code, "leave group member");
+            }
+        }
+        ApiKey::OffsetCommit => ok(simple_commit(client, &group, v).await, "offset commit"),
+        ApiKey::OffsetFetch => {
+            ok(simple_commit(client, &group, 9).await, "offset commit");
+            let (offset, metadata) = if v >= 8 {
+                let req = OffsetFetchRequest::default().with_groups(vec![
+                    offset_fetch_request::OffsetFetchRequestGroup::default()
+                        .with_group_id(GroupId(s(&group)))
+                        .with_topics(Some(vec![
+                            offset_fetch_request::OffsetFetchRequestTopics::default()
+                                .with_name(topic_name("versions"))
+                                .with_partition_indexes(vec![0]),
+                        ])),
+                ]);
+                let resp = client.send(v, &req).await;
+                let p = &resp.groups[0].topics[0].partitions[0];
+                ok(p.error_code, "offset fetch");
+                (p.committed_offset, p.metadata.clone())
+            } else {
+                let req = OffsetFetchRequest::default()
+                    .with_group_id(GroupId(s(&group)))
+                    .with_topics(Some(vec![
+                        offset_fetch_request::OffsetFetchRequestTopic::default()
+                            .with_name(topic_name("versions"))
+                            .with_partition_indexes(vec![0]),
+                    ]));
+                let resp = client.send(v, &req).await;
+                let p = &resp.topics[0].partitions[0];
+                ok(p.error_code, "offset fetch");
+                (p.committed_offset, p.metadata.clone())
+            };
+            assert_eq!(
+                (offset, metadata.as_deref()),
+                (5, Some("m")),
+                "{key:?} v{v}"
+            );
+        }
+        ApiKey::ListGroups => {
+            ok(simple_commit(client, &group, 9).await, "offset commit");
+            let resp = client.send(v, &ListGroupsRequest::default()).await;
+            ok(resp.error_code, "list groups");
+            assert!(resp.groups.iter().any(|g| g.group_id.0.as_str() == group));
+        }
+        ApiKey::DescribeGroups => {
+            stable_member(client, &group).await;
+            let req = DescribeGroupsRequest::default().with_groups(vec![GroupId(s(&group))]);
+            let resp = client.send(v, &req).await;
+            ok(resp.groups[0].error_code, "describe groups");
+            assert_eq!(resp.groups[0].group_state.as_str(), "Stable");
+            assert_eq!(
+                resp.groups[0].members[0].member_assignment.as_ref(),
+                b"assignment"
+            );
+        }
+        ApiKey::DeleteGroups => {
+            ok(simple_commit(client, &group, 9).await, "offset commit");
+            let req = DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s(&group))]);
+            ok(
+                client.send(v, &req).await.results[0].error_code,
+                "delete groups",
+            );
+        }
+        ApiKey::OffsetDelete => {
+            ok(simple_commit(client, &group, 9).await, "offset commit");
+            let req = OffsetDeleteRequest::default()
+                .with_group_id(GroupId(s(&group)))
+                .with_topics(vec![
+                    offset_delete_request::OffsetDeleteRequestTopic::default()
+                        .with_name(topic_name("versions"))
+                        .with_partitions(vec![
+                            offset_delete_request::OffsetDeleteRequestPartition::default()
+                                .with_partition_index(0),
+                        ]),
+                ]);
+            let resp = client.send(v, &req).await;
+            ok(resp.error_code, "offset delete");
+            ok(
+                resp.topics[0].partitions[0].error_code,
+                "offset delete partition",
+            );
+        }
+        other => unreachable!("{other:?} is not a group API"),
+    }
 }

@@ -26,6 +26,8 @@ enum Command {
     Produce(cli::produce::ProduceArgs),
     /// Print records of a topic (like kafka-console-consumer).
     Consume(cli::consume::ConsumeArgs),
+    /// List, describe and reset consumer groups (like kafka-consumer-groups).
+    Groups(cli::groups::GroupsArgs),
     /// Run connectors: every *.json in the configs folder, plus those created over REST.
     #[command(after_long_help = worker_help())]
     Worker(WorkerArgs),
@@ -121,6 +123,7 @@ fn main() -> anyhow::Result<()> {
         Command::Topics(args) => cli::topics::run(args),
         Command::Produce(args) => cli::produce::run(args),
         Command::Consume(args) => cli::consume::run(args),
+        Command::Groups(args) => cli::groups::run(&args),
         Command::Worker(args) => tokio::runtime::Runtime::new()
             .context("cannot start the async runtime")?
             .block_on(run_worker(args)),

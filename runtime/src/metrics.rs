@@ -41,9 +41,12 @@ impl TaskMetrics {
 }
 
 /// Every task's counters.
+/// Per (connector, task id): the task's kind and its metrics.
+type TaskTable = BTreeMap<(String, u32), (&'static str, Arc<TaskMetrics>)>;
+
 #[derive(Debug, Default)]
 pub struct Metrics {
-    tasks: Mutex<BTreeMap<(String, u32), (&'static str, Arc<TaskMetrics>)>>,
+    tasks: Mutex<TaskTable>,
     topics: Mutex<BTreeMap<String, std::collections::BTreeSet<String>>>,
 }
 

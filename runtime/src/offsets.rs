@@ -298,9 +298,12 @@ fn parse_offset_key(key: &[u8]) -> Option<(String, SourcePartition)> {
     }
 }
 
+/// A record's key and value (`None`: a tombstone).
+pub type KeyValue = (Vec<u8>, Option<Vec<u8>>);
+
 /// Every (key, value) of `topic`, from the beginning to the current end, partition by
 /// partition in offset order.
-pub fn read_topic(consumer: &BaseConsumer, topic: &str) -> Result<Vec<(Vec<u8>, Option<Vec<u8>>)>> {
+pub fn read_topic(consumer: &BaseConsumer, topic: &str) -> Result<Vec<KeyValue>> {
     let timeout = Duration::from_secs(10);
     let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
     let partitions: Vec<i32> = metadata

@@ -238,6 +238,8 @@ pub(crate) struct LogConfig {
     pub(crate) retention_bytes: i64,
     pub(crate) compact: bool,
     pub(crate) delete: bool,
+    /// `delete.retention.ms`: how long compaction keeps tombstones.
+    pub(crate) delete_retention_ms: i64,
 }
 
 impl LogConfig {
@@ -259,6 +261,10 @@ impl LogConfig {
             retention_bytes: get(RETENTION_BYTES).trim().parse().unwrap_or(-1),
             compact: policy.contains("compact"),
             delete: policy.contains("delete"),
+            delete_retention_ms: get(DELETE_RETENTION_MS)
+                .trim()
+                .parse()
+                .unwrap_or(86_400_000),
         }
     }
 }

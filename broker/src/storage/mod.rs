@@ -16,10 +16,12 @@
 //! directories first and the metadata file last; deletion removes the metadata file first.
 
 pub(crate) mod batch;
+pub(crate) mod cleaner;
 pub mod config;
 pub(crate) mod flush;
 pub(crate) mod partition;
 pub(crate) mod producer;
+pub(crate) mod retention;
 pub(crate) mod segment;
 
 use std::collections::{BTreeMap, HashMap};

@@ -245,7 +245,9 @@ impl Partition {
 
     /// Reads whole batches starting at the one holding `offset`.
     pub(crate) fn read(&self, offset: i64, max_bytes: u64) -> Result<ReadResult, ApiError> {
-        let (file, pos, len, high_watermark, log_start_offset) = {
+        // The segment holding `offset` and the ones after it: compaction can leave a segment
+        // with nothing at or after an offset (or empty), and the read then goes on to the next.
+        let (candidates, high_watermark, log_start_offset) = {
             let log = self.log.lock();
             if offset < log.log_start_offset || offset > log.next_offset {
                 return Err(ApiError::new(
@@ -263,18 +265,29 @@ impl Partition {
                     log_start_offset: log.log_start_offset,
                 });
             }
-            let segment = log.segment_for(offset);
-            (
-                segment.log_file(),
-                segment.position_for_offset(offset),
-                segment.size(),
-                log.next_offset,
-                log.log_start_offset,
-            )
+            let first = log.segment_for(offset).base_offset;
+            let candidates: Vec<(Arc<File>, u64, u64)> = log
+                .segments
+                .range(first..)
+                .map(|(_, segment)| {
+                    (
+                        segment.log_file(),
+                        segment.position_for_offset(offset),
+                        segment.size(),
+                    )
+                })
+                .collect();
+            (candidates, log.next_offset, log.log_start_offset)
         };
         let io_err = |e: io::Error| ApiError::new(ResponseError::KafkaStorageError, e.to_string());
-        let pos = seek_offset(&file, pos, len, offset).map_err(io_err)?;
-        let records = read_batches(&file, pos, len, max_bytes).map_err(io_err)?;
+        let mut records = Vec::new();
+        for (file, pos, len) in candidates {
+            let pos = seek_offset(&file, pos, len, offset).map_err(io_err)?;
+            records = read_batches(&file, pos, len, max_bytes).map_err(io_err)?;
+            if !records.is_empty() {
+                break;
+            }
+        }
         Ok(ReadResult {
             records,
             high_watermark,
@@ -282,7 +295,6 @@ impl Partition {
         })
     }
 
-    /// First offset whose record timestamp is >= `timestamp`, with that timestamp.
     pub(crate) fn offset_for_timestamp(
         &self,
         timestamp: i64,
@@ -359,6 +371,91 @@ impl Partition {
     }
 
     /// Flushes everything and writes the producer snapshot (clean shutdown).
+    /// Deletes the oldest segments past `retention.ms` (their newest record is older) or
+    /// beyond `retention.bytes` (the partition is larger without them), never the active one,
+    /// and moves the log start offset to the first segment left. See [`super::retention`].
+    pub(crate) fn enforce_retention(&self, now_ms: i64) -> io::Result<super::retention::Deleted> {
+        let mut log = self.log.lock();
+        let plan = super::retention::segments_to_delete(
+            &log.config,
+            log.segments
+                .values()
+                .map(|s| (s.base_offset, s.size(), s.max_timestamp)),
+            now_ms,
+        );
+        if plan.segments == 0 {
+            return Ok(plan);
+        }
+        let new_start = plan.new_log_start_offset.max(log.log_start_offset);
+        log.log_start_offset = new_start;
+        log.persist_state()?;
+        log.delete_segments_below(new_start);
+        Ok(plan)
+    }
+
+    /// What compaction needs to read: the directory, the config, the sealed segments (base,
+    /// file, size) and the active one (base, file, size at this moment).
+    pub(crate) fn compaction_snapshot(&self) -> super::cleaner::Snapshot {
+        let log = self.log.lock();
+        let mut segments: Vec<super::cleaner::SegmentView> = log
+            .segments
+            .values()
+            .map(|s| super::cleaner::SegmentView {
+                base_offset: s.base_offset,
+                file: s.log_file(),
+                size: s.size(),
+            })
+            .collect();
+        let active = segments.pop().expect("a partition always has a segment");
+        super::cleaner::Snapshot {
+            dir: log.dir.clone(),
+            config: log.config.clone(),
+            sealed: segments,
+            active,
+        }
+    }
+
+    /// Swaps a sealed segment for its cleaned copy (`cleaned`, same base offset), unless the
+    /// segment is gone (retention) or has changed meanwhile. Crash-safe: the old index is made
+    /// invalid first, so a restart at any point rebuilds it from whichever log file is there.
+    pub(crate) fn install_cleaned_segment(
+        &self,
+        base_offset: i64,
+        expected_size: u64,
+        cleaned: &Path,
+    ) -> io::Result<bool> {
+        let mut log = self.log.lock();
+        let active_base = log.active().base_offset;
+        let still_there = log
+            .segments
+            .get(&base_offset)
+            .is_some_and(|s| s.size() == expected_size);
+        if !still_there || base_offset == active_base {
+            fs::remove_file(cleaned)?;
+            return Ok(false);
+        }
+        let next_base = log
+            .segments
+            .range(base_offset + 1..)
+            .next()
+            .map(|(base, _)| *base);
+        super::cleaner::invalidate_index(&log.dir, base_offset)?;
+        fs::rename(
+            cleaned,
+            log.dir.join(segment::file_name(base_offset, "log")),
+        )?;
+        sync_dir(&log.dir)?;
+        let (segment, _) = Segment::open(
+            &log.dir,
+            base_offset,
+            false,
+            log.config.index_interval_bytes,
+            next_base,
+        )?;
+        log.segments.insert(base_offset, segment);
+        Ok(true)
+    }
+
     pub(crate) fn close(&self) -> io::Result<()> {
         let log = self.log.lock();
         log.active().sync()?;

@@ -3,11 +3,13 @@
 //! - [`topics`]: `sluice topics`, the `kafka-topics` look-alike.
 //! - [`produce`]: `sluice produce`, the `kafka-console-producer` look-alike.
 //! - [`consume`]: `sluice consume`, the `kafka-console-consumer` look-alike.
+//! - [`groups`]: `sluice groups`, the `kafka-consumer-groups` look-alike.
 //!
 //! The client tools talk to any Kafka-compatible broker through librdkafka.
 
 pub mod broker;
 pub mod consume;
+pub mod groups;
 pub mod produce;
 pub mod topics;
 
