@@ -7,6 +7,7 @@ mod support;
 
 mod cli;
 mod crash;
+mod plugins;
 mod worker_errors;
 mod worker_file;
 mod worker_pipeline;
