@@ -212,10 +212,8 @@ impl WorkerSettings {
             .try_deserialize()
             .map_err(|e| Error::Settings(format!("cannot read {ENV_PREFIX}_* variables: {e}")))?;
         for (key, value) in table {
-            if NOT_SETTINGS
-                .iter()
-                .any(|p| key.to_ascii_lowercase().starts_with(p))
-            {
+            let lower = key.to_ascii_lowercase();
+            if lower == "log" || NOT_SETTINGS.iter().any(|p| lower.starts_with(p)) {
                 continue;
             }
             flatten(&key, value, &mut flat);
