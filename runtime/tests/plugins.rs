@@ -238,7 +238,9 @@ async fn plugin_source_resumes_from_its_offsets_after_a_kill() {
     );
     // Kill mid-stream, once some offsets are committed.
     let committed = wait_for(Duration::from_secs(60), "committed offsets", || async {
-        let body = worker.get("/connectors/steady/offsets").await;
+        let (_, body) = worker
+            .request(Method::GET, "/connectors/steady/offsets", None)
+            .await;
         let seq = body["offsets"].as_array()?.first()?["offset"]["seq"].as_i64()?;
         (seq >= 400).then_some(seq)
     })
