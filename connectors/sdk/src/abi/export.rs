@@ -822,3 +822,255 @@ impl tracing::field::Visit for EventText {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The glue driven in-process through its function table, with a test host, as the
+    //! worker drives it through a loaded library.
+
+    use super::*;
+    use crate::abi::encoding::decode_source_batch;
+    use crate::config::{ConfigDef, ConfigKey, ConfigType, Importance, Validator};
+    use crate::record::SourceRecord;
+    use crate::value::Value;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    static RELEASED: AtomicUsize = AtomicUsize::new(0);
+    static PROBLEMS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+    unsafe extern "C" fn out_write(out: *mut OutBuf, data: *const u8, len: usize) {
+        unsafe {
+            (*out.cast::<Vec<u8>>()).extend_from_slice(BytesRef { ptr: data, len }.as_slice())
+        }
+    }
+    unsafe extern "C" fn log(_: u32, _: BytesRef, _: BytesRef) {}
+    unsafe extern "C" fn release(_: *const HostContext) {
+        RELEASED.fetch_add(1, Ordering::SeqCst);
+    }
+    unsafe extern "C" fn reconfigure(_: *const HostContext) {}
+    unsafe extern "C" fn raise(_: *const HostContext, _: i32, _: BytesRef) {}
+    unsafe extern "C" fn problem(_: *const HostContext, present: bool, text: BytesRef) {
+        let text = String::from_utf8_lossy(unsafe { text.as_slice() }).into_owned();
+        PROBLEMS
+            .lock()
+            .unwrap()
+            .push(if present { text } else { "none".into() });
+    }
+    unsafe extern "C" fn errant(
+        _: *const HostContext,
+        _: BytesRef,
+        _: i32,
+        _: BytesRef,
+        _: *mut OutBuf,
+        _: unsafe extern "C" fn(*mut OutBuf, *const u8, usize),
+    ) -> i32 {
+        STATUS_OK
+    }
+
+    static HOST_API: HostApi = HostApi {
+        abi_version: ABI_VERSION,
+        max_log_level: log_level::INFO,
+        out_write,
+        log,
+        context_release: release,
+        request_task_reconfiguration: reconfigure,
+        raise_error: raise,
+        report_problem: problem,
+        report_errant: errant,
+    };
+
+    /// Polls by mode (the task config's `mode`): `records`, `retriable`, `panic`, `wait`.
+    struct TestConnector(Props);
+    struct TestTask(String, i64);
+
+    #[async_trait::async_trait]
+    impl SourceConnector for TestConnector {
+        async fn start(&mut self, _: ConnectorContext, config: Props) -> Result<()> {
+            self.0 = config;
+            Ok(())
+        }
+        async fn task_configs(&mut self, max: usize) -> Result<Vec<Props>> {
+            Ok(vec![self.0.clone(); max])
+        }
+        fn create_task(&self) -> Box<dyn SourceTask> {
+            Box::new(TestTask(String::new(), 0))
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl SourceTask for TestTask {
+        async fn start(&mut self, ctx: SourceTaskContext) -> Result<()> {
+            self.0 = ctx.config["mode"].clone();
+            let mut p = serde_json::Map::new();
+            p.insert("p".into(), json!(1));
+            self.1 = ctx.offset(&p).and_then(|o| o["n"].as_i64()).unwrap_or(0);
+            ctx.report_problem(Some("warming up".into()));
+            Ok(())
+        }
+        async fn poll(&mut self) -> Result<Vec<SourceRecord>> {
+            match self.0.as_str() {
+                "retriable" => Err(Error::retriable("try later")),
+                "panic" => panic!("boom"),
+                "wait" => std::future::pending().await,
+                _ => Ok(vec![SourceRecord::new(
+                    serde_json::Map::new(),
+                    serde_json::Map::new(),
+                    "t",
+                    None,
+                    Value::Int64(self.1),
+                )]),
+            }
+        }
+        async fn stop(&mut self) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    fn api() -> &'static PluginApi {
+        let api = unsafe {
+            entry(&HOST_API, || {
+                vec![ConnectorPlugin {
+                    class: "test-source".into(),
+                    aliases: vec![],
+                    version: "1".into(),
+                    config_def: ConfigDef::new().define(
+                        ConfigKey::new("mode", ConfigType::String, Importance::High, "Mode.")
+                            .validator(Validator::custom(|v| {
+                                (v.to_string() != "bad")
+                                    .then_some(())
+                                    .ok_or("is bad".into())
+                            })),
+                    ),
+                    kind: ConnectorKind::Source(Arc::new(|| Box::new(TestConnector(Props::new())))),
+                }]
+            })
+        };
+        assert!(!api.is_null());
+        unsafe { &*api }
+    }
+
+    fn call(f: impl FnOnce(*mut OutBuf) -> i32) -> (i32, String) {
+        let mut out = Vec::<u8>::new();
+        let status = f((&mut out as *mut Vec<u8>).cast());
+        (status, String::from_utf8_lossy(&out).into_owned())
+    }
+
+    /// A started task of `mode`, resuming from offset `n` of partition `{"p": 1}`.
+    fn started_task(api: &PluginApi, mode: &str, n: i64) -> *mut RawTask {
+        let mut connector = std::ptr::null_mut();
+        assert_eq!(
+            call(|o| unsafe { (api.connector_new)(0, &mut connector, o) }).0,
+            STATUS_OK
+        );
+        let input = json!({"name": "c", "config": {"mode": mode}}).to_string();
+        let (status, _) = call(|o| unsafe {
+            (api.connector_start)(
+                connector,
+                std::ptr::null(),
+                BytesRef::new(input.as_bytes()),
+                o,
+            )
+        });
+        assert_eq!(status, STATUS_OK);
+        let (status, configs) = call(|o| unsafe { (api.connector_task_configs)(connector, 2, o) });
+        assert_eq!(
+            (status, configs.as_str()),
+            (
+                STATUS_OK,
+                r#"[{"mode":"MODE"},{"mode":"MODE"}]"#.replace("MODE", mode).as_str()
+            )
+        );
+        let mut task = std::ptr::null_mut();
+        assert_eq!(
+            call(|o| unsafe { (api.task_new)(connector, &mut task, o) }).0,
+            STATUS_OK
+        );
+        unsafe { (api.connector_free)(connector) };
+        let input = json!({"connector": "c", "task_id": 0, "config": {"mode": mode},
+            "offsets": [[{"p": 1}, {"n": n}]]})
+        .to_string();
+        // Released, never dereferenced, by the test host.
+        let ctx = std::ptr::dangling::<HostContext>();
+        let (status, message) =
+            call(|o| unsafe { (api.task_start)(task, ctx, BytesRef::new(input.as_bytes()), o) });
+        assert_eq!(status, STATUS_OK, "{message}");
+        task
+    }
+
+    #[test]
+    fn the_glue_maps_results_errors_panics_and_cancellation() {
+        let api = api();
+        let (status, description) = call(|o| unsafe { (api.describe)(o) });
+        assert_eq!(status, STATUS_OK);
+        let description: Json = serde_json::from_str(&description).unwrap();
+        assert_eq!(description["connectors"][0]["class"], "test-source");
+        assert_eq!(
+            description["connectors"][0]["options"][0]["validator"],
+            json!({"custom": true})
+        );
+        assert_eq!(description["panic"], "unwind");
+
+        // Custom validators run in the plugin.
+        let props = json!({"mode": "bad"}).to_string();
+        let (_, errors) =
+            call(|o| unsafe { (api.connector_validate)(0, BytesRef::new(props.as_bytes()), o) });
+        assert_eq!(errors, r#"[{"message":"is bad","option":"mode"}]"#);
+
+        // Records, with the offsets snapshot handed over at start.
+        let released = RELEASED.load(Ordering::SeqCst);
+        let task = started_task(api, "records", 41);
+        let (status, batch) = {
+            let mut out = Vec::<u8>::new();
+            let s = unsafe { (api.source_poll)(task, (&mut out as *mut Vec<u8>).cast()) };
+            (s, out)
+        };
+        assert_eq!(status, STATUS_OK);
+        assert_eq!(
+            decode_source_batch(&batch).unwrap()[0].value,
+            Value::Int64(41)
+        );
+        assert!(PROBLEMS.lock().unwrap().contains(&"warming up".to_string()));
+        assert_eq!(call(|o| unsafe { (api.task_stop)(task, o) }).0, STATUS_OK);
+        unsafe { (api.task_free)(task) };
+        assert_eq!(
+            RELEASED.load(Ordering::SeqCst),
+            released + 1,
+            "the task kept no context past start, so it was released"
+        );
+
+        // Errors keep their kind; panics are caught with their message.
+        let task = started_task(api, "retriable", 0);
+        assert_eq!(
+            call(|o| unsafe { (api.source_poll)(task, o) }),
+            (STATUS_RETRIABLE, "try later".to_string())
+        );
+        unsafe { (api.task_free)(task) };
+        let task = started_task(api, "panic", 0);
+        assert_eq!(
+            call(|o| unsafe { (api.source_poll)(task, o) }),
+            (STATUS_PANIC, "panicked in poll: boom".to_string())
+        );
+        // The task stays usable for stop and free after its panic.
+        assert_eq!(call(|o| unsafe { (api.task_stop)(task, o) }).0, STATUS_OK);
+        unsafe { (api.task_free)(task) };
+        assert_eq!(
+            status_to_error(STATUS_PANIC, b"panicked in poll: boom").to_string(),
+            "the plugin panicked in poll: boom"
+        );
+
+        // A poll waiting forever returns once cancelled.
+        let task = started_task(api, "wait", 0) as usize;
+        let poll = std::thread::spawn(move || {
+            call(|o| unsafe { (api.source_poll)(task as *mut RawTask, o) }).0
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !poll.is_finished() {
+            assert!(Instant::now() < deadline, "the poll was not cancelled");
+            unsafe { (api.task_cancel)(task as *mut RawTask) };
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(poll.join().unwrap(), STATUS_CANCELLED);
+        unsafe { (api.task_free)(task as *mut RawTask) };
+    }
+}
