@@ -57,11 +57,7 @@ pub fn load_plugins(plugin_path: &[PathBuf], known: &[ConnectorPlugin]) -> Vec<C
     for file in candidate_files(plugin_path) {
         match load_library(&file) {
             Ok(classes) => {
-                if let Some((name, owner)) = classes.iter().find_map(|c| {
-                    std::iter::once(&c.class)
-                        .chain(&c.aliases)
-                        .find_map(|n| taken.get(n).map(|owner| (n.clone(), owner.clone())))
-                }) {
+                if let Some((name, owner)) = name_conflict(&classes, &taken) {
                     warn!(
                         file = %file.display(),
                         reason = %format!("it declares the connector class '{name}', which {owner} already provides; remove one of them from plugin.path"),
@@ -88,6 +84,18 @@ pub fn load_plugins(plugin_path: &[PathBuf], known: &[ConnectorPlugin]) -> Vec<C
         }
     }
     loaded
+}
+
+/// The first class name or alias of `classes` that `taken` (name -> owner) already has.
+fn name_conflict(
+    classes: &[ConnectorPlugin],
+    taken: &BTreeMap<String, String>,
+) -> Option<(String, String)> {
+    classes.iter().find_map(|c| {
+        std::iter::once(&c.class)
+            .chain(&c.aliases)
+            .find_map(|n| taken.get(n).map(|owner| (n.clone(), owner.clone())))
+    })
 }
 
 /// The files to try, in a stable order: each file entry, and the libraries in each folder
@@ -911,6 +919,39 @@ mod tests {
             )),
             kind: ConnectorKind::Source(Arc::new(|| unreachable!("not instantiated in tests"))),
         }
+    }
+
+    #[test]
+    fn a_class_name_or_alias_already_taken_is_a_conflict() {
+        let taken = BTreeMap::from([
+            (
+                "file-source".to_string(),
+                "the built-in file-source".to_string(),
+            ),
+            (
+                "FileStreamSource".to_string(),
+                "the built-in file-source".to_string(),
+            ),
+        ]);
+        let claims_builtin = [builtin("file-source", &[])];
+        assert_eq!(
+            name_conflict(&claims_builtin, &taken),
+            Some((
+                "file-source".to_string(),
+                "the built-in file-source".to_string()
+            ))
+        );
+        let claims_alias = [builtin("my-source", &["FileStreamSource"])];
+        assert_eq!(
+            name_conflict(&claims_alias, &taken)
+                .map(|(n, _)| n)
+                .as_deref(),
+            Some("FileStreamSource")
+        );
+        assert_eq!(
+            name_conflict(&[builtin("my-source", &["x.MySource"])], &taken),
+            None
+        );
     }
 
     #[test]
