@@ -4,7 +4,8 @@
 //! # Layout
 //! - [`settings`]: worker settings from `sluice.toml` and `SLUICE_*` variables.
 //! - [`run`]: starting and stopping a whole worker; [`embedded`] the in-process broker.
-//! - [`worker`]: connector and task lifecycle; [`plugins`] the known connector classes.
+//! - [`worker`]: connector and task lifecycle; [`plugins`] the known connector classes;
+//!   [`plugin_loader`] connector plugins from dynamic libraries in `plugin.path`.
 //! - [`connector_config`]: the options every connector has, and config parsing.
 //! - [`configs_dir`]: connector JSON files, loaded and watched.
 //! - [`task`]: the source and sink task loops.
@@ -27,6 +28,7 @@ pub mod errors;
 pub mod kafka;
 pub mod metrics;
 pub mod offsets;
+pub mod plugin_loader;
 pub mod plugins;
 pub mod rest;
 pub mod run;

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sluice_sdk::ConnectorPlugin;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -12,7 +13,7 @@ use tracing::{info, warn};
 use crate::configs_dir::run_config_dir;
 use crate::embedded::EmbeddedBroker;
 use crate::error::{Error, Result};
-use crate::plugins::builtin_plugins;
+use crate::plugins::worker_plugins;
 use crate::rest::router;
 use crate::settings::WorkerSettings;
 use crate::worker::Worker;
@@ -38,6 +39,18 @@ pub struct RunningWorker {
 /// When the broker, the cluster, the internal topics or the REST port are not usable; the
 /// message says which setting to change.
 pub async fn start_worker(settings: WorkerSettings) -> Result<RunningWorker> {
+    start_worker_with(settings, Vec::new()).await
+}
+
+/// Starts a worker with `settings` that also knows the connector classes `extra` (beside the
+/// built-ins and the plugins of `plugin.path`), for embedders and benchmarks.
+///
+/// # Errors
+/// As [`start_worker`].
+pub async fn start_worker_with(
+    settings: WorkerSettings,
+    extra: Vec<ConnectorPlugin>,
+) -> Result<RunningWorker> {
     let started = std::time::Instant::now();
     let (bootstrap, broker) = match &settings.bootstrap_servers {
         Some(servers) => (servers.clone(), None),
@@ -61,7 +74,14 @@ pub async fn start_worker(settings: WorkerSettings) -> Result<RunningWorker> {
     // The worker id in status records is the REST address actually bound.
     settings.rest_addr = rest_addr;
     let root = CancellationToken::new();
-    let plugins = builtin_plugins();
+    let plugin_path = settings.plugin_path.clone();
+    let plugins: Vec<ConnectorPlugin> =
+        tokio::task::spawn_blocking(move || worker_plugins(&plugin_path))
+            .await
+            .map_err(|e| Error::Other(format!("loading the plugins of plugin.path failed: {e}")))?
+            .into_iter()
+            .chain(extra)
+            .collect();
     let worker =
         Worker::connect(settings.clone(), bootstrap.clone(), plugins, root.clone()).await?;
     let app = router(worker.clone());

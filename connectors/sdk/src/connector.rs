@@ -86,7 +86,8 @@ impl TaskStatusReporter for NoStatusReporter {
 /// The last committed offsets of a connector's source partitions.
 #[derive(Debug, Clone, Default)]
 pub struct OffsetSnapshot {
-    offsets: HashMap<String, SourceOffset>,
+    /// Canonical partition text -> (partition, offset).
+    offsets: HashMap<String, (SourcePartition, SourceOffset)>,
 }
 
 impl OffsetSnapshot {
@@ -95,16 +96,29 @@ impl OffsetSnapshot {
         Self {
             offsets: pairs
                 .into_iter()
-                .map(|(p, o)| (canonical_json(&serde_json::Value::Object(p)), o))
+                .map(|(p, o)| {
+                    (
+                        canonical_json(&serde_json::Value::Object(p.clone())),
+                        (p, o),
+                    )
+                })
                 .collect(),
         }
     }
 
     /// The last committed offset of `partition`.
     pub fn offset(&self, partition: &SourcePartition) -> Option<&SourceOffset> {
-        self.offsets.get(&canonical_json(&serde_json::Value::Object(
-            partition.clone(),
-        )))
+        self.offsets
+            .get(&canonical_json(&serde_json::Value::Object(
+                partition.clone(),
+            )))
+            .map(|(_, o)| o)
+    }
+
+    /// Every `(partition, offset)` pair, in no particular order (the plugin ABI hands the
+    /// snapshot to plugin tasks this way).
+    pub fn iter(&self) -> impl Iterator<Item = (&SourcePartition, &SourceOffset)> {
+        self.offsets.values().map(|(p, o)| (p, o))
     }
 
     /// How many partitions have offsets.
@@ -152,6 +166,11 @@ impl SourceTaskContext {
     /// The last committed offset of `partition`, to resume from.
     pub fn offset(&self, partition: &SourcePartition) -> Option<&SourceOffset> {
         self.offsets.offset(partition)
+    }
+
+    /// Every committed offset of the connector at the task's start.
+    pub fn offsets(&self) -> &OffsetSnapshot {
+        &self.offsets
     }
 
     /// See [`TaskStatusReporter::report_problem`].

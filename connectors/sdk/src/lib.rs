@@ -15,7 +15,10 @@
 //! - [`connector`]: the [`SourceConnector`]/[`SourceTask`] and [`SinkConnector`]/[`SinkTask`]
 //!   traits, their contexts, and the [`ConnectorPlugin`] descriptor.
 //! - [`error`]: the one [`Error`] type, retriable or fatal.
+//! - [`abi`]: the plugin C ABI (symbols, function tables, batch encoding) and the
+//!   [`export_plugin!`] macro that turns a crate of connectors into a plugin library.
 
+pub mod abi;
 pub mod config;
 pub mod connector;
 pub mod error;
