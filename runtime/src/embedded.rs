@@ -60,6 +60,14 @@ pub fn broker_config(settings: &WorkerSettings) -> Result<BrokerConfig> {
         "listen".into(),
         Value::from(settings.broker_listen.to_string()),
     );
+    // One worker owns this broker: its sink tasks start together, so waiting for more group
+    // members (Kafka's 3 s default) would only delay the first records.
+    if !settings
+        .broker
+        .contains_key("group.initial.rebalance.delay.ms")
+    {
+        map.insert("group_initial_rebalance_delay_ms".into(), Value::from(0));
+    }
     map.insert(
         "data_dir".into(),
         Value::from(settings.data_dir.to_string_lossy().into_owned()),
@@ -80,4 +88,33 @@ pub fn broker_config(settings: &WorkerSettings) -> Result<BrokerConfig> {
             "bad embedded broker setting: {e} (broker.* settings are the broker's own, see `sluice broker --help`)"
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn broker_settings_pass_through_with_worker_defaults() {
+        let settings = WorkerSettings::from_map(&BTreeMap::from([
+            ("broker.log.flush".to_string(), "interval".to_string()),
+            ("broker.num.partitions".to_string(), "3".to_string()),
+        ]))
+        .unwrap();
+        let config = broker_config(&settings).unwrap();
+        assert_eq!(config.log_flush, sluice_broker::LogFlush::Interval);
+        assert_eq!(config.num_partitions, 3);
+        assert_eq!(config.group_initial_rebalance_delay_ms, 0);
+        let err = broker_config(
+            &WorkerSettings::from_map(&BTreeMap::from([(
+                "broker.no.such".to_string(),
+                "1".to_string(),
+            )]))
+            .unwrap(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("no.such"), "{err}");
+    }
 }
