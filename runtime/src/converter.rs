@@ -122,7 +122,7 @@ pub fn build_converter(
                     ),
                 }
             }
-            Arc::new(StringConverter)
+            Arc::new(StringConverter::default())
         }
         "bytearray" | "bytes" | BYTE_ARRAY_CONVERTER => {
             for (k, _) in sub {
@@ -131,7 +131,7 @@ pub fn build_converter(
                     "the byte array converter has no options",
                 );
             }
-            Arc::new(ByteArrayConverter)
+            Arc::new(ByteArrayConverter::default())
         }
         other => {
             errors.push(
@@ -140,7 +140,7 @@ pub fn build_converter(
                     "names an unknown converter '{other}'; use json, string or bytearray (or {JSON_CONVERTER}, {STRING_CONVERTER}, {BYTE_ARRAY_CONVERTER})"
                 ),
             );
-            Arc::new(ByteArrayConverter)
+            Arc::new(ByteArrayConverter::default())
         }
     };
     if errors.is_empty() {
@@ -157,6 +157,48 @@ pub struct JsonConverter {
     pub schemas_enable: bool,
     /// How Decimals are written.
     pub decimal_format: DecimalFormat,
+    /// Records of one source share few schemas: their JSON (and, reading, their parsed form)
+    /// is kept instead of being rebuilt for every record.
+    cache: Arc<std::sync::Mutex<SchemaCache>>,
+}
+
+/// Most distinct schemas remembered by a converter.
+const SCHEMA_CACHE_SIZE: usize = 16;
+
+#[derive(Debug, Default)]
+struct SchemaCache {
+    /// Schema -> its envelope JSON text, most recent last.
+    written: Vec<(Schema, Arc<[u8]>)>,
+    /// Envelope schema JSON -> parsed schema, most recent last.
+    read: Vec<(serde_json::Value, SchemaRef)>,
+}
+
+impl SchemaCache {
+    fn json_of(&mut self, schema: &Schema) -> Arc<[u8]> {
+        if let Some(pos) = self.written.iter().rposition(|(s, _)| s == schema) {
+            return self.written[pos].1.clone();
+        }
+        let text: Arc<[u8]> = serde_json::to_vec(&schema_to_json(schema))
+            .unwrap_or_default()
+            .into();
+        if self.written.len() == SCHEMA_CACHE_SIZE {
+            self.written.remove(0);
+        }
+        self.written.push((schema.clone(), text.clone()));
+        text
+    }
+
+    fn schema_of(&mut self, json: &serde_json::Value) -> Result<SchemaRef, String> {
+        if let Some(pos) = self.read.iter().rposition(|(j, _)| j == json) {
+            return Ok(self.read[pos].1.clone());
+        }
+        let schema = Arc::new(schema_from_json(json)?);
+        if self.read.len() == SCHEMA_CACHE_SIZE {
+            self.read.remove(0);
+        }
+        self.read.push((json.clone(), schema.clone()));
+        Ok(schema)
+    }
 }
 
 impl Default for JsonConverter {
@@ -164,6 +206,7 @@ impl Default for JsonConverter {
         Self {
             schemas_enable: true,
             decimal_format: DecimalFormat::Base64,
+            cache: Arc::default(),
         }
     }
 }
@@ -175,17 +218,22 @@ impl Converter for JsonConverter {
             return Ok(None);
         }
         let payload = value_to_json(schema, value, self.decimal_format)?;
-        let json = if self.schemas_enable {
-            serde_json::json!({
-                "schema": schema.map_or(serde_json::Value::Null, schema_to_json),
-                "payload": payload,
-            })
-        } else {
-            payload
+        if !self.schemas_enable {
+            return serde_json::to_vec(&payload)
+                .map(Some)
+                .map_err(|e| e.to_string());
+        }
+        let schema_json: Arc<[u8]> = match schema {
+            Some(s) => self.cache.lock().expect("schema cache").json_of(s),
+            None => Arc::from(&b"null"[..]),
         };
-        serde_json::to_vec(&json)
-            .map(Some)
-            .map_err(|e| e.to_string())
+        let mut out = Vec::with_capacity(schema_json.len() + 64);
+        out.extend_from_slice(b"{\"schema\":");
+        out.extend_from_slice(&schema_json);
+        out.extend_from_slice(b",\"payload\":");
+        serde_json::to_writer(&mut out, &payload).map_err(|e| e.to_string())?;
+        out.push(b'}');
+        Ok(Some(out))
     }
 
     fn decode(&self, bytes: Option<&[u8]>) -> Result<(Option<SchemaRef>, Value), String> {
@@ -208,7 +256,7 @@ impl Converter for JsonConverter {
         };
         let schema = match &envelope["schema"] {
             serde_json::Value::Null => None,
-            s => Some(Arc::new(schema_from_json(s)?)),
+            s => Some(self.cache.lock().expect("schema cache").schema_of(s)?),
         };
         let value = value_from_json(schema.as_deref(), &envelope["payload"])?;
         Ok((schema, value))
@@ -216,8 +264,18 @@ impl Converter for JsonConverter {
 }
 
 /// Kafka Connect's `StringConverter` (UTF-8).
-#[derive(Debug, Clone, Copy)]
-pub struct StringConverter;
+#[derive(Debug, Clone)]
+pub struct StringConverter {
+    schema: SchemaRef,
+}
+
+impl Default for StringConverter {
+    fn default() -> Self {
+        Self {
+            schema: Arc::new(Schema::string().optional()),
+        }
+    }
+}
 
 impl Converter for StringConverter {
     fn encode(&self, _schema: Option<&Schema>, value: &Value) -> Result<Option<Vec<u8>>, String> {
@@ -234,7 +292,7 @@ impl Converter for StringConverter {
     }
 
     fn decode(&self, bytes: Option<&[u8]>) -> Result<(Option<SchemaRef>, Value), String> {
-        let schema = Some(Arc::new(Schema::string().optional()));
+        let schema = Some(self.schema.clone());
         Ok(match bytes {
             None => (schema, Value::Null),
             Some(b) => (
@@ -246,8 +304,18 @@ impl Converter for StringConverter {
 }
 
 /// Kafka Connect's `ByteArrayConverter`: bytes pass through untouched.
-#[derive(Debug, Clone, Copy)]
-pub struct ByteArrayConverter;
+#[derive(Debug, Clone)]
+pub struct ByteArrayConverter {
+    schema: SchemaRef,
+}
+
+impl Default for ByteArrayConverter {
+    fn default() -> Self {
+        Self {
+            schema: Arc::new(Schema::bytes().optional()),
+        }
+    }
+}
 
 impl Converter for ByteArrayConverter {
     fn encode(&self, schema: Option<&Schema>, value: &Value) -> Result<Option<Vec<u8>>, String> {
@@ -270,7 +338,7 @@ impl Converter for ByteArrayConverter {
     }
 
     fn decode(&self, bytes: Option<&[u8]>) -> Result<(Option<SchemaRef>, Value), String> {
-        let schema = Some(Arc::new(Schema::bytes().optional()));
+        let schema = Some(self.schema.clone());
         Ok((
             schema,
             bytes.map_or(Value::Null, |b| Value::Bytes(b.to_vec())),
@@ -308,6 +376,22 @@ mod tests {
         let (s, v) = c.decode(Some(&bytes)).unwrap();
         assert_eq!(s.as_deref(), Some(&schema));
         assert_eq!(v, value);
+    }
+
+    #[test]
+    fn cached_schemas_never_mix_up() {
+        let c = build_converter(ConverterRole::Value, &props(&[])).unwrap();
+        let a = Schema::struct_of(vec![Field::new("id", Schema::int32())]);
+        let b = Schema::struct_of(vec![Field::new("id", Schema::int64())]).named("b");
+        for _ in 0..3 {
+            for (schema, value) in [(&a, Value::Int32(1)), (&b, Value::Int64(2))] {
+                let v = Value::Struct(Struct::new().with("id", value));
+                let bytes = c.encode(Some(schema), &v).unwrap().unwrap();
+                let (s, back) = c.decode(Some(&bytes)).unwrap();
+                assert_eq!(s.as_deref(), Some(schema));
+                assert_eq!(back, v);
+            }
+        }
     }
 
     #[test]
@@ -375,12 +459,14 @@ mod tests {
 
     #[test]
     fn byte_array_refuses_other_types() {
-        let err = ByteArrayConverter
+        let err = ByteArrayConverter::default()
             .encode(None, &Value::from("x"))
             .unwrap_err();
         assert!(err.contains("not compatible"), "{err}");
         assert_eq!(
-            StringConverter.encode(None, &Value::Int64(5)).unwrap(),
+            StringConverter::default()
+                .encode(None, &Value::Int64(5))
+                .unwrap(),
             Some(b"5".to_vec())
         );
     }

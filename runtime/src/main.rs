@@ -8,6 +8,11 @@ use sluice_runtime::run::start_worker;
 use sluice_runtime::settings::WorkerSettings;
 use tracing_subscriber::EnvFilter;
 
+// Records are many small allocations freed on other threads (librdkafka's among them);
+// mimalloc handles that pattern much better than the system allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// sluice: a Kafka Connect-compatible connector runtime with a bundled Kafka-wire broker.
 #[derive(Debug, Parser)]
 #[command(name = "sluice", version, about, long_about = None)]

@@ -4,6 +4,7 @@
 //! null value as the text `null` (as Kafka's sink does). Each batch is written as it arrives;
 //! on `flush` the file is synced to disk before the runtime commits offsets.
 
+use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;

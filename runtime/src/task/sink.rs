@@ -110,7 +110,7 @@ type SinkConsumer = BaseConsumer<SinkConsumerContext>;
 /// A consumed message, copied out of librdkafka.
 #[derive(Debug)]
 struct RawMessage {
-    topic: String,
+    topic: Arc<str>,
     partition: i32,
     offset: i64,
     key: Option<Vec<u8>>,
@@ -123,6 +123,8 @@ struct RawMessage {
 fn poll_batch(consumer: &SinkConsumer, wait: Duration) -> Result<Vec<RawMessage>, String> {
     let mut out = Vec::new();
     let mut timeout = wait;
+    // Messages of a batch mostly share a topic: share its name instead of copying it.
+    let mut topic: Arc<str> = Arc::from("");
     while out.len() < MAX_BATCH {
         match consumer.poll(timeout) {
             None => break,
@@ -133,8 +135,11 @@ fn poll_batch(consumer: &SinkConsumer, wait: Duration) -> Result<Vec<RawMessage>
                 break;
             }
             Some(Ok(m)) => {
+                if *topic != *m.topic() {
+                    topic = Arc::from(m.topic());
+                }
                 out.push(RawMessage {
-                    topic: m.topic().to_string(),
+                    topic: topic.clone(),
                     partition: m.partition(),
                     offset: m.offset(),
                     key: m.key().map(<[u8]>::to_vec),
@@ -471,7 +476,7 @@ impl SinkState {
                 }
                 Err((stage, class_name, message)) => {
                     let failed = FailedRecord {
-                        topic: m.topic.clone(),
+                        topic: m.topic.to_string(),
                         partition: m.partition,
                         offset: m.offset,
                         key: m.key.clone(),
@@ -520,7 +525,7 @@ fn convert_one(env: &TaskEnv, m: &RawMessage) -> Result<SinkRecord, (Stage, Stri
         Timestamp::LogAppendTime(t) => (Some(t), TimestampType::LogAppendTime),
     };
     let mut record = SinkRecord {
-        topic: m.topic.clone(),
+        topic: m.topic.to_string(),
         kafka_partition: m.partition,
         kafka_offset: m.offset,
         key_schema,
@@ -589,7 +594,7 @@ async fn sink_loop(
                     if let Ok(batch) = &batch {
                         let mut first: BTreeMap<(String, i32), i64> = BTreeMap::new();
                         for m in batch {
-                            first.entry((m.topic.clone(), m.partition)).or_insert(m.offset);
+                            first.entry((m.topic.to_string(), m.partition)).or_insert(m.offset);
                         }
                         for ((topic, partition), offset) in first {
                             if let Err(e) = consumer.seek(&topic, partition, Offset::Offset(offset), Duration::from_secs(10)) {
@@ -641,14 +646,22 @@ async fn sink_loop(
             env.metrics
                 .records_in
                 .fetch_add(batch.len() as u64, Ordering::Relaxed);
-            let last: BTreeMap<TopicPartition, i64> = batch
-                .iter()
-                .map(|m| {
-                    (
-                        TopicPartition::new(m.topic.clone(), m.partition),
-                        m.offset + 1,
-                    )
-                })
+            // The next offset of each partition in the batch (messages of a partition are in
+            // order, and partitions come in runs).
+            let mut ends: Vec<(&str, i32, i64)> = Vec::new();
+            for m in &batch {
+                match ends
+                    .iter_mut()
+                    .rev()
+                    .find(|(t, p, _)| *p == m.partition && *t == &*m.topic)
+                {
+                    Some(end) => end.2 = m.offset + 1,
+                    None => ends.push((&m.topic, m.partition, m.offset + 1)),
+                }
+            }
+            let last: BTreeMap<TopicPartition, i64> = ends
+                .into_iter()
+                .map(|(t, p, o)| (TopicPartition::new(t, p), o))
                 .collect();
             let (records, good) = state.convert(env, &batch).await?;
             let count = records.len() as u64;

@@ -163,13 +163,18 @@ impl SourceCommitter {
                     .await;
             }
         };
-        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
-        for h in &record.headers {
-            headers = headers.insert(Header {
-                key: &h.key,
-                value: h.value.as_deref(),
-            });
-        }
+        // librdkafka allocates a header list even when empty: only build one when needed.
+        let headers = (!record.headers.is_empty()).then(|| {
+            record.headers.iter().fold(
+                OwnedHeaders::new_with_capacity(record.headers.len()),
+                |headers, h| {
+                    headers.insert(Header {
+                        key: &h.key,
+                        value: h.value.as_deref(),
+                    })
+                },
+            )
+        });
         let header_list = header_pairs(&record);
         if record.topic != self.last_topic {
             self.env
@@ -187,7 +192,7 @@ impl SourceCommitter {
         if let Some(v) = &value {
             out = out.payload(v);
         }
-        if !record.headers.is_empty() {
+        if let Some(headers) = headers {
             out = out.headers(headers);
         }
         if let Some(p) = record.kafka_partition {
