@@ -65,19 +65,21 @@ pub struct FileSinkTask {
 }
 
 /// The line written for a record's value.
-pub fn line_of(record: &SinkRecord) -> Vec<u8> {
+pub fn line_of(record: &SinkRecord) -> Cow<'_, [u8]> {
     match &record.value {
-        Value::String(s) => s.as_bytes().to_vec(),
-        Value::Bytes(b) => b.clone(),
-        Value::Null => b"null".to_vec(),
-        other => value_to_json(
-            record.value_schema.as_deref(),
-            other,
-            DecimalFormat::Numeric,
-        )
-        .or_else(|_| value_to_json(None, other, DecimalFormat::Numeric))
-        .map(|j| j.to_string().into_bytes())
-        .unwrap_or_else(|e| format!("<unprintable: {e}>").into_bytes()),
+        Value::String(s) => Cow::Borrowed(s.as_bytes()),
+        Value::Bytes(b) => Cow::Borrowed(b),
+        Value::Null => Cow::Borrowed(b"null"),
+        other => Cow::Owned(
+            value_to_json(
+                record.value_schema.as_deref(),
+                other,
+                DecimalFormat::Numeric,
+            )
+            .or_else(|_| value_to_json(None, other, DecimalFormat::Numeric))
+            .map(|j| j.to_string().into_bytes())
+            .unwrap_or_else(|e| format!("<unprintable: {e}>").into_bytes()),
+        ),
     }
 }
 
