@@ -1,7 +1,7 @@
 //! Test harness: real `sluice worker` and `sluice broker` processes on free loopback ports,
 //! a REST client, Kafka helpers, and condition waits with deadlines.
 //!
-//! ```ignore
+//! ```text
 //! let dir = tempfile::tempdir()?;
 //! let mut worker = WorkerProcess::start(WorkerOptions::new(dir.path())).await;
 //! worker.write_config("lines.json", &json!({"name": "lines", "config": {...}}));

@@ -5,7 +5,7 @@
 //! [`SinkConnector`](crate::SinkConnector)/[`SinkTask`](crate::SinkTask)), describes them with
 //! [`ConnectorPlugin`](crate::ConnectorPlugin)s, and writes one line:
 //!
-//! ```ignore
+//! ```text
 //! sluice_sdk::export_plugin!(my_plugin::plugins); // fn plugins() -> Vec<ConnectorPlugin>
 //! ```
 //!
@@ -289,9 +289,12 @@ pub type EntryFn = unsafe extern "C" fn(host: *const HostApi) -> *const PluginAp
 /// [`ConnectorPlugin`](crate::ConnectorPlugin)s, exactly as a built-in connector crate
 /// describes its classes.
 ///
-/// ```ignore
-/// pub fn plugins() -> Vec<sluice_sdk::ConnectorPlugin> { /* ... */ }
+/// ```no_run
+/// pub fn plugins() -> Vec<sluice_sdk::ConnectorPlugin> {
+///     Vec::new() // the plugin's connector classes
+/// }
 /// sluice_sdk::export_plugin!(plugins);
+/// # fn main() {}
 /// ```
 ///
 /// Use it once, in a crate built with `crate-type = ["cdylib"]`. The generated
