@@ -107,8 +107,3 @@ impl TaskEnv {
         *self.target.borrow() == TargetState::Paused
     }
 }
-
-/// A short description of an error chain for a status trace.
-pub fn trace_of(error: &dyn std::fmt::Display) -> String {
-    error.to_string()
-}
