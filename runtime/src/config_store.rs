@@ -42,7 +42,12 @@ impl ConfigStore {
     ///
     /// # Errors
     /// When the topic cannot be read.
-    pub async fn load(clients: &KafkaClients, topic: &str, empty: bool, producer: SharedProducer) -> Result<(Self, StoredConfigs)> {
+    pub async fn load(
+        clients: &KafkaClients,
+        topic: &str,
+        empty: bool,
+        producer: SharedProducer,
+    ) -> Result<(Self, StoredConfigs)> {
         let records = if empty {
             Vec::new()
         } else {

@@ -32,11 +32,7 @@ pub trait Converter: Send + Sync + fmt::Debug {
     ///
     /// # Errors
     /// Why the data cannot be written in this format.
-    fn encode(
-        &self,
-        schema: Option<&Schema>,
-        value: &Value,
-    ) -> Result<Option<Vec<u8>>, String>;
+    fn encode(&self, schema: Option<&Schema>, value: &Value) -> Result<Option<Vec<u8>>, String>;
 
     /// Bytes (`None` is a Kafka null) to Connect data.
     ///
@@ -173,11 +169,7 @@ impl Default for JsonConverter {
 }
 
 impl Converter for JsonConverter {
-    fn encode(
-        &self,
-        schema: Option<&Schema>,
-        value: &Value,
-    ) -> Result<Option<Vec<u8>>, String> {
+    fn encode(&self, schema: Option<&Schema>, value: &Value) -> Result<Option<Vec<u8>>, String> {
         // As Kafka Connect: only a null value without a schema is a Kafka null (a tombstone).
         if schema.is_none() && value.is_null() {
             return Ok(None);
@@ -228,11 +220,7 @@ impl Converter for JsonConverter {
 pub struct StringConverter;
 
 impl Converter for StringConverter {
-    fn encode(
-        &self,
-        _schema: Option<&Schema>,
-        value: &Value,
-    ) -> Result<Option<Vec<u8>>, String> {
+    fn encode(&self, _schema: Option<&Schema>, value: &Value) -> Result<Option<Vec<u8>>, String> {
         Ok(match value {
             Value::Null => None,
             Value::String(s) => Some(s.as_bytes().to_vec()),
@@ -262,11 +250,7 @@ impl Converter for StringConverter {
 pub struct ByteArrayConverter;
 
 impl Converter for ByteArrayConverter {
-    fn encode(
-        &self,
-        schema: Option<&Schema>,
-        value: &Value,
-    ) -> Result<Option<Vec<u8>>, String> {
+    fn encode(&self, schema: Option<&Schema>, value: &Value) -> Result<Option<Vec<u8>>, String> {
         if let Some(s) = schema {
             if s.ty != SchemaType::Bytes {
                 return Err(format!(
@@ -396,9 +380,7 @@ mod tests {
             .unwrap_err();
         assert!(err.contains("not compatible"), "{err}");
         assert_eq!(
-            StringConverter
-                .encode(None, &Value::Int64(5))
-                .unwrap(),
+            StringConverter.encode(None, &Value::Int64(5)).unwrap(),
             Some(b"5".to_vec())
         );
     }

@@ -167,7 +167,9 @@ impl KafkaClients {
     /// # Errors
     /// When creation fails for a reason other than the topic existing.
     pub async fn ensure_topic(&self, topic: &str, partitions: i32, compact: bool) -> Result<()> {
-        self.ensure_topics(&[(topic, partitions, compact)]).await.map(|_| ())
+        self.ensure_topics(&[(topic, partitions, compact)])
+            .await
+            .map(|_| ())
     }
 
     /// Creates the missing ones of `topics` (name, partitions, compacted) in one request;

@@ -62,7 +62,10 @@ impl OffsetTracker {
 
     /// Registers a record about to be sent; returns its delivery id.
     pub fn submit(&mut self, partition: &SourcePartition, offset: SourceOffset) -> usize {
-        let pid = match self.last.filter(|&pid| self.partitions[pid].partition == *partition) {
+        let pid = match self
+            .last
+            .filter(|&pid| self.partitions[pid].partition == *partition)
+        {
             Some(pid) => pid,
             None => self.partition_id(partition),
         };
@@ -161,7 +164,12 @@ impl OffsetStore {
     ///
     /// # Errors
     /// When the topic cannot be read.
-    pub async fn load(clients: &KafkaClients, topic: &str, empty: bool, producer: SharedProducer) -> Result<Self> {
+    pub async fn load(
+        clients: &KafkaClients,
+        topic: &str,
+        empty: bool,
+        producer: SharedProducer,
+    ) -> Result<Self> {
         let records = if empty {
             Vec::new()
         } else {

@@ -151,8 +151,18 @@ impl Worker {
             .await?;
         let internal_producer = clients.internal_producer()?;
         let (offsets, configs) = tokio::join!(
-            OffsetStore::load(&clients, &settings.offset_topic, created[0], internal_producer.clone()),
-            ConfigStore::load(&clients, &settings.config_topic, created[1], internal_producer.clone()),
+            OffsetStore::load(
+                &clients,
+                &settings.offset_topic,
+                created[0],
+                internal_producer.clone()
+            ),
+            ConfigStore::load(
+                &clients,
+                &settings.config_topic,
+                created[1],
+                internal_producer.clone()
+            ),
         );
         let offsets = Arc::new(offsets?);
         let (configs, stored) = configs?;

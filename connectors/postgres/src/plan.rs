@@ -12,8 +12,8 @@ use tokio_postgres::types::{FromSql, Type};
 use tokio_postgres::{Client, Row};
 
 use crate::config::{
-    PostgresSourceConfig, INCREMENTING_COLUMN_NAME, SOFT_DELETE_COLUMN_NAME,
-    TIMESTAMP_COLUMN_NAME, VALIDATE_NON_NULL,
+    PostgresSourceConfig, INCREMENTING_COLUMN_NAME, SOFT_DELETE_COLUMN_NAME, TIMESTAMP_COLUMN_NAME,
+    VALIDATE_NON_NULL,
 };
 use crate::query::{Offset, SelectColumn, Source, TableId};
 use crate::types::{column_type, Decoder};

@@ -109,7 +109,10 @@ async fn a_boolean_column_marks_deleted_rows_when_true() {
     })
     .await;
     let seen: Vec<_> = records[..3].iter().map(summary).collect();
-    assert_eq!(seen, [(1, Some("a".into())), (2, None), (3, Some("c".into()))]);
+    assert_eq!(
+        seen,
+        [(1, Some("a".into())), (2, None), (3, Some("c".into()))]
+    );
     assert!(matches!(records[0].value, Value::Struct(_)));
 }
 
