@@ -9,6 +9,9 @@
 -- option sends such a row as a tombstone, and the Elasticsearch sink deletes its document.
 -- The application keeps writing plain DELETEs.
 
+-- Quiet "does not exist, skipping" notices when the file is run the first time.
+SET client_min_messages = warning;
+
 CREATE TABLE IF NOT EXISTS orders (
     id          bigserial     PRIMARY KEY,
     customer    text          NOT NULL,

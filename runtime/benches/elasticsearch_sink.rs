@@ -11,6 +11,10 @@
 //! SLUICE_BENCH_SINK_OPTIONS="batch.size=5000,max.in.flight.requests=2" cargo bench ...
 //! ```
 //!
+//! Each round also prints the CPU seconds per 1,000 documents the server and the worker used
+//! (from /proc), which shows where the time goes. The loader and the worker take turns going
+//! first, and the indices are deleted after each round.
+//!
 //! The records (string keys, JSON values with the schema envelope: an int64, two strings, an
 //! int32 and a Timestamp) are in the topic before the connector is created. The worker's rate
 //! is measured from the first document seen in the index to the last (the connector's start
@@ -202,6 +206,41 @@ async fn sink(server: &OsmemServer, worker: &Worker, topic: &str, n: i64) -> Sin
     }
 }
 
+/// CPU seconds (user + system) used so far by our child process named `comm`.
+fn cpu_seconds(comm: &str) -> f64 {
+    let me = std::process::id().to_string();
+    let ticks = 100.0; // USER_HZ on Linux
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    entries
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter_map(|stat| {
+            // pid (comm) state ppid ... utime(14) stime(15)
+            let (head, rest) = stat.rsplit_once(") ")?;
+            let name = head.split_once(" (")?.1;
+            let fields: Vec<&str> = rest.split(' ').collect();
+            (name == comm && fields.get(1) == Some(&me.as_str())).then(|| {
+                let utime: f64 = fields[11].parse().unwrap_or(0.0);
+                let stime: f64 = fields[12].parse().unwrap_or(0.0);
+                (utime + stime) / ticks
+            })
+        })
+        .sum()
+}
+
+/// CPU seconds of the server and the worker during `f`.
+async fn with_cpu<T>(f: impl std::future::Future<Output = T>) -> (T, f64, f64) {
+    let (server, worker) = (cpu_seconds("osmem-server"), cpu_seconds("sluice"));
+    let out = f.await;
+    (
+        out,
+        cpu_seconds("osmem-server") - server,
+        cpu_seconds("sluice") - worker,
+    )
+}
+
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
@@ -225,24 +264,43 @@ fn main() {
         worker.start();
         let mut plain_rates = Vec::new();
         let mut sink_rates = Vec::new();
+        let per_k = |cpu: f64| 1000.0 * cpu / n as f64;
         for round in 0..rounds {
             let topic = format!("bench-{round}");
             produce(&worker.bootstrap(), &topic, n).await;
-
             let plain_index = format!("plain-{round}");
-            let took = plain_bulk(&server, &plain_index, n).await;
-            assert_eq!(server.count(&plain_index).await, n as u64);
-            let plain = n as f64 / took.as_secs_f64();
-
-            let run = sink(&server, &worker, &topic, n).await;
-            let rate = run.streamed as f64 / run.streaming.as_secs_f64();
+            // Alternate which goes first, so neither always meets a fuller server.
+            let mut plain = None;
+            let mut sunk = None;
+            for step in 0..2 {
+                if (step + round) % 2 == 0 {
+                    let (took, server_cpu, _) = with_cpu(plain_bulk(&server, &plain_index, n)).await;
+                    assert_eq!(server.count(&plain_index).await, n as u64);
+                    plain = Some((n as f64 / took.as_secs_f64(), server_cpu));
+                } else {
+                    let (run, server_cpu, worker_cpu) = with_cpu(sink(&server, &worker, &topic, n)).await;
+                    let rate = run.streamed as f64 / run.streaming.as_secs_f64();
+                    sunk = Some((rate, server_cpu, worker_cpu, run.startup));
+                }
+            }
+            let (plain, plain_server_cpu) = plain.expect("plain run");
+            let (rate, sink_server_cpu, worker_cpu, startup) = sunk.expect("sink run");
             println!(
-                "round {round}: plain _bulk {plain:>8.0} docs/s | worker {rate:>8.0} docs/s ({:.0}%) | connector start to first document {:.2} s",
+                "round {round}: plain _bulk {plain:>7.0} docs/s (server {:.2} CPU-s/1k docs) | worker {rate:>7.0} docs/s = {:.0}% (server {:.2}, worker {:.2} CPU-s/1k docs; connector start to first document {:.1} s)",
+                per_k(plain_server_cpu),
                 100.0 * rate / plain,
-                run.startup.as_secs_f64()
+                per_k(sink_server_cpu),
+                per_k(worker_cpu),
+                startup.as_secs_f64()
             );
             plain_rates.push(plain);
             sink_rates.push(rate);
+            // Keep the in-memory server's size the same for every round.
+            for index in [&plain_index, &topic] {
+                server
+                    .request(reqwest::Method::DELETE, &format!("/{index}"), None)
+                    .await;
+            }
         }
         let median = |v: &mut Vec<f64>| {
             v.sort_by(f64::total_cmp);

@@ -105,8 +105,8 @@ async fn wait_for_problem(worker: &WorkerProcess, connector: &str, present: bool
     }
 }
 
-const BEFORE: i64 = 40_000;
-const DURING: i64 = 10_000;
+const BEFORE: i64 = 25_000;
+const DURING: i64 = 5_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_going_away_mid_stream_loses_nothing() {
@@ -126,7 +126,7 @@ async fn the_server_going_away_mid_stream_loses_nothing() {
 
     // Close the gate while documents stream in.
     let deadline = tokio::time::Instant::now() + WAIT;
-    while server.count("orders").await < 5_000 {
+    while server.count("orders").await < 3_000 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "no documents arrive\nworker log (end):\n{}",
@@ -145,6 +145,9 @@ async fn the_server_going_away_mid_stream_loses_nothing() {
     let status = wait_for_problem(&worker, "orders-es", true).await;
     let problem = status["problem"].as_str().unwrap_or_default();
     assert!(problem.contains(&gate.addr.to_string()), "{problem}");
+    // (A request the server had read in full before its connection was cut may still have
+    // landed; by now it has.)
+    let during_outage = server.count("orders").await;
     produce_keyed(
         &worker.bootstrap(),
         "orders",
@@ -152,7 +155,7 @@ async fn the_server_going_away_mid_stream_loses_nothing() {
     )
     .await;
     // Nothing gets through while it is closed.
-    assert_eq!(server.count("orders").await, at_close);
+    assert_eq!(server.count("orders").await, during_outage);
 
     gate.reopen().await;
     let expected: BTreeMap<String, Json> = (0..BEFORE + DURING)
