@@ -7,6 +7,7 @@ mod support;
 
 mod cli;
 mod crash;
+mod elasticsearch;
 mod plugins;
 mod postgres;
 mod stock_quotes;

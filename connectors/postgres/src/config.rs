@@ -52,6 +52,10 @@ pub const BATCH_MAX_ROWS: &str = "batch.max.rows";
 pub const NUMERIC_MAPPING: &str = "numeric.mapping";
 /// `table.poll.interval.ms`.
 pub const TABLE_POLL_INTERVAL_MS: &str = "table.poll.interval.ms";
+/// `soft.delete.column.name`: a sluice extension (Confluent's JDBC source has no such
+/// option). A boolean or timestamp column marking a row as deleted; such rows are sent as
+/// tombstones.
+pub const SOFT_DELETE_COLUMN_NAME: &str = "soft.delete.column.name";
 /// `db.timezone` (only UTC: see the crate docs).
 pub const DB_TIMEZONE: &str = "db.timezone";
 /// The task-only key listing a task's tables (JSON array of `[schema, table]` pairs), as
@@ -289,6 +293,21 @@ pub fn config_def() -> ConfigDef {
             Importance::High,
             GROUP_MODE,
         ))
+        .define(
+            ConfigKey::new(
+                SOFT_DELETE_COLUMN_NAME,
+                ConfigType::String,
+                Importance::Medium,
+                "sluice extension, not a Confluent option. A boolean or timestamp column that \
+                 marks a row as deleted (a soft delete): a polled row whose column is true \
+                 (boolean) or not NULL (timestamp) is sent as a tombstone (the row's key, a null \
+                 value) instead of the row, so sinks such as elasticsearch-sink with \
+                 behavior.on.null.values=delete remove it. Needs a primary key, and a mode that \
+                 sees updates (timestamp, timestamp+incrementing or bulk). Empty: off.",
+            )
+            .default_value("")
+            .group(GROUP_MODE),
+        )
         .define(
             ConfigKey::new(
                 VALIDATE_NON_NULL,
@@ -535,6 +554,8 @@ pub struct PostgresSourceConfig {
     pub timestamp_delay: Duration,
     /// `validate.non.null`.
     pub validate_non_null: bool,
+    /// `soft.delete.column.name` (`None`: rows are never sent as tombstones).
+    pub soft_delete_column: Option<String>,
     /// `query` (`None` when reading tables).
     pub query: Option<String>,
     /// `table.whitelist`.
@@ -589,6 +610,11 @@ impl PostgresSourceConfig {
             .filter(|c| !c.is_empty())
             .map(str::to_string);
         let timestamp_columns = config.get_list(TIMESTAMP_COLUMN_NAME);
+        let soft_delete_column = config
+            .get_str(SOFT_DELETE_COLUMN_NAME)
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_string);
         let query = config
             .get_str(QUERY)
             .filter(|q| !q.trim().is_empty())
@@ -637,6 +663,14 @@ impl PostgresSourceConfig {
                      strictly increasing id column",
                 );
             }
+            if mode == Mode::Incrementing && soft_delete_column.is_some() {
+                errors.push(
+                    SOFT_DELETE_COLUMN_NAME,
+                    "cannot be used with mode=incrementing: a row is read once, when it is \
+                     inserted, so marking it deleted later is never seen; use \
+                     mode=timestamp+incrementing with a timestamp column the deletion updates",
+                );
+            }
             if mode == Mode::Incrementing && query.is_some() && incrementing_column.is_none() {
                 errors.push(
                     INCREMENTING_COLUMN_NAME,
@@ -666,6 +700,7 @@ impl PostgresSourceConfig {
             timestamp_initial: config.get_i64(TIMESTAMP_INITIAL),
             timestamp_delay: millis(TIMESTAMP_DELAY_INTERVAL_MS),
             validate_non_null: config.get_bool(VALIDATE_NON_NULL).unwrap_or(true),
+            soft_delete_column,
             query,
             whitelist,
             blacklist,
@@ -800,6 +835,29 @@ mod tests {
             err.contains("option 'timestamp.column.name' is required"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn soft_delete_column_is_off_by_default_and_refused_with_incrementing() {
+        assert_eq!(
+            PostgresSourceConfig::parse(&props(&base()))
+                .unwrap()
+                .soft_delete_column,
+            None
+        );
+        let mut p = base();
+        p.push((SOFT_DELETE_COLUMN_NAME, " deleted_at "));
+        let err = PostgresSourceConfig::parse(&props(&p))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("option 'soft.delete.column.name' cannot be used with mode=incrementing"),
+            "{err}"
+        );
+        p[2] = (MODE, "timestamp+incrementing");
+        p.push((TIMESTAMP_COLUMN_NAME, "updated_at"));
+        let c = PostgresSourceConfig::parse(&props(&p)).unwrap();
+        assert_eq!(c.soft_delete_column.as_deref(), Some("deleted_at"));
     }
 
     #[test]

@@ -23,6 +23,14 @@
 //! wildcards, which also match tables created later; types Confluent drops (arrays, enums,
 //! json, uuid, intervals...) are mapped (see [`types`]).
 //!
+//! # Deletes (a sluice extension)
+//! A polling source cannot see a hard `DELETE`. With `soft.delete.column.name` naming a
+//! boolean or timestamp column, a polled row whose column is true / not NULL is sent as a
+//! tombstone (the row's key, a null value without a schema) instead of the row, so a sink
+//! that deletes on tombstones (elasticsearch-sink with `behavior.on.null.values=delete`)
+//! follows. A `BEFORE DELETE` trigger can turn the application's plain `DELETE`s into such
+//! updates (see `examples/cqrs/orders.sql`). Confluent's connector has no such option.
+//!
 //! # Layout
 //! - [`config`]: option names, the [`ConfigDef`](sluice_sdk::ConfigDef), and the parsed
 //!   [`PostgresSourceConfig`].

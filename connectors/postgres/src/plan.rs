@@ -12,10 +12,11 @@ use tokio_postgres::types::{FromSql, Type};
 use tokio_postgres::{Client, Row};
 
 use crate::config::{
-    PostgresSourceConfig, INCREMENTING_COLUMN_NAME, TIMESTAMP_COLUMN_NAME, VALIDATE_NON_NULL,
+    PostgresSourceConfig, INCREMENTING_COLUMN_NAME, SOFT_DELETE_COLUMN_NAME, TIMESTAMP_COLUMN_NAME,
+    VALIDATE_NON_NULL,
 };
 use crate::query::{Offset, SelectColumn, Source, TableId};
-use crate::types::column_type;
+use crate::types::{column_type, Decoder};
 
 /// Why a plan could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +97,8 @@ pub struct Plan {
     pub incrementing: Option<usize>,
     /// Indexes of the timestamp columns, in COALESCE order.
     pub timestamps: Vec<usize>,
+    /// Index of the `soft.delete.column.name` column: rows it marks become tombstones.
+    pub soft_delete: Option<usize>,
 }
 
 fn column_list(columns: &[PlanColumn]) -> String {
@@ -336,6 +339,11 @@ pub async fn make_plan(
         }
     }
 
+    let soft_delete = match &config.soft_delete_column {
+        None => None,
+        Some(name) => Some(soft_delete_column(&columns, name, &what)?),
+    };
+
     let fields: Vec<Field> = probe
         .columns()
         .iter()
@@ -377,6 +385,19 @@ pub async fn make_plan(
             )
         }
     };
+    if soft_delete.is_some() && matches!(key, KeyPlan::None) {
+        let why = match source {
+            Source::Table(_) => format!("{what} has no primary key"),
+            Source::Query(_) => "rows of a query have no key".to_string(),
+        };
+        return Err(PlanError::Config(ConfigError::new(
+            SOFT_DELETE_COLUMN_NAME,
+            format!(
+                "needs record keys, but {why}: a tombstone without a key cannot say which row \
+                 was deleted; read a table with a primary key (ALTER TABLE ... ADD PRIMARY KEY)"
+            ),
+        )));
+    }
     Ok(Plan {
         source: source.clone(),
         columns,
@@ -384,7 +405,34 @@ pub async fn make_plan(
         key,
         incrementing,
         timestamps,
+        soft_delete,
     })
+}
+
+/// Finds the `soft.delete.column.name` column and checks that it is a boolean or a timestamp.
+fn soft_delete_column(columns: &[PlanColumn], name: &str, what: &str) -> Result<usize, PlanError> {
+    let idx = find_column(columns, name).ok_or_else(|| {
+        PlanError::Config(ConfigError::new(
+            SOFT_DELETE_COLUMN_NAME,
+            format!(
+                "names column '{name}', which {what} does not have (its columns: {}); correct \
+                 the name or add the column (e.g. ALTER TABLE ... ADD COLUMN {name} timestamptz)",
+                column_list(columns)
+            ),
+        ))
+    })?;
+    let decoder = &columns[idx].select.decoder;
+    if !(decoder.is_timestamp() || *decoder == Decoder::Bool) {
+        return Err(PlanError::Config(ConfigError::new(
+            SOFT_DELETE_COLUMN_NAME,
+            format!(
+                "names column '{name}' of {what}, which is neither a boolean nor a timestamp; \
+                 use a boolean column (true = deleted) or a timestamp, timestamptz or date \
+                 column (not NULL = deleted)"
+            ),
+        )));
+    }
+    Ok(idx)
 }
 
 /// A column's raw binary value, whatever its type.
@@ -480,15 +528,39 @@ impl Plan {
                 break;
             }
         }
+        // A soft-deleted row is a tombstone: no value and no value schema, which the
+        // converters turn into a Kafka null.
+        let (value_schema, value) = if self.is_soft_deleted(&raws)? {
+            (None, Value::Null)
+        } else {
+            (Some(self.value_schema.clone()), Value::Struct(value))
+        };
         let record = SourceRecord::new(
             partition.clone(),
             SourceOffset::new(),
             topic,
-            Some(self.value_schema.clone()),
-            Value::Struct(value),
+            value_schema,
+            value,
         )
         .with_key(key.0, key.1);
         Ok(RowRecord { record, position })
+    }
+
+    /// Whether the row's `soft.delete.column.name` marks it deleted: a boolean that is true,
+    /// or a timestamp that is not NULL.
+    fn is_soft_deleted(&self, raws: &[Option<&[u8]>]) -> Result<bool, String> {
+        let Some(i) = self.soft_delete else {
+            return Ok(false);
+        };
+        let column = &self.columns[i].select;
+        match column.decoder {
+            Decoder::Bool => match column.decoder.decode(raws[i]) {
+                Ok(Value::Boolean(deleted)) => Ok(deleted),
+                Ok(_) => Ok(false),
+                Err(e) => Err(format!("column '{}' {e}", column.name)),
+            },
+            _ => Ok(raws[i].is_some()),
+        }
     }
 
     /// The timestamp columns, in COALESCE order.

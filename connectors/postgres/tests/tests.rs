@@ -7,6 +7,7 @@ mod bad_input;
 mod modes;
 mod offsets;
 mod outage;
+mod soft_delete;
 mod tables;
 mod tls;
 mod types;

@@ -3,7 +3,7 @@
 //! and check that no row is missing from the topic.
 
 #[path = "../../../connectors/postgres/tests/support/pg_server.rs"]
-mod pg_server;
+pub(crate) mod pg_server;
 mod worker;
 
 use std::time::Duration;
