@@ -9,7 +9,7 @@ use std::time::Duration;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
 use rdkafka::types::RDKafkaErrorCode;
@@ -17,6 +17,15 @@ use tracing::{debug, info};
 
 use crate::error::{Error, Result};
 use crate::settings::WorkerSettings;
+
+/// The admin client type the worker uses.
+pub type Admin = AdminClient<DefaultClientContext>;
+
+/// Drops an admin client off the async path: librdkafka's admin client stops a polling thread
+/// that wakes every 100 ms, so dropping it in place can stall the caller for that long.
+pub fn release(admin: Admin) {
+    drop(tokio::task::spawn_blocking(move || drop(admin)));
+}
 
 /// A producer shared by the worker's internal writers (offsets, status, configs, dead letters).
 #[derive(Clone)]
@@ -89,7 +98,8 @@ impl KafkaClients {
     }
 
     /// A consumer config for `group` with auto-commit off, reading from the earliest offset
-    /// when the group has none. `overrides` apply last.
+    /// when the group has none, and subscribed topics auto-created as by the Java consumer.
+    /// `overrides` apply last.
     pub fn consumer_config(
         &self,
         group: &str,
@@ -102,7 +112,12 @@ impl KafkaClients {
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
-            .set("fetch.wait.max.ms", "100");
+            .set("fetch.wait.max.ms", "100")
+            // As the Java consumer (and so Kafka Connect's sink tasks) does by default: a
+            // subscribed topic that does not exist yet is created by the broker (if its
+            // auto-creation is on) instead of being looked for again only at the next
+            // metadata refresh, seconds later.
+            .set("allow.auto.create.topics", "true");
         for (k, v) in self.consumer.iter().chain(overrides) {
             c.set(k, v);
         }
@@ -133,7 +148,7 @@ impl KafkaClients {
     ///
     /// # Errors
     /// When librdkafka refuses the configuration.
-    pub fn admin(&self) -> Result<AdminClient<DefaultClientContext>> {
+    pub fn admin(&self) -> Result<Admin> {
         let mut c = self.base();
         for (k, v) in &self.admin {
             c.set(k, v);
@@ -141,17 +156,19 @@ impl KafkaClients {
         Ok(c.create()?)
     }
 
-    /// Waits until the cluster answers a metadata request, up to `timeout`.
+    /// Waits until the cluster answers a metadata request, up to `timeout`; returns the admin
+    /// client that asked, for the requests that follow (see [`release`]).
     ///
     /// # Errors
     /// When the cluster cannot be reached in time, naming the servers.
-    pub async fn wait_for_cluster(&self, timeout: Duration) -> Result<()> {
-        let consumer = self.reader()?;
+    pub async fn wait_for_cluster(&self, timeout: Duration) -> Result<Admin> {
+        let admin = self.admin()?;
         let bootstrap = self.bootstrap.clone();
         tokio::task::spawn_blocking(move || {
-            consumer
+            admin
+                .inner()
                 .fetch_metadata(None, timeout)
-                .map(|_| ())
+                .map(|_| admin)
                 .map_err(|e| {
                     Error::Other(format!(
                         "cannot reach the Kafka cluster at {bootstrap} within {timeout:?}: {e}; check bootstrap.servers"
@@ -179,6 +196,19 @@ impl KafkaClients {
     /// When creation fails for a reason other than a topic existing.
     pub async fn ensure_topics(&self, topics: &[(&str, i32, bool)]) -> Result<Vec<bool>> {
         let admin = self.admin()?;
+        let created = Self::ensure_topics_with(&admin, topics).await;
+        release(admin);
+        created
+    }
+
+    /// [`Self::ensure_topics`] through an admin client the caller already has.
+    ///
+    /// # Errors
+    /// When creation fails for a reason other than a topic existing.
+    pub async fn ensure_topics_with(
+        admin: &Admin,
+        topics: &[(&str, i32, bool)],
+    ) -> Result<Vec<bool>> {
         // -1: the cluster's default replication factor (KIP-464), so a real cluster keeps its
         // usual durability and the single-node broker uses 1.
         let new_topics: Vec<NewTopic<'_>> = topics

@@ -140,15 +140,19 @@ impl Worker {
         root: CancellationToken,
     ) -> Result<Arc<Self>> {
         let clients = KafkaClients::new(bootstrap, &settings);
-        clients.wait_for_cluster(Duration::from_secs(30)).await?;
+        let admin = clients.wait_for_cluster(Duration::from_secs(30)).await?;
         // Kafka Connect's default partition counts: offsets 25, configs 1 (it must be 1), status 5.
-        let created = clients
-            .ensure_topics(&[
+        let created = KafkaClients::ensure_topics_with(
+            &admin,
+            &[
                 (&settings.offset_topic, 25, true),
                 (&settings.config_topic, 1, true),
                 (&settings.status_topic, 5, true),
-            ])
-            .await?;
+            ],
+        )
+        .await;
+        crate::kafka::release(admin);
+        let created = created?;
         let internal_producer = clients.internal_producer()?;
         let (offsets, configs) = tokio::join!(
             OffsetStore::load(

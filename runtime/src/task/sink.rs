@@ -256,7 +256,7 @@ pub async fn run_sink_task(mut env: TaskEnv, mut task: Box<dyn SinkTask>) {
             }
         }
     }
-    let consumer = match create_consumer(&env) {
+    let consumer = match create_consumer(&env).await {
         Ok(c) => Arc::new(c),
         Err(e) => {
             env.status.set_task(&connector, id, State::Failed, Some(e));
@@ -298,7 +298,7 @@ pub async fn run_sink_task(mut env: TaskEnv, mut task: Box<dyn SinkTask>) {
     }
 }
 
-fn create_consumer(env: &TaskEnv) -> Result<SinkConsumer, String> {
+async fn create_consumer(env: &TaskEnv) -> Result<SinkConsumer, String> {
     let group = format!("connect-{}", env.connector);
     let mut config = env
         .clients
@@ -307,6 +307,11 @@ fn create_consumer(env: &TaskEnv) -> Result<SinkConsumer, String> {
     let consumer: SinkConsumer = config
         .create_with_context(SinkConsumerContext::default())
         .map_err(|e| format!("cannot create the Kafka consumer: {e}"))?;
+    let consumer = if env.settings.topics_regex.is_none() {
+        look_up_topics(consumer, env.settings.topics.clone()).await
+    } else {
+        consumer
+    };
     let subscription: Vec<String> = match &env.settings.topics_regex {
         // librdkafka subscribes by pattern when the name starts with '^'.
         Some(re) => vec![re.as_str().to_string()],
@@ -318,6 +323,25 @@ fn create_consumer(env: &TaskEnv) -> Result<SinkConsumer, String> {
         .map_err(|e| format!("cannot subscribe to {subscription:?}: {e}"))?;
     info!(connector = %env.connector, task = env.task_id, group, topics = ?subscription, "sink task subscribed");
     Ok(consumer)
+}
+
+/// Asks the cluster for each subscribed topic by name before subscribing. As with the Java
+/// consumer Kafka Connect uses, this creates a topic that does not exist yet when the broker
+/// auto-creates topics. librdkafka's own subscription never does, and would see the topic only
+/// at a later metadata refresh: a sink started next to the source feeding it would wait
+/// seconds for its first record.
+async fn look_up_topics(consumer: SinkConsumer, topics: Vec<String>) -> SinkConsumer {
+    let handle = tokio::task::spawn_blocking(move || {
+        for topic in &topics {
+            if let Err(e) = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
+                // The subscription retries on its own; this was only a head start.
+                debug!(topic, error = %e, "topic lookup before subscribing failed");
+                break;
+            }
+        }
+        consumer
+    });
+    handle.await.expect("topic lookup does not panic")
 }
 
 struct SinkState {
