@@ -127,8 +127,9 @@ pub const PREFIXES: &[&str] = &[
 ];
 
 /// Prefixes of `SLUICE_*` variables that are not worker settings (the test suite's own
-/// `SLUICE_TEST_*`); `SLUICE_LOG`, the log filter, is not one either.
-const NOT_SETTINGS: &[&str] = &["test_"];
+/// `SLUICE_TEST_*` and the benchmarks' `SLUICE_BENCH_*`, which reach the workers they start);
+/// `SLUICE_LOG`, the log filter, is not one either.
+const NOT_SETTINGS: &[&str] = &["test_", "bench_"];
 
 /// Kafka client properties applied to every client (security and the like).
 const CLIENT_WIDE: &[&str] = &["security.protocol", "ssl.", "sasl.", "client.id"];
@@ -417,8 +418,14 @@ mod tests {
         .unwrap();
         // Environment variables of this process are shared by the tests; use a unique one.
         std::env::set_var("SLUICE_OFFSET_STORAGE_TOPIC", "my-offsets");
-        let s = WorkerSettings::load(dir.path()).unwrap();
+        // The benchmarks' and tests' own variables reach the workers they start: not settings.
+        std::env::set_var("SLUICE_BENCH_SETTINGS_PROBE", "1");
+        std::env::set_var("SLUICE_TEST_SETTINGS_PROBE", "1");
+        let s = WorkerSettings::load(dir.path());
         std::env::remove_var("SLUICE_OFFSET_STORAGE_TOPIC");
+        std::env::remove_var("SLUICE_BENCH_SETTINGS_PROBE");
+        std::env::remove_var("SLUICE_TEST_SETTINGS_PROBE");
+        let s = s.unwrap();
         assert_eq!(s.rest_addr.port(), 18083);
         assert_eq!(s.offset_topic, "my-offsets");
         assert_eq!(s.producer.get("linger.ms").map(String::as_str), Some("20"));
