@@ -1,5 +1,7 @@
 //! Splitting a list of symbols or entities, and a request budget, over tasks.
 
+use sluice_sdk::Props;
+
 /// How many tasks to run for `items` items, `max_tasks` allowed and per-task budgets that
 /// must stay at least 1 request (`0` budgets mean unlimited and do not constrain).
 pub fn task_count(items: usize, max_tasks: usize, budgets: &[u32]) -> usize {
@@ -31,6 +33,41 @@ pub fn share(total: u32, tasks: usize, index: usize) -> u32 {
     let tasks = u32::try_from(tasks.max(1)).unwrap_or(u32::MAX);
     let index = u32::try_from(index).unwrap_or(u32::MAX);
     total / tasks + u32::from(index < total % tasks)
+}
+
+/// `requests.per.minute`: a connector's request budget per minute, shared by its tasks.
+pub const REQUESTS_PER_MINUTE: &str = "requests.per.minute";
+/// `requests.per.day`: a connector's request budget per day, shared by its tasks.
+pub const REQUESTS_PER_DAY: &str = "requests.per.day";
+
+/// The task configs of a connector polling `items` within `budgets` (requests per minute,
+/// per day): `items` dealt over at most `max_tasks` tasks, each task's share written under
+/// `list_key` (comma-separated) and its share of each budget under the budget options.
+pub fn split_over_tasks(
+    props: &Props,
+    list_key: &str,
+    items: &[String],
+    max_tasks: usize,
+    (per_minute, per_day): (u32, u32),
+) -> Vec<Props> {
+    let count = task_count(items.len(), max_tasks, &[per_minute, per_day]);
+    round_robin(items, count)
+        .into_iter()
+        .enumerate()
+        .map(|(i, share_of_items)| {
+            let mut task = props.clone();
+            task.insert(list_key.into(), share_of_items.join(","));
+            task.insert(
+                REQUESTS_PER_MINUTE.into(),
+                share(per_minute, count, i).to_string(),
+            );
+            task.insert(
+                REQUESTS_PER_DAY.into(),
+                share(per_day, count, i).to_string(),
+            );
+            task
+        })
+        .collect()
 }
 
 #[cfg(test)]

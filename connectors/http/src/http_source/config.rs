@@ -54,10 +54,7 @@ pub const REQUEST_TIMEOUT_MS: &str = "http.request.timeout.ms";
 pub const MAX_RETRIES: &str = "max.retries";
 /// `retry.backoff.ms`: the first wait before a retry.
 pub const RETRY_BACKOFF_MS: &str = "retry.backoff.ms";
-/// `requests.per.minute`: the request budget per minute.
-pub const REQUESTS_PER_MINUTE: &str = "requests.per.minute";
-/// `requests.per.day`: the request budget per day.
-pub const REQUESTS_PER_DAY: &str = "requests.per.day";
+pub use crate::assign::{REQUESTS_PER_DAY, REQUESTS_PER_MINUTE};
 /// `backoff.max.ms`: the longest gap between tries of a failing entity.
 pub const BACKOFF_MAX_MS: &str = "backoff.max.ms";
 

@@ -15,8 +15,8 @@ use sluice_sdk::{
     SourceTask,
 };
 
-use crate::assign::{round_robin, share, task_count};
-use config::{HttpSourceConfig, ENTITY_NAMES, REQUESTS_PER_DAY, REQUESTS_PER_MINUTE};
+use crate::assign::split_over_tasks;
+use config::{HttpSourceConfig, ENTITY_NAMES};
 pub use task::HttpSourceTask;
 
 /// The short class name.
@@ -69,28 +69,13 @@ impl SourceConnector for HttpSourceConnector {
         if config.entity_names.is_empty() {
             return Ok(vec![self.props.clone()]);
         }
-        let count = task_count(
-            config.entity_names.len(),
+        Ok(split_over_tasks(
+            &self.props,
+            ENTITY_NAMES,
+            &config.entity_names,
             max_tasks,
-            &[config.requests_per_minute, config.requests_per_day],
-        );
-        Ok(round_robin(&config.entity_names, count)
-            .into_iter()
-            .enumerate()
-            .map(|(i, entities)| {
-                let mut props = self.props.clone();
-                props.insert(ENTITY_NAMES.into(), entities.join(","));
-                props.insert(
-                    REQUESTS_PER_MINUTE.into(),
-                    share(config.requests_per_minute, count, i).to_string(),
-                );
-                props.insert(
-                    REQUESTS_PER_DAY.into(),
-                    share(config.requests_per_day, count, i).to_string(),
-                );
-                props
-            })
-            .collect())
+            (config.requests_per_minute, config.requests_per_day),
+        ))
     }
 
     fn create_task(&self) -> Box<dyn SourceTask> {

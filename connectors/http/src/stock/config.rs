@@ -26,10 +26,7 @@ pub const INTERVAL: &str = "interval";
 pub const OUTPUT_SIZE: &str = "outputsize";
 /// `poll.interval.ms`: how often each symbol is asked for.
 pub const POLL_INTERVAL_MS: &str = "poll.interval.ms";
-/// `requests.per.minute`: the request budget per minute.
-pub const REQUESTS_PER_MINUTE: &str = "requests.per.minute";
-/// `requests.per.day`: the request budget per day.
-pub const REQUESTS_PER_DAY: &str = "requests.per.day";
+pub use crate::assign::{REQUESTS_PER_DAY, REQUESTS_PER_MINUTE};
 /// `request.timeout.ms`: how long one request may take.
 pub const REQUEST_TIMEOUT_MS: &str = "request.timeout.ms";
 /// `max.retries`: retries of a failed request within one poll.

@@ -15,8 +15,8 @@ use sluice_sdk::{
     SourceTask,
 };
 
-use crate::assign::{round_robin, share, task_count};
-use config::{StockQuoteConfig, REQUESTS_PER_DAY, REQUESTS_PER_MINUTE, SYMBOLS};
+use crate::assign::split_over_tasks;
+use config::{StockQuoteConfig, SYMBOLS};
 pub use task::StockQuoteSourceTask;
 
 /// The short class name.
@@ -72,30 +72,15 @@ impl SourceConnector for StockQuoteSourceConnector {
             .config
             .as_ref()
             .ok_or_else(|| sluice_sdk::Error::fatal("task_configs called before start"))?;
-        let count = task_count(
-            config.symbols.len(),
-            max_tasks,
-            &[config.requests_per_minute, config.requests_per_day],
-        );
         // The task configs keep api.key as the connector got it; a key taken from the
         // environment is not copied into them (the task reads the environment itself).
-        Ok(round_robin(&config.symbols, count)
-            .into_iter()
-            .enumerate()
-            .map(|(i, symbols)| {
-                let mut props = self.props.clone();
-                props.insert(SYMBOLS.into(), symbols.join(","));
-                props.insert(
-                    REQUESTS_PER_MINUTE.into(),
-                    share(config.requests_per_minute, count, i).to_string(),
-                );
-                props.insert(
-                    REQUESTS_PER_DAY.into(),
-                    share(config.requests_per_day, count, i).to_string(),
-                );
-                props
-            })
-            .collect())
+        Ok(split_over_tasks(
+            &self.props,
+            SYMBOLS,
+            &config.symbols,
+            max_tasks,
+            (config.requests_per_minute, config.requests_per_day),
+        ))
     }
 
     fn create_task(&self) -> Box<dyn SourceTask> {
