@@ -12,40 +12,18 @@
 
 #[path = "../../connectors/postgres/tests/support/pg_server.rs"]
 mod pg_server;
+#[path = "../../connectors/postgres/benches/support/table.rs"]
+mod table;
 #[path = "../tests/postgres/worker.rs"]
 mod worker;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pg_server::{PgServer, SUPERUSER};
+use pg_server::PgServer;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde_json::json;
 use worker::Worker;
-
-fn copy_rate(server: &PgServer, db: &str, rows: u64) -> f64 {
-    let mut best = Duration::MAX;
-    for _ in 0..3 {
-        let started = Instant::now();
-        let out = Command::new(server.psql_path())
-            .args(["-X", "-q", "-h"])
-            .arg(server.socket_dir())
-            .args(["-p", &server.port().to_string(), "-U", SUPERUSER, "-d", db])
-            .args(["-c", "COPY t TO STDOUT"])
-            .stdout(Stdio::piped())
-            .output()
-            .expect("run psql");
-        let elapsed = started.elapsed();
-        assert!(out.status.success(), "COPY failed");
-        assert_eq!(
-            out.stdout.iter().filter(|&&b| b == b'\n').count() as u64,
-            rows
-        );
-        best = best.min(elapsed);
-    }
-    rows as f64 / best.as_secs_f64()
-}
 
 fn worker_rate(
     server: &PgServer,
@@ -103,25 +81,11 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    let rows: u64 = std::env::var("BENCH_ROWS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
+    let rows = table::row_count();
     let server = PgServer::start_new();
     let db = server.create_database("bench");
-    server.psql(
-        &db,
-        &format!(
-            "CREATE TABLE t (id bigint PRIMARY KEY, name text NOT NULL, qty integer NOT NULL,
-                             price numeric(10,2) NOT NULL, updated_at timestamptz NOT NULL);
-             INSERT INTO t SELECT g, 'item-' || g, g % 100, (g % 1000) / 100.0 + 1,
-                    '2024-01-01'::timestamptz + g * interval '1 millisecond'
-               FROM generate_series(1, {rows}) g;"
-        ),
-    );
-    server.psql(&db, "VACUUM ANALYZE t");
-    let copy = copy_rate(&server, &db, rows);
-    println!("table: {rows} rows (id bigint, name text, qty int, price numeric(10,2), updated_at timestamptz)");
+    table::create(&server, &db, rows);
+    let copy = table::copy_rate(&server, &db, rows, 3);
     println!("psql COPY t TO STDOUT                      : {copy:>10.0} rows/s (best of 3)");
     for (mode, batch, schemas) in [
         ("incrementing", "1000", true),

@@ -13,12 +13,13 @@
 
 #[path = "../tests/support/pg_server.rs"]
 mod pg_server;
+#[path = "support/table.rs"]
+mod table;
 
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pg_server::{PgServer, SUPERUSER};
+use pg_server::PgServer;
 use sluice_connector_postgres::PostgresSourceConnector;
 use sluice_sdk::config::Props;
 use sluice_sdk::connector::NoStatusReporter;
@@ -34,27 +35,6 @@ struct NoHost;
 impl ConnectorHost for NoHost {
     fn request_task_reconfiguration(&self) {}
     fn raise_error(&self, _error: Error) {}
-}
-
-fn copy_rate(server: &PgServer, db: &str, rows: u64) -> f64 {
-    let mut best = Duration::MAX;
-    for _ in 0..RUNS {
-        let started = Instant::now();
-        let out = Command::new(server.psql_path())
-            .args(["-X", "-q", "-h"])
-            .arg(server.socket_dir())
-            .args(["-p", &server.port().to_string(), "-U", SUPERUSER, "-d", db])
-            .args(["-c", "COPY t TO STDOUT"])
-            .stdout(Stdio::piped())
-            .output()
-            .expect("run psql");
-        let elapsed = started.elapsed();
-        assert!(out.status.success(), "COPY failed");
-        let lines = out.stdout.iter().filter(|&&b| b == b'\n').count() as u64;
-        assert_eq!(lines, rows, "COPY returned every row");
-        best = best.min(elapsed);
-    }
-    rows as f64 / best.as_secs_f64()
 }
 
 async fn connector_rate(url: &str, mode: &str, rows: u64, batch: &str) -> f64 {
@@ -113,27 +93,13 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    let rows: u64 = std::env::var("BENCH_ROWS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
+    let rows = table::row_count();
     let server = PgServer::start_new();
     let db = server.create_database("bench");
-    server.psql(
-        &db,
-        &format!(
-            "CREATE TABLE t (id bigint PRIMARY KEY, name text NOT NULL, qty integer NOT NULL,
-                             price numeric(10,2) NOT NULL, updated_at timestamptz NOT NULL);
-             INSERT INTO t SELECT g, 'item-' || g, g % 100, (g % 1000) / 100.0 + 1,
-                    '2024-01-01'::timestamptz + g * interval '1 millisecond'
-               FROM generate_series(1, {rows}) g;"
-        ),
-    );
-    server.psql(&db, "VACUUM ANALYZE t");
+    table::create(&server, &db, rows);
     let url = server.url(&db);
-    let copy = copy_rate(&server, &db, rows);
+    let copy = table::copy_rate(&server, &db, rows, RUNS);
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    println!("table: {rows} rows (id bigint, name text, qty int, price numeric(10,2), updated_at timestamptz)");
     println!(
         "psql COPY t TO STDOUT          : {:>10.0} rows/s (best of {RUNS})",
         copy
