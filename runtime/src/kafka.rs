@@ -21,6 +21,21 @@ use crate::settings::WorkerSettings;
 /// The admin client type the worker uses.
 pub type Admin = AdminClient<DefaultClientContext>;
 
+/// Runs `f`, blocking librdkafka calls on `client`, on the blocking pool, and hands the
+/// client back with the result.
+pub async fn off_async<C, R>(client: C, f: impl FnOnce(&C) -> R + Send + 'static) -> (C, R)
+where
+    C: Send + 'static,
+    R: Send + 'static,
+{
+    tokio::task::spawn_blocking(move || {
+        let result = f(&client);
+        (client, result)
+    })
+    .await
+    .expect("a blocking librdkafka call does not panic")
+}
+
 /// Drops an admin client off the async path: librdkafka's admin client stops a polling thread
 /// that wakes every 100 ms, so dropping it in place can stall the caller for that long.
 pub fn release(admin: Admin) {
@@ -162,21 +177,20 @@ impl KafkaClients {
     /// # Errors
     /// When the cluster cannot be reached in time, naming the servers.
     pub async fn wait_for_cluster(&self, timeout: Duration) -> Result<Admin> {
-        let admin = self.admin()?;
-        let bootstrap = self.bootstrap.clone();
-        tokio::task::spawn_blocking(move || {
-            admin
-                .inner()
-                .fetch_metadata(None, timeout)
-                .map(|_| admin)
-                .map_err(|e| {
-                    Error::Other(format!(
-                        "cannot reach the Kafka cluster at {bootstrap} within {timeout:?}: {e}; check bootstrap.servers"
-                    ))
-                })
+        let (admin, answer) = off_async(self.admin()?, move |admin| {
+            admin.inner().fetch_metadata(None, timeout).map(drop)
         })
-        .await
-        .map_err(|e| Error::Other(e.to_string()))?
+        .await;
+        match answer {
+            Ok(()) => Ok(admin),
+            Err(e) => {
+                release(admin);
+                Err(Error::Other(format!(
+                    "cannot reach the Kafka cluster at {} within {timeout:?}: {e}; check bootstrap.servers",
+                    self.bootstrap
+                )))
+            }
+        }
     }
 
     /// Creates `topic` if it does not exist, compacted when `compact`.

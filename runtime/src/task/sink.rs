@@ -25,6 +25,7 @@ use super::TaskEnv;
 use crate::converter::Converter;
 use crate::dlq::{DeadLetterReporter, FailedRecord, Failure};
 use crate::errors::{jitter, Stage, DATA_EXCEPTION};
+use crate::kafka::off_async;
 use crate::status::{State, TaskProblemReporter};
 use crate::transforms::TransformRecord;
 
@@ -331,7 +332,7 @@ async fn create_consumer(env: &TaskEnv) -> Result<SinkConsumer, String> {
 /// at a later metadata refresh: a sink started next to the source feeding it would wait
 /// seconds for its first record.
 async fn look_up_topics(consumer: SinkConsumer, topics: Vec<String>) -> SinkConsumer {
-    let handle = tokio::task::spawn_blocking(move || {
+    let (consumer, ()) = off_async(consumer, move |consumer| {
         for topic in &topics {
             if let Err(e) = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
                 // The subscription retries on its own; this was only a head start.
@@ -339,9 +340,9 @@ async fn look_up_topics(consumer: SinkConsumer, topics: Vec<String>) -> SinkCons
                 break;
             }
         }
-        consumer
-    });
-    handle.await.expect("topic lookup does not panic")
+    })
+    .await;
+    consumer
 }
 
 struct SinkState {

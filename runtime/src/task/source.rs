@@ -24,6 +24,7 @@ use tracing::{debug, info, warn};
 use super::{TargetState, TaskEnv};
 use crate::dlq::{DeadLetterReporter, FailedRecord, Failure};
 use crate::errors::{jitter, Stage, CONNECT_EXCEPTION, DATA_EXCEPTION};
+use crate::kafka::off_async;
 use crate::offsets::OffsetTracker;
 use crate::status::{State, TaskProblemReporter};
 use crate::transforms::TransformRecord;
@@ -387,16 +388,14 @@ fn header_pairs(record: &SourceRecord) -> Vec<(String, Option<Vec<u8>>)> {
 async fn warm_up(
     producer: ThreadedProducer<SourceProducerContext>,
 ) -> ThreadedProducer<SourceProducerContext> {
-    let handle = tokio::task::spawn_blocking(move || {
-        if let Err(e) = producer
-            .client()
-            .fetch_metadata(None, Duration::from_secs(2))
-        {
-            debug!(error = %e, "no metadata yet for the new producer");
-        }
-        producer
-    });
-    handle.await.expect("metadata warm-up does not panic")
+    let (producer, answer) = off_async(producer, |p| {
+        p.client().fetch_metadata(None, Duration::from_secs(2))
+    })
+    .await;
+    if let Err(e) = answer {
+        debug!(error = %e, "no metadata yet for the new producer");
+    }
+    producer
 }
 
 /// Runs one source task until it is cancelled or fails, then flushes, commits and stops it.
