@@ -351,12 +351,7 @@ mod tests {
     use super::*;
     use sluice_sdk::{Field, Struct};
 
-    fn props(pairs: &[(&str, &str)]) -> Props {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-            .collect()
-    }
+    use sluice_sdk::config::props;
 
     #[test]
     fn json_envelope_matches_kafka_connect() {

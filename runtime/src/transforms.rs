@@ -612,12 +612,7 @@ impl Transform for RegexRouter {
 mod tests {
     use super::*;
 
-    fn props(pairs: &[(&str, &str)]) -> Props {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-            .collect()
-    }
+    use sluice_sdk::config::props;
 
     fn order() -> TransformRecord {
         let schema = Schema::struct_of(vec![

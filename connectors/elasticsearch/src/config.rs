@@ -906,12 +906,7 @@ fn encode_api_key(key: &str) -> String {
 mod tests {
     use super::*;
 
-    fn props(pairs: &[(&str, &str)]) -> Props {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-            .collect()
-    }
+    use sluice_sdk::config::props;
 
     #[test]
     fn defaults_follow_confluent() {

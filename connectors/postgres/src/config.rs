@@ -772,12 +772,7 @@ pub fn decode_task_tables(text: &str) -> Result<Vec<TableId>> {
 mod tests {
     use super::*;
 
-    fn props(pairs: &[(&str, &str)]) -> Props {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-            .collect()
-    }
+    use sluice_sdk::config::props;
 
     fn base() -> Vec<(&'static str, &'static str)> {
         vec![

@@ -31,6 +31,15 @@ use crate::error::{ConfigError, ConfigErrors, Error, Result};
 /// A connector or task configuration as written: option name to text value.
 pub type Props = BTreeMap<String, String>;
 
+/// A config from `(key, value)` pairs, for tests and examples:
+/// `props(&[("topic", "t"), ("tasks.max", "2")])`.
+pub fn props(pairs: &[(&str, &str)]) -> Props {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+        .collect()
+}
+
 /// The type of an option's value, as Kafka Connect names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigType {
@@ -607,13 +616,6 @@ mod tests {
                 ConfigKey::new("secret", ConfigType::Password, Importance::Low, "Secret.")
                     .optional(),
             )
-    }
-
-    fn props(pairs: &[(&str, &str)]) -> Props {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-            .collect()
     }
 
     #[test]

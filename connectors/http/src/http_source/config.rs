@@ -428,12 +428,7 @@ fn basic_authorization(user: &str, password: &str) -> HeaderValue {
 mod tests {
     use super::*;
 
-    fn props(pairs: &[(&str, &str)]) -> Props {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-            .collect()
-    }
+    use sluice_sdk::config::props;
 
     #[test]
     fn a_minimal_config_takes_the_defaults() {

@@ -326,12 +326,7 @@ pub(crate) fn check_http_url(value: &ConfigValue) -> std::result::Result<(), Str
 mod tests {
     use super::*;
 
-    fn props(pairs: &[(&str, &str)]) -> Props {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-            .collect()
-    }
+    use sluice_sdk::config::props;
 
     #[test]
     fn defaults_follow_the_free_tier() {

@@ -300,13 +300,7 @@ impl TaskStatusReporter for StatusLog {
     }
 }
 
-/// `(key, value)` pairs as a connector config.
-pub(crate) fn props(pairs: &[(&str, &str)]) -> Props {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-        .collect()
-}
+pub(crate) use sluice_sdk::config::props;
 
 /// Starts `connector` with `config` and returns its task configs for `max_tasks`.
 pub(crate) async fn task_configs(

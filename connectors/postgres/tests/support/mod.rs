@@ -61,12 +61,7 @@ pub struct RunningTask {
     pub config: Props,
 }
 
-pub fn props(pairs: &[(&str, &str)]) -> Props {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-        .collect()
-}
+pub use sluice_sdk::config::props;
 
 /// Starts a connector with `config`.
 pub async fn start_connector(config: &Props) -> (PostgresSourceConnector, Arc<TestHost>) {
