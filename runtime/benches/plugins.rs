@@ -17,9 +17,9 @@ use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use sluice_runtime::herder::Origin;
 use sluice_runtime::run::start_worker_with;
 use sluice_runtime::settings::WorkerSettings;
-use sluice_runtime::worker::Origin;
 use sluice_sdk::{ConnectorPlugin, Props};
 
 /// The example plugin's generator, compiled in: the very code the plugin library holds.
@@ -106,7 +106,7 @@ async fn main() {
     .unwrap();
     std::fs::create_dir_all(dir.path().join("configs")).unwrap();
     let running = start_worker_with(settings, compiled_in()).await.unwrap();
-    let worker = running.worker.clone();
+    let worker = running.herder.clone();
 
     let mut best: BTreeMap<&str, f64> = BTreeMap::new();
     for round in 0..rounds {

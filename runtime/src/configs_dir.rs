@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::worker::{Origin, Worker};
+use crate::herder::{Herder, Origin};
 
 /// Parses one connector file into its name and configuration.
 ///
@@ -86,7 +86,7 @@ pub fn parse_connector_json(path: &Path, text: &str) -> Result<(String, Props), 
 type Applied = BTreeMap<PathBuf, (String, Props)>;
 
 /// Reads every connector file now, then keeps watching the folder until `token` is cancelled.
-pub async fn run_config_dir(worker: Arc<Worker>, dir: PathBuf, token: CancellationToken) {
+pub async fn run_config_dir(worker: Arc<Herder>, dir: PathBuf, token: CancellationToken) {
     let mut applied = Applied::new();
     if !dir.exists() {
         warn!(dir = %dir.display(), "connector config folder does not exist; create it and add *.json files to define connectors");
@@ -151,7 +151,7 @@ fn poll_watcher(handler: impl notify::EventHandler, dir: &Path) -> Option<Box<dy
 }
 
 /// Brings the worker in line with the folder's files.
-async fn sync_dir(worker: &Arc<Worker>, dir: &Path, applied: &mut Applied) {
+async fn sync_dir(worker: &Arc<Herder>, dir: &Path, applied: &mut Applied) {
     let mut present: BTreeMap<PathBuf, Option<(String, Props)>> = BTreeMap::new();
     if let Ok(entries) = std::fs::read_dir(dir) {
         let mut paths: Vec<PathBuf> = entries

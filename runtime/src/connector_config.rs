@@ -115,7 +115,7 @@ pub fn common_def() -> ConfigDef {
         )
         .define(
             ConfigKey::new(ERRORS_RETRY_TIMEOUT, ConfigType::Long, Importance::Medium,
-                "Maximum milliseconds a failed operation is retried; 0 means no retries, -1 retries forever.")
+                "Maximum milliseconds a retriable converter or transform failure is retried (Kafka Connect's meaning); 0 means no retries, -1 retries forever. Built-in converters and transforms only fail with data errors, which are never retried.")
                 .default_value("0")
                 .validator(Validator::AtLeast(-1.0))
                 .group("Error Handling"),

@@ -1,5 +1,11 @@
 //! The broker the worker starts inside its own process when no `bootstrap.servers` is set.
 //! The worker still talks to it over the wire, exactly as to an external cluster.
+//!
+//! The broker runs on its own tokio runtime, with its own threads. librdkafka's clients
+//! block in places (destroying a client waits for its threads, which wait for the broker);
+//! if such a call ever ran on a thread the broker also needed, many connectors stopping at
+//! once could starve the very broker they are waiting for. With separate threads the broker
+//! answers whatever the worker's threads are doing.
 
 use serde_json::{Map, Value};
 use sluice_broker::{Broker, BrokerConfig};
@@ -14,7 +20,11 @@ use crate::settings::WorkerSettings;
 pub struct EmbeddedBroker {
     broker: Broker,
     token: CancellationToken,
+    runtime: tokio::runtime::Runtime,
 }
+
+/// Threads of the embedded broker's runtime.
+const BROKER_THREADS: usize = 2;
 
 impl EmbeddedBroker {
     /// Starts the broker on `broker.listen` with its data in `data.dir`; `broker.*` settings
@@ -26,14 +36,28 @@ impl EmbeddedBroker {
         let config = broker_config(settings)?;
         let token = CancellationToken::new();
         let listen = config.listen.clone();
-        let broker = Broker::start_with_shutdown(config, token.clone())
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(BROKER_THREADS)
+            .thread_name("sluice-broker")
+            .enable_all()
+            .build()
+            .map_err(|e| {
+                Error::Other(format!("cannot start the embedded broker's threads: {e}"))
+            })?;
+        let broker = runtime
+            .spawn(Broker::start_with_shutdown(config, token.clone()))
             .await
+            .map_err(|e| Error::Other(format!("the embedded broker failed to start: {e}")))?
             .map_err(|e| {
                 Error::Settings(format!(
                     "cannot start the embedded broker on {listen}: {e}; set broker.listen (SLUICE_BROKER_LISTEN) to a free address, or bootstrap.servers to use an existing cluster"
                 ))
             })?;
-        Ok(Self { broker, token })
+        Ok(Self {
+            broker,
+            token,
+            runtime,
+        })
     }
 
     /// `host:port` for clients.
@@ -41,12 +65,24 @@ impl EmbeddedBroker {
         self.broker.bootstrap_servers()
     }
 
+    /// The cluster id the broker reports.
+    pub fn cluster_id(&self) -> String {
+        self.broker.cluster_id().to_string()
+    }
+
     /// Stops the broker after flushing its logs.
     pub async fn stop(self) {
         self.token.cancel();
-        if let Err(e) = self.broker.wait().await {
-            warn!(error = %e, "embedded broker stopped with an error");
+        let Self {
+            broker, runtime, ..
+        } = self;
+        match runtime.spawn(broker.wait()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!(error = %e, "embedded broker stopped with an error"),
+            Err(e) => warn!(error = %e, "embedded broker stopped with an error"),
         }
+        // Its tasks are done; dropping a runtime blocks, which async code must not do.
+        runtime.shutdown_background();
     }
 }
 

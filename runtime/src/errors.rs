@@ -1,7 +1,20 @@
-//! Error handling as Kafka Connect does it: retries with backoff up to
-//! `errors.retry.timeout`, then `errors.tolerance` decides between failing the task and
-//! skipping the record, which is logged (`errors.log.*`) and written to the dead letter topic
-//! (`errors.deadletterqueue.*`) with the `__connect.errors.*` context headers.
+//! Error handling as Kafka Connect does it: `errors.tolerance` decides between failing the
+//! task and skipping the record, which is logged (`errors.log.*`) and written to the dead
+//! letter topic (`errors.deadletterqueue.*`) with the `__connect.errors.*` context headers.
+//!
+//! What is retried, and for how long (the [`backoff`](crate::backoff) between tries is capped
+//! by `errors.retry.delay.max.ms`):
+//! - converter and transform stages: in Kafka Connect `errors.retry.timeout` bounds retries of
+//!   *retriable* failures there. The built-in converters and transforms fail only with data
+//!   errors, which are never retried and go to `errors.tolerance` at once, so the option is
+//!   accepted (and validated) but changes nothing today.
+//! - produce (sources): the producer retries transient failures itself, without limit, as
+//!   Kafka Connect's producer does (`delivery.timeout.ms` at its maximum); offsets never pass
+//!   a record the cluster has not acknowledged. A non-retriable produce error goes to
+//!   `errors.tolerance`.
+//! - a sink's `put` and `flush`, a source's `poll` and every task's `start`: a retriable
+//!   failure is retried until it succeeds or the task stops; records not yet written are
+//!   then not committed, so they are delivered again after a restart.
 
 use std::time::Duration;
 
@@ -9,7 +22,7 @@ use sluice_sdk::Config;
 
 use crate::connector_config::{
     DLQ_CONTEXT_HEADERS, DLQ_TOPIC, ERRORS_LOG_ENABLE, ERRORS_LOG_INCLUDE_MESSAGES,
-    ERRORS_RETRY_DELAY_MAX_MS, ERRORS_RETRY_TIMEOUT, ERRORS_TOLERANCE,
+    ERRORS_RETRY_DELAY_MAX_MS, ERRORS_TOLERANCE,
 };
 
 /// Header with the original record's topic.
@@ -80,8 +93,6 @@ impl Stage {
 /// A connector's error-handling options.
 #[derive(Debug, Clone)]
 pub struct ErrorPolicy {
-    /// How long to retry a failing operation; `None` is forever.
-    pub retry_timeout: Option<Duration>,
     /// Longest delay between retries.
     pub retry_delay_max: Duration,
     /// Skip failed records instead of failing the task.
@@ -99,11 +110,7 @@ pub struct ErrorPolicy {
 impl ErrorPolicy {
     /// The policy from parsed runtime options.
     pub fn from_config(config: &Config) -> Self {
-        let retry_timeout_ms = config.get_i64(ERRORS_RETRY_TIMEOUT).unwrap_or(0);
         Self {
-            retry_timeout: u64::try_from(retry_timeout_ms)
-                .ok()
-                .map(Duration::from_millis),
             retry_delay_max: Duration::from_millis(
                 u64::try_from(config.get_i64(ERRORS_RETRY_DELAY_MAX_MS).unwrap_or(60_000))
                     .unwrap_or(60_000),
@@ -122,139 +129,5 @@ impl ErrorPolicy {
                 .to_string(),
             dlq_context_headers: config.get_bool(DLQ_CONTEXT_HEADERS).unwrap_or(false),
         }
-    }
-
-    /// Runs `op` until it succeeds, fails for good, or retriable failures outlast
-    /// `errors.retry.timeout`; backoff doubles from 300 ms up to `errors.retry.delay.max.ms`,
-    /// with jitter. `on_retry` sees each retriable failure (for logs and status).
-    ///
-    /// # Errors
-    /// The last error when it is not retriable or the retry time is used up.
-    pub async fn retry<T, F, Fut>(
-        &self,
-        mut op: F,
-        mut on_retry: impl FnMut(&sluice_sdk::Error, Duration),
-    ) -> sluice_sdk::Result<T>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = sluice_sdk::Result<T>>,
-    {
-        let started = tokio::time::Instant::now();
-        let mut delay = Duration::from_millis(300);
-        loop {
-            match op().await {
-                Ok(v) => return Ok(v),
-                Err(e) if e.is_retriable() => {
-                    let elapsed = started.elapsed();
-                    let left = match self.retry_timeout {
-                        None => Duration::MAX,
-                        Some(limit) => limit.saturating_sub(elapsed),
-                    };
-                    if left.is_zero() {
-                        return Err(e);
-                    }
-                    let wait = jitter(delay.min(self.retry_delay_max)).min(left);
-                    on_retry(&e, wait);
-                    tokio::time::sleep(wait).await;
-                    delay = delay.saturating_mul(2);
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-}
-
-/// Backoff delay plus up to 20% random jitter, so many tasks do not retry in lockstep.
-pub fn jitter(delay: Duration) -> Duration {
-    use std::collections::hash_map::RandomState;
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = RandomState::new().build_hasher();
-    h.write_u128(delay.as_nanos());
-    let frac = (h.finish() % 1000) as f64 / 1000.0 * 0.2;
-    delay.mul_f64(1.0 + frac)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::atomic::{AtomicU32, Ordering};
-
-    fn policy(timeout_ms: Option<u64>) -> ErrorPolicy {
-        ErrorPolicy {
-            retry_timeout: timeout_ms.map(Duration::from_millis),
-            retry_delay_max: Duration::from_millis(1000),
-            tolerate_all: false,
-            log_enable: false,
-            log_include_messages: false,
-            dlq_topic: String::new(),
-            dlq_context_headers: false,
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn retriable_errors_are_retried_until_success() {
-        let calls = AtomicU32::new(0);
-        let result = policy(Some(60_000))
-            .retry(
-                || async {
-                    if calls.fetch_add(1, Ordering::SeqCst) < 3 {
-                        Err(sluice_sdk::Error::retriable("busy"))
-                    } else {
-                        Ok(7)
-                    }
-                },
-                |_, _| {},
-            )
-            .await;
-        assert_eq!(result.unwrap(), 7);
-        assert_eq!(calls.load(Ordering::SeqCst), 4);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn retries_stop_at_the_timeout_and_fatal_errors_are_not_retried() {
-        let calls = AtomicU32::new(0);
-        let started = tokio::time::Instant::now();
-        let result: sluice_sdk::Result<()> = policy(Some(5_000))
-            .retry(
-                || async {
-                    calls.fetch_add(1, Ordering::SeqCst);
-                    Err(sluice_sdk::Error::retriable("down"))
-                },
-                |_, wait| assert!(wait <= Duration::from_millis(1200)),
-            )
-            .await;
-        assert!(result.unwrap_err().is_retriable());
-        assert!(started.elapsed() >= Duration::from_millis(5_000));
-        assert!(started.elapsed() < Duration::from_millis(6_500));
-        assert!(calls.load(Ordering::SeqCst) > 3);
-
-        let calls = AtomicU32::new(0);
-        let result: sluice_sdk::Result<()> = policy(None)
-            .retry(
-                || async {
-                    calls.fetch_add(1, Ordering::SeqCst);
-                    Err(sluice_sdk::Error::fatal("bad"))
-                },
-                |_, _| {},
-            )
-            .await;
-        assert!(!result.unwrap_err().is_retriable());
-        assert_eq!(calls.load(Ordering::SeqCst), 1);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn zero_timeout_means_no_retries() {
-        let calls = AtomicU32::new(0);
-        let result: sluice_sdk::Result<()> = policy(Some(0))
-            .retry(
-                || async {
-                    calls.fetch_add(1, Ordering::SeqCst);
-                    Err(sluice_sdk::Error::retriable("down"))
-                },
-                |_, _| {},
-            )
-            .await;
-        assert!(result.is_err());
-        assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 }

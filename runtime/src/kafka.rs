@@ -36,10 +36,26 @@ where
     .expect("a blocking librdkafka call does not panic")
 }
 
-/// Drops an admin client off the async path: librdkafka's admin client stops a polling thread
-/// that wakes every 100 ms, so dropping it in place can stall the caller for that long.
-pub fn release(admin: Admin) {
-    drop(tokio::task::spawn_blocking(move || drop(admin)));
+/// Drops a librdkafka client off the async path. Destroying a client joins its threads (an
+/// admin client's polling thread wakes every 100 ms; a producer's threads may wait on a broker
+/// answer), so dropping one in place can stall the async thread that does it, and with it
+/// everything else scheduled there.
+pub fn release<C: Send + 'static>(client: C) {
+    drop(RELEASES.spawn_blocking(move || drop(client)));
+}
+
+/// Clients being destroyed by [`release`], so a stopping worker can wait for them before its
+/// embedded broker goes away.
+static RELEASES: std::sync::LazyLock<tokio_util::task::TaskTracker> =
+    std::sync::LazyLock::new(tokio_util::task::TaskTracker::new);
+
+/// Waits up to `timeout` for every client handed to [`release`] to be destroyed; true when
+/// all were.
+pub async fn wait_for_released(timeout: Duration) -> bool {
+    RELEASES.close();
+    let done = tokio::time::timeout(timeout, RELEASES.wait()).await.is_ok();
+    RELEASES.reopen();
+    done
 }
 
 /// A producer shared by the worker's internal writers (offsets, status, configs, dead letters).

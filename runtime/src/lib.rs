@@ -4,7 +4,9 @@
 //! # Layout
 //! - [`settings`]: worker settings from `sluice.toml` and `SLUICE_*` variables.
 //! - [`run`]: starting and stopping a whole worker; [`embedded`] the in-process broker.
-//! - [`worker`]: connector and task lifecycle; [`plugins`] the known connector classes;
+//! - [`herder`]: what runs (configurations, origins, target states, the config topic);
+//!   [`worker`] running it (one actor per connector, which starts and stops its instance
+//!   and tasks); [`plugins`] the known connector classes;
 //!   [`plugin_loader`] connector plugins from dynamic libraries in `plugin.path`.
 //! - [`connector_config`]: the options every connector has, and config parsing.
 //! - [`configs_dir`]: connector JSON files, loaded and watched.
@@ -12,10 +14,12 @@
 //! - [`converter`]: JSON, string and byte array converters; [`transforms`] the SMTs.
 //! - [`offsets`]: source offset tracking and the `connect-offsets` store;
 //!   [`config_store`] the `connect-configs` topic; [`status`] the `connect-status` topic.
-//! - [`errors`] and [`dlq`]: retries, error tolerance and the dead letter queue.
+//! - [`errors`] and [`dlq`]: error tolerance and the dead letter queue; [`backoff`] the one
+//!   back-off every retry site uses.
 //! - [`kafka`]: librdkafka client configuration.
 //! - [`rest`]: the Kafka Connect-compatible REST API; [`metrics`] its `/metrics`.
 //! - [`cli`]: the `sluice` subcommands that talk to a broker.
+pub mod backoff;
 pub mod cli;
 pub mod config_store;
 pub mod configs_dir;
@@ -25,6 +29,7 @@ pub mod dlq;
 pub mod embedded;
 pub mod error;
 pub mod errors;
+pub mod herder;
 pub mod kafka;
 pub mod metrics;
 pub mod offsets;

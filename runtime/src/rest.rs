@@ -19,9 +19,9 @@ use tracing::{info, warn, Instrument};
 
 use crate::connector_config::{common_def, sink_def, CONNECTOR_CLASS, NAME};
 use crate::error::Error;
+use crate::herder::{ConnectorInfo, Herder, Origin};
 use crate::status::ConnectorStatusView;
 use crate::task::TargetState;
-use crate::worker::{ConnectorInfo, Origin, Worker};
 
 /// A REST error in Kafka Connect's shape.
 #[derive(Debug)]
@@ -66,10 +66,10 @@ impl IntoResponse for ApiError {
 }
 
 type ApiResult<T> = Result<T, ApiError>;
-type AppState = Arc<Worker>;
+type AppState = Arc<Herder>;
 
 /// The router serving the REST API for `worker`.
-pub fn router(worker: Arc<Worker>) -> Router {
+pub fn router(worker: Arc<Herder>) -> Router {
     Router::new()
         .route("/", get(root))
         .route("/connectors", get(list_connectors).post(create_connector))
@@ -164,7 +164,7 @@ fn info_json(info: &ConnectorInfo) -> Value {
     })
 }
 
-fn status_json(worker: &Worker, name: &str, view: &ConnectorStatusView) -> Value {
+fn status_json(worker: &Herder, name: &str, view: &ConnectorStatusView) -> Value {
     let worker_id = worker.worker_id();
     let with_worker = |s: &crate::status::Status| {
         let mut v = serde_json::to_value(s).unwrap_or_default();
@@ -253,13 +253,7 @@ async fn create_connector(
         )
     })?;
     let props = props_from_json(config)?;
-    if worker.info(&name).await.is_some() {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!("Connector {name} already exists"),
-        ));
-    }
-    worker.put_connector(&name, props, Origin::Rest).await?;
+    worker.create_connector(&name, props).await?;
     let info = worker
         .info(&name)
         .await

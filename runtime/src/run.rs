@@ -13,16 +13,16 @@ use tracing::{info, warn};
 use crate::configs_dir::run_config_dir;
 use crate::embedded::EmbeddedBroker;
 use crate::error::{Error, Result};
+use crate::herder::Herder;
 use crate::plugins::worker_plugins;
 use crate::rest::router;
 use crate::settings::WorkerSettings;
-use crate::worker::Worker;
 
 /// A running worker.
 #[derive(Debug)]
 pub struct RunningWorker {
-    /// The worker.
-    pub worker: Arc<Worker>,
+    /// The herder: what the REST API and the configs folder talk to.
+    pub herder: Arc<Herder>,
     /// Where the REST API listens.
     pub rest_addr: SocketAddr,
     /// The Kafka bootstrap servers in use.
@@ -82,9 +82,9 @@ pub async fn start_worker_with(
             .into_iter()
             .chain(extra)
             .collect();
-    let worker =
-        Worker::connect(settings.clone(), bootstrap.clone(), plugins, root.clone()).await?;
-    let app = router(worker.clone());
+    let herder =
+        Herder::connect(settings.clone(), bootstrap.clone(), plugins, root.clone()).await?;
+    let app = router(herder.clone());
     let rest_token = root.clone();
     let rest = tokio::spawn(async move {
         let served = axum::serve(listener, app)
@@ -95,7 +95,7 @@ pub async fn start_worker_with(
         }
     });
     let watcher = tokio::spawn(run_config_dir(
-        worker.clone(),
+        herder.clone(),
         settings.config_dir.clone(),
         root.clone(),
     ));
@@ -108,7 +108,7 @@ pub async fn start_worker_with(
         "worker started"
     );
     Ok(RunningWorker {
-        worker,
+        herder,
         rest_addr,
         bootstrap,
         root,
@@ -123,12 +123,16 @@ impl RunningWorker {
     pub async fn stop(self) {
         info!("worker stopping");
         self.watcher.abort();
-        self.worker.shutdown().await;
+        self.herder.shutdown().await;
         self.root.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.rest).await;
         let _ = self.watcher.await;
-        // Close the worker's Kafka clients before their broker goes away.
-        drop(self.worker);
+        // Close the worker's Kafka clients (off the async threads: destroying one blocks)
+        // before their broker goes away.
+        crate::kafka::release(self.herder);
+        if !crate::kafka::wait_for_released(Duration::from_secs(10)).await {
+            warn!("some Kafka clients were still closing after 10 s; stopping anyway");
+        }
         if let Some(broker) = self.broker {
             broker.stop().await;
         }

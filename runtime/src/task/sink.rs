@@ -22,9 +22,10 @@ use sluice_sdk::{
 use tracing::{debug, info, warn};
 
 use super::TaskEnv;
+use crate::backoff::Backoff;
 use crate::converter::Converter;
 use crate::dlq::{DeadLetterReporter, FailedRecord, Failure};
-use crate::errors::{jitter, Stage, DATA_EXCEPTION};
+use crate::errors::{Stage, DATA_EXCEPTION};
 use crate::kafka::off_async;
 use crate::status::{State, TaskProblemReporter};
 use crate::transforms::TransformRecord;
@@ -231,20 +232,24 @@ pub async fn run_sink_task(mut env: TaskEnv, mut task: Box<dyn SinkTask>) {
             task: id,
         }),
     );
-    let mut delay = Duration::from_millis(300);
+    let mut backoff = Backoff::new(env.settings.errors.retry_delay_max);
     loop {
-        match task.start(ctx.clone()).await {
+        // A start waiting on an unreachable system is abandoned when the task is stopped.
+        let started = tokio::select! {
+            biased;
+            () = env.token.cancelled() => return,
+            started = task.start(ctx.clone()) => started,
+        };
+        match started {
             Ok(()) => {
                 ctx.report_problem(None);
                 break;
             }
             Err(e) if e.is_retriable() => {
                 ctx.report_problem(Some(format!("cannot start yet, retrying: {e}")));
-                tokio::select! {
-                    _ = env.token.cancelled() => return,
-                    _ = tokio::time::sleep(jitter(delay)) => {}
+                if !backoff.wait(&env.token).await {
+                    return;
                 }
-                delay = (delay * 2).min(env.settings.errors.retry_delay_max);
             }
             Err(e) => {
                 env.status.set_task(
@@ -365,7 +370,7 @@ impl SinkState {
             return Ok(());
         }
         if self.put_since_flush {
-            let mut delay = Duration::from_millis(300);
+            let mut backoff = Backoff::new(env.settings.errors.retry_delay_max);
             loop {
                 match task.flush().await {
                     Ok(()) => break,
@@ -375,8 +380,14 @@ impl SinkState {
                             env.task_id,
                             Some(format!("flush failed, retrying: {e}")),
                         );
-                        tokio::time::sleep(jitter(delay)).await;
-                        delay = (delay * 2).min(env.settings.errors.retry_delay_max);
+                        // Once the task is stopped a failing flush is not retried (the stop
+                        // keeps its deadline): these records are not committed, so they are
+                        // delivered again after a restart.
+                        if !backoff.wait(&env.token).await {
+                            warn!(connector = %env.connector, task = env.task_id, partitions = self.processed.len(), "stopped while the flush was failing; the uncommitted records will be delivered again");
+                            self.processed.clear();
+                            return Ok(());
+                        }
                     }
                     Err(e) => {
                         return Err(format!(
@@ -724,7 +735,7 @@ async fn put_with_retry(
     records: Vec<SinkRecord>,
     again: impl Fn() -> Result<Vec<SinkRecord>, String>,
 ) -> Result<bool, String> {
-    let mut delay = Duration::from_millis(300);
+    let mut backoff = Backoff::new(env.settings.errors.retry_delay_max);
     let mut reported = false;
     let mut next = Some(records);
     loop {
@@ -745,14 +756,15 @@ async fn put_with_retry(
                 env.status.set_task_problem(
                     &env.connector,
                     env.task_id,
-                    Some(format!("put failed, retrying in {delay:?}: {e}")),
+                    Some(format!(
+                        "put failed, retrying in {:?}: {e}",
+                        backoff.current()
+                    )),
                 );
                 reported = true;
-                tokio::select! {
-                    _ = env.token.cancelled() => return Ok(false),
-                    _ = tokio::time::sleep(jitter(delay)) => {}
+                if !backoff.wait(&env.token).await {
+                    return Ok(false);
                 }
-                delay = (delay * 2).min(env.settings.errors.retry_delay_max);
             }
             Err(e) => {
                 env.metrics.errors.fetch_add(1, Ordering::Relaxed);

@@ -22,8 +22,9 @@ use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 
 use super::{TargetState, TaskEnv};
+use crate::backoff::Backoff;
 use crate::dlq::{DeadLetterReporter, FailedRecord, Failure};
-use crate::errors::{jitter, Stage, CONNECT_EXCEPTION, DATA_EXCEPTION};
+use crate::errors::{Stage, CONNECT_EXCEPTION, DATA_EXCEPTION};
 use crate::kafka::off_async;
 use crate::offsets::OffsetTracker;
 use crate::status::{State, TaskProblemReporter};
@@ -460,6 +461,8 @@ pub async fn run_source_task(mut env: TaskEnv, mut task: Box<dyn SourceTask>) {
     if let Err(e) = task.stop().await {
         warn!(connector = %connector, task = id, error = %e, "task stop failed");
     }
+    // Destroying a librdkafka client blocks until its threads end: never on async threads.
+    crate::kafka::release(committer.producer);
     match outcome.and(final_commit) {
         Ok(()) => info!(connector = %connector, task = id, "source task stopped"),
         Err(trace) => env
@@ -474,20 +477,24 @@ pub(crate) async fn start_task(
     task: &mut Box<dyn SourceTask>,
     ctx: SourceTaskContext,
 ) -> bool {
-    let mut delay = Duration::from_millis(300);
+    let mut backoff = Backoff::new(env.settings.errors.retry_delay_max);
     loop {
-        match task.start(ctx.clone()).await {
+        // A start waiting on an unreachable system is abandoned when the task is stopped.
+        let started = tokio::select! {
+            biased;
+            () = env.token.cancelled() => return false,
+            started = task.start(ctx.clone()) => started,
+        };
+        match started {
             Ok(()) => {
                 ctx.report_problem(None);
                 return true;
             }
             Err(e) if e.is_retriable() => {
                 ctx.report_problem(Some(format!("cannot start yet, retrying: {e}")));
-                tokio::select! {
-                    _ = env.token.cancelled() => return false,
-                    _ = tokio::time::sleep(jitter(delay)) => {}
+                if !backoff.wait(&env.token).await {
+                    return false;
                 }
-                delay = (delay * 2).min(env.settings.errors.retry_delay_max);
             }
             Err(e) => {
                 env.status.set_task(
@@ -509,7 +516,7 @@ async fn source_loop(
 ) -> Result<(), String> {
     let interval = env.flush_interval;
     let mut next_commit = tokio::time::Instant::now() + interval;
-    let mut backoff = Duration::from_millis(300);
+    let mut backoff = Backoff::new(env.settings.errors.retry_delay_max);
     let mut reported_problem = false;
     loop {
         if env.paused() {
@@ -554,7 +561,7 @@ async fn source_loop(
                         .set_task_problem(&env.connector, env.task_id, None);
                     reported_problem = false;
                 }
-                backoff = Duration::from_millis(300);
+                backoff.reset();
                 if !records.is_empty() {
                     env.metrics
                         .records_in
@@ -570,14 +577,15 @@ async fn source_loop(
                 env.status.set_task_problem(
                     &env.connector,
                     env.task_id,
-                    Some(format!("poll failed, retrying in {backoff:?}: {e}")),
+                    Some(format!(
+                        "poll failed, retrying in {:?}: {e}",
+                        backoff.current()
+                    )),
                 );
                 reported_problem = true;
-                tokio::select! {
-                    _ = env.token.cancelled() => return Ok(()),
-                    _ = tokio::time::sleep(jitter(backoff)) => {}
+                if !backoff.wait(&env.token).await {
+                    return Ok(());
                 }
-                backoff = (backoff * 2).min(env.settings.errors.retry_delay_max);
             }
             Err(e) => {
                 env.metrics.errors.fetch_add(1, Ordering::Relaxed);

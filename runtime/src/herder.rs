@@ -1,0 +1,777 @@
+//! The herder decides what runs: it owns every connector's configuration, origin (a file in
+//! `configs/` or the REST API) and target state, writes them to the `connect-configs` topic,
+//! and hands each connector to the [`Worker`], which runs it (Kafka Connect's Herder and
+//! Worker split).
+//!
+//! The connector map is locked for plain map operations only. Validation (which may reach an
+//! outside system) happens before any lock is taken and has a deadline; config-topic writes
+//! are serialised by a separate decision lock; starting and stopping happen in each
+//! connector's own actor. So one slow connector never delays a REST call or a file event
+//! about another.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::util::Timeout;
+use serde_json::{json, Value as Json};
+use sluice_sdk::{ConfigErrors, ConnectorKind, ConnectorPlugin, Props};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::config_store::ConfigStore;
+use crate::connector_config::{parse_connector_config, ConnectorSettings, NAME};
+use crate::error::{Error, Result};
+use crate::kafka::KafkaClients;
+use crate::metrics::Metrics;
+use crate::offsets::OffsetStore;
+use crate::settings::WorkerSettings;
+use crate::status::{ConnectorStatusView, State, StatusStore};
+use crate::task::TargetState;
+use crate::worker::{ConnectorRunner, Finished, Worker, WorkerParts};
+
+/// How long a connector's own validation (which may contact its outside system) may take
+/// before the worker answers on its behalf. Connectors bound their calls with their own,
+/// shorter deadlines (`connect_timeout`, `connection.timeout.ms`, ...); this is the backstop
+/// that keeps a REST request from waiting on a connector that has none.
+pub const VALIDATION_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Deadline of the admin and metadata calls the REST API makes to the cluster.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where a connector's configuration comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A JSON file in the watched configs folder; the file is the source of truth.
+    File(PathBuf),
+    /// Created through the REST API; stored in the config topic.
+    Rest,
+}
+
+/// What the REST API shows of one connector.
+#[derive(Debug, Clone)]
+pub struct ConnectorInfo {
+    /// Name.
+    pub name: String,
+    /// Configuration as written.
+    pub config: Props,
+    /// `source` or `sink`.
+    pub kind: &'static str,
+    /// Task configurations.
+    pub tasks: Vec<Props>,
+    /// Where it was declared.
+    pub origin: Origin,
+}
+
+/// How a configuration arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Put {
+    /// `POST /connectors`: the connector must not exist yet.
+    Create,
+    /// A REST `PUT` or a file: create or reconfigure.
+    Upsert,
+    /// Read back from the config topic at start: validated when it was written, so it is not
+    /// validated again (that could wait on an outside system before the worker is up).
+    Restore,
+}
+
+/// One connector as the herder knows it.
+#[derive(Debug)]
+struct Entry {
+    raw: Props,
+    settings: Arc<ConnectorSettings>,
+    origin: Origin,
+    target: TargetState,
+    runner: ConnectorRunner,
+}
+
+/// The herder.
+pub struct Herder {
+    settings: WorkerSettings,
+    clients: KafkaClients,
+    plugins: Vec<ConnectorPlugin>,
+    offsets: Arc<OffsetStore>,
+    configs: ConfigStore,
+    status: Arc<StatusStore>,
+    metrics: Arc<Metrics>,
+    worker: Worker,
+    connectors: Mutex<BTreeMap<String, Entry>>,
+    /// Target states from the config topic, for connectors (re)created from files.
+    stored_targets: Mutex<BTreeMap<String, TargetState>>,
+    /// Serialises decisions (which include config-topic writes); never held while a
+    /// connector starts, stops or validates.
+    deciding: tokio::sync::Mutex<()>,
+    /// Actors of replaced or deleted connectors still stopping, by name, so a connector
+    /// created again under that name waits for its predecessor.
+    stopping: Mutex<BTreeMap<String, Finished>>,
+    root: CancellationToken,
+}
+
+impl std::fmt::Debug for Herder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Herder")
+            .field("bootstrap", &self.clients.bootstrap())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Herder {
+    /// Connects to the cluster at `bootstrap`, creates and reads the internal topics, starts
+    /// the connectors stored in the config topic, and returns the herder. `plugins` are the
+    /// connector classes it knows.
+    ///
+    /// # Errors
+    /// When the cluster cannot be reached or the internal topics cannot be read.
+    pub async fn connect(
+        settings: WorkerSettings,
+        bootstrap: String,
+        plugins: Vec<ConnectorPlugin>,
+        root: CancellationToken,
+    ) -> Result<Arc<Self>> {
+        let clients = KafkaClients::new(bootstrap, &settings);
+        let admin = clients.wait_for_cluster(Duration::from_secs(30)).await?;
+        // Kafka Connect's default partition counts: offsets 25, configs 1 (it must be 1), status 5.
+        let created = KafkaClients::ensure_topics_with(
+            &admin,
+            &[
+                (&settings.offset_topic, 25, true),
+                (&settings.config_topic, 1, true),
+                (&settings.status_topic, 5, true),
+            ],
+        )
+        .await;
+        crate::kafka::release(admin);
+        let created = created?;
+        let internal_producer = clients.internal_producer()?;
+        let (offsets, configs) = tokio::join!(
+            OffsetStore::load(
+                &clients,
+                &settings.offset_topic,
+                created[0],
+                internal_producer.clone()
+            ),
+            ConfigStore::load(
+                &clients,
+                &settings.config_topic,
+                created[1],
+                internal_producer.clone()
+            ),
+        );
+        let offsets = Arc::new(offsets?);
+        let (configs, stored) = configs?;
+        let worker_id = settings.rest_addr.to_string();
+        let status = Arc::new(StatusStore::new(
+            worker_id,
+            settings.status_topic.clone(),
+            Some(internal_producer.clone()),
+        ));
+        let metrics = Arc::new(Metrics::default());
+        let worker = Worker::new(WorkerParts {
+            clients: clients.clone(),
+            internal_producer,
+            offsets: offsets.clone(),
+            status: status.clone(),
+            metrics: metrics.clone(),
+            flush_interval: settings.offset_flush_interval,
+            flush_timeout: settings.offset_flush_timeout,
+            shutdown_timeout: settings.shutdown_timeout,
+        });
+        let herder = Arc::new(Self {
+            settings,
+            clients,
+            plugins,
+            offsets,
+            configs,
+            status,
+            metrics,
+            worker,
+            connectors: Mutex::new(BTreeMap::new()),
+            stored_targets: Mutex::new(stored.target_states.clone()),
+            deciding: tokio::sync::Mutex::new(()),
+            stopping: Mutex::new(BTreeMap::new()),
+            root,
+        });
+        for (name, props) in stored.connectors {
+            let target = stored
+                .target_states
+                .get(&name)
+                .copied()
+                .unwrap_or(TargetState::Started);
+            if let Err(e) = herder
+                .put(&name, props, Origin::Rest, target, Put::Restore)
+                .await
+            {
+                error!(connector = %name, error = %e, "cannot start stored connector");
+            }
+        }
+        Ok(herder)
+    }
+
+    /// The worker settings.
+    pub fn settings(&self) -> &WorkerSettings {
+        &self.settings
+    }
+
+    /// The Kafka bootstrap servers in use.
+    pub fn bootstrap(&self) -> &str {
+        self.clients.bootstrap()
+    }
+
+    /// The metrics registry.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The connector classes this worker knows.
+    pub fn plugins(&self) -> Vec<ConnectorPlugin> {
+        self.plugins.clone()
+    }
+
+    /// The plugin answering to `class` (short name, alias, or a class name's last segment).
+    pub fn plugin(&self, class: &str) -> Option<ConnectorPlugin> {
+        self.plugins
+            .iter()
+            .find(|p| p.answers_to(class))
+            .or_else(|| {
+                self.plugins.iter().find(|p| {
+                    p.aliases
+                        .iter()
+                        .any(|a| a.rsplit('.').next().is_some_and(|simple| simple == class))
+                })
+            })
+            .cloned()
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Entry>> {
+        self.connectors.lock().expect("connector map lock")
+    }
+
+    fn runner(&self, name: &str) -> Result<ConnectorRunner> {
+        self.map()
+            .get(name)
+            .map(|e| e.runner.clone())
+            .ok_or_else(|| not_found(name))
+    }
+
+    /// Names of every connector.
+    pub async fn connector_names(&self) -> Vec<String> {
+        self.map().keys().cloned().collect()
+    }
+
+    /// Checks a configuration as the validate endpoint does: every option's errors. A
+    /// connector whose own checks outlast [`VALIDATION_DEADLINE`] gets that as an error.
+    pub async fn validate(&self, raw: &Props) -> (Option<ConnectorPlugin>, ConfigErrors) {
+        match parse_connector_config(raw, &self.settings.connector_defaults, &self.plugins) {
+            Ok(settings) => {
+                let errors = connector_validate(&settings).await;
+                (Some(settings.plugin.clone()), errors)
+            }
+            Err(errors) => {
+                let plugin = raw.get("connector.class").and_then(|c| {
+                    self.plugins
+                        .iter()
+                        .find(|p| p.answers_to(c.trim()))
+                        .cloned()
+                });
+                (plugin, errors)
+            }
+        }
+    }
+
+    /// Creates or reconfigures connector `name` from `raw` (as written). Returns whether it was
+    /// created. An unchanged configuration leaves the running connector alone. The connector
+    /// starts in the background: this returns once the configuration is validated and stored.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the connector and each bad option;
+    /// [`Error::Conflict`] when a REST change targets a file-managed connector.
+    pub async fn put_connector(&self, name: &str, raw: Props, origin: Origin) -> Result<bool> {
+        let target = self
+            .stored_targets
+            .lock()
+            .expect("stored targets lock")
+            .get(name)
+            .copied()
+            .unwrap_or(TargetState::Started);
+        self.put(name, raw, origin, target, Put::Upsert).await
+    }
+
+    /// Creates connector `name` through the REST API (`POST /connectors`).
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] when it exists already; otherwise as [`Herder::put_connector`].
+    pub async fn create_connector(&self, name: &str, raw: Props) -> Result<()> {
+        let target = self
+            .stored_targets
+            .lock()
+            .expect("stored targets lock")
+            .get(name)
+            .copied()
+            .unwrap_or(TargetState::Started);
+        self.put(name, raw, Origin::Rest, target, Put::Create)
+            .await
+            .map(drop)
+    }
+
+    async fn put(
+        &self,
+        name: &str,
+        mut raw: Props,
+        origin: Origin,
+        initial_target: TargetState,
+        mode: Put,
+    ) -> Result<bool> {
+        match raw.get(NAME) {
+            Some(n) if n != name => {
+                return Err(Error::InvalidConfig(format!(
+                    "connector '{name}': option 'name' is '{n}' but the connector is called '{name}'; make them equal"
+                )))
+            }
+            Some(_) => {}
+            None => {
+                raw.insert(NAME.to_string(), name.to_string());
+            }
+        }
+        let settings =
+            parse_connector_config(&raw, &self.settings.connector_defaults, &self.plugins)
+                .map_err(|e| Error::InvalidConfig(format!("connector '{name}': {e}")))?;
+        if mode != Put::Restore {
+            let extra = connector_validate(&settings).await;
+            if !extra.is_empty() {
+                return Err(Error::InvalidConfig(format!("connector '{name}': {extra}")));
+            }
+        }
+        let _deciding = self.deciding.lock().await;
+        let existing = {
+            let map = self.map();
+            map.get(name)
+                .map(|e| (e.origin.clone(), e.raw == raw, e.target))
+        };
+        let mut target = initial_target;
+        let created = match existing {
+            Some(_) if mode == Put::Create => {
+                return Err(Error::Conflict(format!("Connector {name} already exists")))
+            }
+            Some((existing_origin, same_config, existing_target)) => {
+                match (&existing_origin, &origin) {
+                    (Origin::File(path), Origin::Rest) => {
+                        return Err(Error::Conflict(format!(
+                            "connector '{name}' is defined by the file {}; edit or delete that file instead",
+                            path.display()
+                        )))
+                    }
+                    (Origin::File(a), Origin::File(b)) if a != b => {
+                        return Err(Error::Conflict(format!(
+                            "connector '{name}' is already defined by the file {}; rename one of them",
+                            a.display()
+                        )))
+                    }
+                    (Origin::Rest, Origin::File(path)) => {
+                        warn!(connector = name, file = %path.display(), "a file now defines a connector created through REST; the file takes over");
+                        self.configs.write_connector(name, None).await?;
+                    }
+                    _ => {}
+                }
+                if same_config && existing_origin == origin {
+                    return Ok(false);
+                }
+                target = existing_target;
+                false
+            }
+            None => true,
+        };
+        if origin == Origin::Rest {
+            self.configs.write_connector(name, Some(&raw)).await?;
+        }
+        let settings = Arc::new(settings);
+        let kind = settings.plugin.kind.name();
+        let previous = self.map().get(name).map(|e| e.runner.clone());
+        let after = match previous {
+            Some(previous) => Some(previous.stop(false)),
+            None => self.stopping.lock().expect("stopping lock").remove(name),
+        };
+        if after.is_none() {
+            // The status exists from the moment the connector does; its actor takes it on.
+            let state = if target == TargetState::Stopped {
+                State::Stopped
+            } else {
+                State::Unassigned
+            };
+            self.status.set_connector(name, kind, state, None);
+        }
+        let runner = self
+            .worker
+            .run_connector(name, settings.clone(), target, &self.root, after);
+        self.map().insert(
+            name.to_string(),
+            Entry {
+                raw,
+                settings,
+                origin,
+                target,
+                runner,
+            },
+        );
+        info!(connector = name, created, "connector configured");
+        Ok(created)
+    }
+
+    /// Deletes connector `name`. Its source offsets stay, as in Kafka Connect.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]; [`Error::Conflict`] for a file-managed connector unless `origin`
+    /// is that file.
+    pub async fn delete_connector(&self, name: &str, origin: &Origin) -> Result<()> {
+        let _deciding = self.deciding.lock().await;
+        let entry_origin = self
+            .map()
+            .get(name)
+            .map(|e| e.origin.clone())
+            .ok_or_else(|| not_found(name))?;
+        if let (Origin::File(path), Origin::Rest) = (&entry_origin, origin) {
+            return Err(Error::Conflict(format!(
+                "connector '{name}' is defined by the file {}; delete that file to remove it",
+                path.display()
+            )));
+        }
+        if &entry_origin != origin {
+            return Ok(());
+        }
+        if entry_origin == Origin::Rest {
+            self.configs.write_connector(name, None).await?;
+        }
+        self.configs.write_target_state(name, None).await?;
+        self.stored_targets
+            .lock()
+            .expect("stored targets lock")
+            .remove(name);
+        if let Some(entry) = self.map().remove(name) {
+            let finished = entry.runner.stop(true);
+            let mut stopping = self.stopping.lock().expect("stopping lock");
+            stopping.retain(|_, f| !f.is_finished());
+            stopping.insert(name.to_string(), finished);
+        }
+        info!(connector = name, "connector deleted");
+        Ok(())
+    }
+
+    /// Pauses, resumes or stops connector `name`. The change is recorded at once and carried
+    /// out by the connector's actor.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], or a failed config-topic write.
+    pub async fn set_target_state(&self, name: &str, target: TargetState) -> Result<()> {
+        let _deciding = self.deciding.lock().await;
+        self.runner(name)?;
+        self.configs.write_target_state(name, Some(target)).await?;
+        self.stored_targets
+            .lock()
+            .expect("stored targets lock")
+            .insert(name.to_string(), target);
+        let runner = {
+            let mut map = self.map();
+            let entry = map.get_mut(name).ok_or_else(|| not_found(name))?;
+            entry.target = target;
+            entry.runner.clone()
+        };
+        runner.set_target(target);
+        Ok(())
+    }
+
+    /// Restarts connector `name`: its connector instance, and with `include_tasks` its tasks;
+    /// with `only_failed`, only what has FAILED. Carried out by the connector's actor.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`].
+    pub async fn restart_connector(
+        &self,
+        name: &str,
+        include_tasks: bool,
+        only_failed: bool,
+    ) -> Result<()> {
+        self.runner(name)?.restart(include_tasks, only_failed);
+        Ok(())
+    }
+
+    /// Restarts task `id` of connector `name`.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown connector or task.
+    pub async fn restart_task(&self, name: &str, id: u32) -> Result<()> {
+        let runner = self.runner(name)?;
+        if id as usize >= runner.task_configs().len() {
+            return Err(Error::NotFound(format!("Task {name}-{id} not found")));
+        }
+        runner.restart_task(id);
+        Ok(())
+    }
+
+    /// A connector's configuration, kind, tasks and origin.
+    pub async fn info(&self, name: &str) -> Option<ConnectorInfo> {
+        let map = self.map();
+        map.get(name).map(|e| ConnectorInfo {
+            name: name.to_string(),
+            config: e.raw.clone(),
+            kind: e.settings.plugin.kind.name(),
+            tasks: e.runner.task_configs(),
+            origin: e.origin.clone(),
+        })
+    }
+
+    /// A connector's status with its tasks'.
+    pub fn status(&self, name: &str) -> Option<ConnectorStatusView> {
+        self.status.get(name)
+    }
+
+    /// This worker's id as status records show it.
+    pub fn worker_id(&self) -> &str {
+        self.status.worker_id()
+    }
+
+    /// The connector's current target state.
+    pub async fn target_state(&self, name: &str) -> Option<TargetState> {
+        self.map().get(name).map(|e| e.target)
+    }
+
+    /// The topics a connector has used.
+    pub async fn topics(&self, name: &str) -> Option<BTreeSet<String>> {
+        let mut topics: BTreeSet<String> = {
+            let map = self.map();
+            map.get(name)?.settings.topics.iter().cloned().collect()
+        };
+        topics.extend(self.metrics.topics_of(name));
+        Some(topics)
+    }
+
+    /// Forgets the topics a connector has used.
+    pub async fn reset_topics(&self, name: &str) -> Result<()> {
+        if !self.map().contains_key(name) {
+            return Err(not_found(name));
+        }
+        self.metrics.reset_topics(name);
+        Ok(())
+    }
+
+    /// The connector's offsets in the REST API's shape: source partitions and offsets, or for
+    /// sinks `{"kafka_topic","kafka_partition"}` -> `{"kafka_offset"}` from its consumer group.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], or a failure reading the group's offsets.
+    pub async fn offsets(&self, name: &str) -> Result<Vec<(Json, Json)>> {
+        let settings = self
+            .map()
+            .get(name)
+            .map(|e| e.settings.clone())
+            .ok_or_else(|| not_found(name))?;
+        if !settings.is_sink() {
+            return Ok(self
+                .offsets
+                .list(name)
+                .into_iter()
+                .map(|(p, o)| (Json::Object(p), Json::Object(o)))
+                .collect());
+        }
+        let consumer = self.group_consumer(name)?;
+        let topics = self.topics(name).await.unwrap_or_default();
+        tokio::task::spawn_blocking(move || -> Result<Vec<(Json, Json)>> {
+            let mut tpl = TopicPartitionList::new();
+            for topic in &topics {
+                let metadata = consumer.fetch_metadata(Some(topic), ADMIN_TIMEOUT)?;
+                for t in metadata.topics() {
+                    for p in t.partitions() {
+                        tpl.add_partition(topic, p.id());
+                    }
+                }
+            }
+            let committed = consumer.committed_offsets(tpl, Timeout::After(ADMIN_TIMEOUT))?;
+            Ok(committed
+                .elements()
+                .iter()
+                .filter_map(|e| match e.offset() {
+                    Offset::Offset(o) => Some((
+                        json!({"kafka_topic": e.topic(), "kafka_partition": e.partition()}),
+                        json!({"kafka_offset": o}),
+                    )),
+                    _ => None,
+                })
+                .collect())
+        })
+        .await
+        .map_err(|e| Error::Other(e.to_string()))?
+    }
+
+    /// Alters (PATCH) or with `entries == None` resets (DELETE) a STOPPED connector's offsets.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]; [`Error::Conflict`] unless the connector is STOPPED;
+    /// [`Error::InvalidConfig`] for malformed entries.
+    pub async fn alter_offsets(
+        &self,
+        name: &str,
+        entries: Option<Vec<(Json, Json)>>,
+    ) -> Result<()> {
+        let (target, is_sink, runner) = self
+            .map()
+            .get(name)
+            .map(|e| (e.target, e.settings.is_sink(), e.runner.clone()))
+            .ok_or_else(|| not_found(name))?;
+        if target != TargetState::Stopped {
+            return Err(Error::InvalidConfig(
+                "Connectors must be in the STOPPED state before their offsets can be modified. This can be done for the specified connector by issuing a 'PUT' request to the '/connectors/".to_string()
+                    + name + "/stop' endpoint",
+            ));
+        }
+        // The stop may still be under way (tasks committing their last offsets): wait for it,
+        // so nothing the tasks write lands after the change.
+        if !runner
+            .wait_idle(self.settings.shutdown_timeout + Duration::from_secs(1))
+            .await
+        {
+            return Err(Error::Conflict(format!(
+                "connector '{name}' is still stopping; try again in a moment"
+            )));
+        }
+        if !is_sink {
+            let writes: Vec<_> = match entries {
+                None => self
+                    .offsets
+                    .list(name)
+                    .into_iter()
+                    .map(|(p, _)| (p, None))
+                    .collect(),
+                Some(entries) => entries
+                    .into_iter()
+                    .map(|(p, o)| {
+                        let p = p.as_object().cloned().ok_or_else(|| {
+                            Error::InvalidConfig(
+                                "each offset's \"partition\" must be a JSON object".to_string(),
+                            )
+                        })?;
+                        let o = match o {
+                            Json::Null => None,
+                            Json::Object(o) => Some(o),
+                            _ => {
+                                return Err(Error::InvalidConfig(
+                                    "each \"offset\" must be a JSON object or null".to_string(),
+                                ))
+                            }
+                        };
+                        Ok((p, o))
+                    })
+                    .collect::<Result<_>>()?,
+            };
+            return self
+                .offsets
+                .write(name, &writes, self.settings.offset_flush_timeout)
+                .await;
+        }
+        let group = format!("connect-{name}");
+        match entries {
+            None => {
+                let admin = self.clients.admin()?;
+                let opts = rdkafka::admin::AdminOptions::new()
+                    .request_timeout(Some(Timeout::After(ADMIN_TIMEOUT)))
+                    .operation_timeout(Some(Timeout::After(ADMIN_TIMEOUT)));
+                let results = admin.delete_groups(&[&group], &opts).await;
+                crate::kafka::release(admin);
+                let results = results?;
+                for r in results {
+                    if let Err((g, code)) = r {
+                        if code != rdkafka::types::RDKafkaErrorCode::GroupIdNotFound {
+                            return Err(Error::Other(format!(
+                                "cannot reset offsets of group '{g}': {code}"
+                            )));
+                        }
+                    }
+                }
+                Ok(())
+            }
+            Some(entries) => {
+                let mut tpl = TopicPartitionList::new();
+                for (p, o) in entries {
+                    let topic = p.get("kafka_topic").and_then(Json::as_str);
+                    let partition = p.get("kafka_partition").and_then(Json::as_i64);
+                    let (Some(topic), Some(partition)) = (topic, partition) else {
+                        return Err(Error::InvalidConfig(
+                            "sink offsets need \"partition\": {\"kafka_topic\": ..., \"kafka_partition\": ...}".to_string(),
+                        ));
+                    };
+                    let offset = match o.get("kafka_offset").and_then(Json::as_i64) {
+                        Some(o) => Offset::Offset(o),
+                        None if o.is_null() => Offset::Beginning,
+                        None => {
+                            return Err(Error::InvalidConfig(
+                                "sink offsets need \"offset\": {\"kafka_offset\": N} or null"
+                                    .to_string(),
+                            ))
+                        }
+                    };
+                    tpl.add_partition_offset(topic, partition as i32, offset)?;
+                }
+                let consumer = self.group_consumer(name)?;
+                tokio::task::spawn_blocking(move || {
+                    consumer.commit(&tpl, rdkafka::consumer::CommitMode::Sync)
+                })
+                .await
+                .map_err(|e| Error::Other(e.to_string()))??;
+                Ok(())
+            }
+        }
+    }
+
+    fn group_consumer(&self, name: &str) -> Result<BaseConsumer> {
+        Ok(self
+            .clients
+            .consumer_config(&format!("connect-{name}"), &BTreeMap::new())
+            .create()?)
+    }
+
+    /// Stops every connector (tasks flush and commit first, within their deadline), for
+    /// shutdown. Every connector stops at the same time.
+    pub async fn shutdown(&self) {
+        let entries = std::mem::take(&mut *self.map());
+        let mut finished: Vec<Finished> = entries.values().map(|e| e.runner.stop(false)).collect();
+        finished.extend(
+            std::mem::take(&mut *self.stopping.lock().expect("stopping lock")).into_values(),
+        );
+        futures::future::join_all(finished.into_iter().map(Finished::wait)).await;
+        info!(connectors = entries.len(), "all connectors stopped");
+    }
+}
+
+/// Runs the connector's own validation, bounded by [`VALIDATION_DEADLINE`].
+async fn connector_validate(settings: &ConnectorSettings) -> ConfigErrors {
+    let validate = async {
+        match &settings.plugin.kind {
+            ConnectorKind::Source(factory) => factory().validate(&settings.props).await,
+            ConnectorKind::Sink(factory) => factory().validate(&settings.props).await,
+        }
+    };
+    match tokio::time::timeout(VALIDATION_DEADLINE, validate).await {
+        Ok(errors) => errors,
+        Err(_) => {
+            warn!(
+                connector = settings.props.get(NAME).map(String::as_str).unwrap_or(""),
+                class = %settings.plugin.class,
+                deadline_s = VALIDATION_DEADLINE.as_secs(),
+                "connector validation did not finish in time"
+            );
+            let mut errors = ConfigErrors::default();
+            errors.push(
+                "connector.class",
+                format!(
+                    "the connector's validation did not finish within {} s; its outside system may be unreachable or not answering: check the connection options",
+                    VALIDATION_DEADLINE.as_secs()
+                ),
+            );
+            errors
+        }
+    }
+}
+
+fn not_found(name: &str) -> Error {
+    Error::NotFound(format!("Connector {name} not found"))
+}
