@@ -2,10 +2,14 @@
 //!
 //! 1. file source -> broker -> file sink throughput for 100-byte lines (lines/s, MB/s);
 //! 2. resident memory of an idle worker (embedded broker included) running five connectors;
-//! 3. time from starting the worker to the first record written by a sink.
+//! 3. time from starting the worker to the first record written by a sink;
+//! 4. many connectors: `SLUICE_BENCH_PIPELINES` file pipelines (default 200, i.e. 400
+//!    connectors) — threads and resident memory once every pipeline has delivered, and the
+//!    time a SIGINT takes to stop them all.
 //!
 //! Each scenario runs the release `sluice` binary as a real process, as a user would.
-//! `SLUICE_BENCH_LINES` sets the line count of the throughput run (default 2,000,000).
+//! `SLUICE_BENCH_LINES` sets the line count of the throughput run (default 2,000,000);
+//! `SLUICE_BENCH_ONLY` (`first`, `idle`, `throughput`, `many`) runs one scenario.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -42,11 +46,19 @@ impl Worker {
     }
 
     fn rss_kib(&self) -> u64 {
+        self.status_field("VmRSS:")
+    }
+
+    fn threads(&self) -> u64 {
+        self.status_field("Threads:")
+    }
+
+    fn status_field(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .unwrap_or_default();
         status
             .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.split_whitespace().next())
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
@@ -229,6 +241,64 @@ fn first_record() {
     );
 }
 
+fn many_connectors(pipelines: usize) {
+    let dir = tempdir("many");
+    for i in 0..pipelines {
+        let input = dir.join(format!("in-{i}.txt"));
+        std::fs::write(&input, "one line\ntwo lines\n").unwrap();
+        write_pipeline(
+            &dir,
+            &format!("many{i}"),
+            &input,
+            &dir.join(format!("out-{i}.txt")),
+        );
+    }
+    let started = Instant::now();
+    let mut worker = Worker::start(&dir);
+    let deadline = started + Duration::from_secs(600);
+    let mut done = 0;
+    while done < pipelines {
+        assert!(
+            Instant::now() < deadline,
+            "only {done} of {pipelines} pipelines delivered in 600 s"
+        );
+        done = (0..pipelines)
+            .filter(|i| count_lines(&dir.join(format!("out-{i}.txt"))) >= 2)
+            .count();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let delivered = started.elapsed();
+    std::thread::sleep(Duration::from_secs(5));
+    let (threads, rss) = (worker.threads(), worker.rss_kib());
+    let connectors = 2 * pipelines;
+    println!(
+        "{connectors} connectors ({pipelines} file pipelines): all delivered {:.1} s after start; {threads} threads, {:.0} MB resident ({:.2} MB and {:.1} threads per connector)",
+        delivered.as_secs_f64(),
+        rss as f64 / 1024.0,
+        rss as f64 / 1024.0 / connectors as f64,
+        threads as f64 / connectors as f64,
+    );
+    let stop = Instant::now();
+    let _ = Command::new("kill")
+        .args(["-INT", &worker.child.id().to_string()])
+        .status();
+    let status = loop {
+        if let Some(status) = worker.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            stop.elapsed() < Duration::from_secs(120),
+            "no exit 120 s after SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    println!(
+        "{connectors} connectors: SIGINT to exit {:.2} s ({status})",
+        stop.elapsed().as_secs_f64()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn main() {
     // `cargo test --benches` runs this with --bench absent; only measure under `cargo bench`.
     if !std::env::args().any(|a| a == "--bench") {
@@ -238,7 +308,22 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2_000_000);
-    first_record();
-    idle_memory();
-    throughput(lines);
+    let pipelines = std::env::var("SLUICE_BENCH_PIPELINES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let only = std::env::var("SLUICE_BENCH_ONLY").unwrap_or_default();
+    let run = |name: &str| only.is_empty() || only == name;
+    if run("first") {
+        first_record();
+    }
+    if run("idle") {
+        idle_memory();
+    }
+    if run("throughput") {
+        throughput(lines);
+    }
+    if run("many") {
+        many_connectors(pipelines);
+    }
 }

@@ -13,5 +13,6 @@ mod postgres;
 mod stock_quotes;
 mod worker_errors;
 mod worker_file;
+mod worker_hardening;
 mod worker_pipeline;
 mod worker_rest;

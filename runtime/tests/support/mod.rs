@@ -345,12 +345,21 @@ impl WorkerProcess {
 
     /// SIGTERM, then waits for a graceful exit (killing after 30 s).
     pub async fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        self.stop_with("-TERM", Duration::from_secs(30)).await
+    }
+
+    /// Sends `signal` (`-INT`, `-TERM`), then waits for the exit, killing after `limit`.
+    pub async fn stop_with(
+        &mut self,
+        signal: &str,
+        limit: Duration,
+    ) -> Option<std::process::ExitStatus> {
         let mut child = self.child.take()?;
         let _ = Command::new("kill")
-            .arg("-TERM")
+            .arg(signal)
             .arg(child.id().to_string())
             .status();
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let deadline = std::time::Instant::now() + limit;
         loop {
             if let Ok(Some(status)) = child.try_wait() {
                 return Some(status);
