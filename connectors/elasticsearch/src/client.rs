@@ -2,6 +2,12 @@
 //!
 //! Requests go to the `connection.url` endpoints in turn; an endpoint that cannot be reached
 //! is skipped for a while so the others take the load.
+//!
+//! # Deadlines
+//! Every request has two: `connection.timeout.ms` for the TCP connect and TLS handshake, and
+//! `read.timeout.ms` from sending the request to the start of the answer, then between reads
+//! of its body. A request that misses one fails with [`Error::TimedOut`] naming the option,
+//! which is retriable: the writer retries it and reports the outage in the task status.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -16,7 +22,7 @@ use tracing::{debug, info};
 use crate::bulk::{error_body_text, error_body_type, BulkResponse, BULK_FILTER_PATH};
 use crate::cluster::{detect, ClusterInfo};
 use crate::config::{ElasticsearchSinkConfig, SSL_KEYSTORE_LOCATION, SSL_TRUSTSTORE_LOCATION};
-use crate::error::{error_chain, transport_error, Error, Result};
+use crate::error::{error_chain, transport_error, Deadlines, Error, Result};
 
 /// How long an endpoint that could not be reached is skipped.
 const ENDPOINT_QUARANTINE: Duration = Duration::from_secs(5);
@@ -34,6 +40,7 @@ pub struct EsClient {
     authorization: Option<HeaderValue>,
     auth_hint: String,
     compression: bool,
+    deadlines: Deadlines,
 }
 
 /// An answer with its status and body.
@@ -151,6 +158,10 @@ impl EsClient {
                 config.api_key.is_some(),
             ),
             compression: config.compression,
+            deadlines: Deadlines {
+                connect: config.connection_timeout,
+                read: config.read_timeout,
+            },
         })
     }
 
@@ -224,7 +235,7 @@ impl EsClient {
                 request = request.body(bytes);
             }
         }
-        let unreachable = |e: reqwest::Error| transport_error(base, &e);
+        let unreachable = |e: reqwest::Error| transport_error(base, &e, self.deadlines);
         let answer = async {
             let response = request.send().await.map_err(unreachable)?;
             let status = response.status();

@@ -371,7 +371,9 @@ pub fn config_def() -> ConfigDef {
                 CONNECTION_TIMEOUT_MS,
                 ConfigType::Int,
                 Importance::Low,
-                "How long to wait for a connection to be established.",
+                "How long to wait for a connection (TCP and TLS) to be established; a timeout \
+                 is retried like a connection error and reported in the task status. 0: no \
+                 limit (not recommended).",
             )
             .default_value("1000")
             .validator(Validator::Between(0.0, 43_200_000.0))
@@ -382,8 +384,10 @@ pub fn config_def() -> ConfigDef {
                 READ_TIMEOUT_MS,
                 ConfigType::Int,
                 Importance::Low,
-                "How long to wait for the server to send a response (between reads). A \
-                 timeout is retried like a connection error.",
+                "How long to wait for the server to send a response: from sending a request to \
+                 the start of its answer, then between reads. A timeout (a cluster that \
+                 accepts the connection and stays silent) is retried like a connection error \
+                 and reported in the task status. 0: no limit (not recommended).",
             )
             .default_value("3000")
             .validator(Validator::Between(0.0, 604_800_000.0))

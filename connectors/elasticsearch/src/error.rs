@@ -1,8 +1,11 @@
 //! Failures talking to the cluster, classified as retriable or not.
 
+use std::time::Duration;
+
 use crate::config::{
-    CONNECTION_API_KEY, CONNECTION_PASSWORD, CONNECTION_URL, CONNECTION_USERNAME,
-    SSL_ENDPOINT_IDENTIFICATION_ALGORITHM, SSL_TRUSTSTORE_LOCATION,
+    CONNECTION_API_KEY, CONNECTION_PASSWORD, CONNECTION_TIMEOUT_MS, CONNECTION_URL,
+    CONNECTION_USERNAME, READ_TIMEOUT_MS, SSL_ENDPOINT_IDENTIFICATION_ALGORITHM,
+    SSL_TRUSTSTORE_LOCATION,
 };
 
 /// A failed request to Elasticsearch.
@@ -15,6 +18,18 @@ pub enum Error {
         url: String,
         /// What went wrong, with its causes.
         detail: String,
+    },
+    /// A deadline passed: the connection was not set up within `connection.timeout.ms`, or
+    /// the server sent nothing within `read.timeout.ms` (it accepted the connection and then
+    /// stayed silent: a firewall holding the connection, a hung or overloaded node).
+    #[error("no answer from Elasticsearch at {url} within {millis} ms ({option}); check that {CONNECTION_URL} names the cluster's HTTP endpoint, that no firewall holds the connection and that the cluster is not overloaded, or raise {option}")]
+    TimedOut {
+        /// The base URL tried.
+        url: String,
+        /// The option whose deadline passed.
+        option: &'static str,
+        /// That deadline, in milliseconds.
+        millis: u128,
     },
     /// The server's TLS certificate is not trusted (or does not name the host).
     #[error("TLS with {url} failed: {detail}; if the cluster uses its own CA, set {SSL_TRUSTSTORE_LOCATION} to its certificate (PEM){hostname_hint}")]
@@ -104,7 +119,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// Whether trying the same request again may succeed.
     pub fn is_retriable(&self) -> bool {
-        matches!(self, Self::Unreachable { .. } | Self::Busy { .. })
+        matches!(
+            self,
+            Self::Unreachable { .. } | Self::TimedOut { .. } | Self::Busy { .. }
+        )
     }
 
     /// The hint for a 401, depending on what credentials were sent.
@@ -132,9 +150,30 @@ impl From<Error> for sluice_sdk::Error {
     }
 }
 
+/// The deadlines of a client's requests, to name the one that passed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadlines {
+    /// `connection.timeout.ms`.
+    pub(crate) connect: Duration,
+    /// `read.timeout.ms`.
+    pub(crate) read: Duration,
+}
+
 /// The error for a request that got no answer: a certificate problem is not transient, the
 /// rest (refused, reset, timed out) is.
-pub(crate) fn transport_error(url: &str, e: &reqwest::Error) -> Error {
+pub(crate) fn transport_error(url: &str, e: &reqwest::Error, deadlines: Deadlines) -> Error {
+    if e.is_timeout() {
+        let (option, deadline) = if e.is_connect() {
+            (CONNECTION_TIMEOUT_MS, deadlines.connect)
+        } else {
+            (READ_TIMEOUT_MS, deadlines.read)
+        };
+        return Error::TimedOut {
+            url: url.to_string(),
+            option,
+            millis: deadline.as_millis(),
+        };
+    }
     let detail = error_chain(e);
     if detail.contains("invalid peer certificate") || detail.contains("certificate verify") {
         let hostname_hint = if detail.contains("NotValidForName") {

@@ -51,19 +51,29 @@ impl RequestSpec {
 }
 
 /// Sends requests, each within a timeout, and reads their answers as JSON.
+///
+/// The timeout bounds the whole exchange (connect, TLS, request, the full answer), so a
+/// server that accepts the connection and never answers costs one timeout per attempt, never
+/// more; the error names the option that sets it.
 #[derive(Debug, Clone)]
 pub struct HttpClient {
     client: reqwest::Client,
     timeout: Duration,
+    timeout_option: &'static str,
     budget: Arc<RequestBudget>,
 }
 
 impl HttpClient {
-    /// A client whose requests each take at most `timeout` and are counted against `budget`.
+    /// A client whose requests each take at most `timeout` (set by option `timeout_option`)
+    /// and are counted against `budget`.
     ///
     /// # Errors
     /// [`Error::Connect`] when the TLS stack cannot be set up.
-    pub fn new(timeout: Duration, budget: Arc<RequestBudget>) -> Result<Self> {
+    pub fn new(
+        timeout: Duration,
+        timeout_option: &'static str,
+        budget: Arc<RequestBudget>,
+    ) -> Result<Self> {
         let client = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .timeout(timeout)
@@ -73,6 +83,7 @@ impl HttpClient {
         Ok(Self {
             client,
             timeout,
+            timeout_option,
             budget,
         })
     }
@@ -148,6 +159,7 @@ impl HttpClient {
         if error.is_timeout() {
             Error::Timeout {
                 timeout_ms: u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),
+                option: self.timeout_option,
             }
         } else {
             // The URL may hold an API key: keep it out of messages.

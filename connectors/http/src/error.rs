@@ -6,11 +6,15 @@
 /// what it was fetching (a symbol, an entity) around them.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// No answer within `request.timeout.ms`.
-    #[error("no answer within {timeout_ms} ms")]
+    /// No complete answer within the request timeout (`request.timeout.ms` of
+    /// `stock-quote-source`, `http.request.timeout.ms` of `http-source`): a server that
+    /// accepts the connection and stays silent ends here.
+    #[error("no answer within {timeout_ms} ms ({option}); check that the server is up and answers at that address, or raise {option}")]
     Timeout {
         /// The configured request timeout.
         timeout_ms: u64,
+        /// The option that sets it.
+        option: &'static str,
     },
     /// The server could not be reached or the connection broke.
     #[error("could not reach the server: {0}")]
@@ -73,7 +77,16 @@ mod tests {
 
     #[test]
     fn transient_errors_are_the_ones_worth_retrying() {
-        assert!(Error::Timeout { timeout_ms: 5 }.is_transient());
+        let timeout = Error::Timeout {
+            timeout_ms: 5,
+            option: "request.timeout.ms",
+        };
+        assert!(timeout.is_transient());
+        assert_eq!(
+            timeout.to_string(),
+            "no answer within 5 ms (request.timeout.ms); check that the server is up and \
+             answers at that address, or raise request.timeout.ms"
+        );
         assert!(Error::Connect("refused".into()).is_transient());
         for status in [408, 429, 500, 502, 503] {
             let e = Error::Status {

@@ -15,7 +15,7 @@ pub const CONNECTION_URL: &str = "connection.url";
 pub const CONNECTION_USER: &str = "connection.user";
 /// `connection.password`.
 pub const CONNECTION_PASSWORD: &str = "connection.password";
-/// `connection.attempts`: tries of the connector's first connection.
+/// `connection.attempts`: tries of the connector's first connection (validation tries once).
 pub const CONNECTION_ATTEMPTS: &str = "connection.attempts";
 /// `connection.backoff.ms`: wait between those tries, and the longest wait between a task's
 /// reconnection attempts.
@@ -189,7 +189,9 @@ pub fn config_def() -> ConfigDef {
                 Importance::High,
                 "PostgreSQL connection URL: jdbc:postgresql://host:port/database?user=..&password=..&sslmode=.. \
                  or postgres://user:password@host:port/database?sslmode=... sslmode is one of disable, \
-                 allow, prefer, require, verify-ca, verify-full (sslrootcert=path names a CA file).",
+                 allow, prefer, require, verify-ca, verify-full (sslrootcert=path names a CA file). \
+                 connect_timeout=SECONDS (jdbc: URLs: loginTimeout, connectTimeout) bounds each \
+                 connection attempt, login included; default 10.",
             )
             .validator(Validator::NonEmpty)
             .group(GROUP_DATABASE)
@@ -220,7 +222,9 @@ pub fn config_def() -> ConfigDef {
                 CONNECTION_ATTEMPTS,
                 ConfigType::Int,
                 Importance::Low,
-                "How many times the connector tries its first connection before it fails.",
+                "How many times the connector tries to connect when it starts before it fails \
+                 (each try bounded by the URL's connect_timeout, default 10 s). The validate \
+                 endpoint tries once, so it answers within one connect_timeout.",
             )
             .default_value("3")
             .validator(Validator::AtLeast(1.0))
@@ -796,6 +800,12 @@ mod tests {
         assert!(c.validate_non_null);
         assert_eq!(c.table_types, vec![TableType::Table]);
         assert_eq!(c.connection.database, "shop");
+        assert_eq!(c.connection_attempts, 3);
+        assert_eq!(c.connection_backoff, Duration::from_millis(10_000));
+        assert_eq!(
+            c.connection.connect_timeout,
+            crate::connection::DEFAULT_CONNECT_TIMEOUT
+        );
     }
 
     #[test]

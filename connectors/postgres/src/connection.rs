@@ -1,5 +1,15 @@
 //! Connecting to PostgreSQL: the connection URL (JDBC and libpq forms), TLS through rustls
-//! per `sslmode`, and how connection errors are classified and explained.
+//! per `sslmode`, deadlines, and how connection errors are classified and explained.
+//!
+//! # Deadlines
+//! A server that accepts the TCP connection and then never answers (a firewall that keeps
+//! the connection half open, a hung server) must not hold a caller forever, so:
+//! - opening a connection (TCP connect, TLS, startup and login) has a deadline per host:
+//!   `connect_timeout` (libpq) or `loginTimeout` / `connectTimeout` (pgjdbc) from the URL, in
+//!   seconds, else [`DEFAULT_CONNECT_TIMEOUT`]. tokio-postgres's own `connect_timeout` only
+//!   bounds the TCP connect, so the whole exchange is wrapped in a timer here;
+//! - catalog reads and the preparation of a poll's query (never the reading of its rows, so a
+//!   long snapshot is not cut) have [`CATALOG_TIMEOUT`].
 
 use std::fmt;
 use std::path::PathBuf;
@@ -16,13 +26,19 @@ use tokio::task::JoinHandle;
 use tokio_postgres::config::SslMode as PgSslMode;
 use tokio_postgres::Client;
 use tokio_postgres_rustls::MakeRustlsConnect;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::{CONNECTION_PASSWORD, CONNECTION_URL, CONNECTION_USER};
 
 /// The default PostgreSQL port.
 pub const DEFAULT_PORT: u16 = 5432;
-const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long opening a connection to one host may take when the URL sets no timeout: TCP
+/// connect, TLS, startup and login together (pgjdbc's `connectTimeout` default is 10 s too).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one catalog read (listing tables, reading a table's columns and keys) or the
+/// preparation of a poll's query may wait for the server once connected. Catalog reads take
+/// milliseconds; a server that does not answer within this is hung or blocked on a lock.
+pub const CATALOG_TIMEOUT: Duration = Duration::from_secs(30);
 const APPLICATION_NAME: &str = "sluice";
 
 /// libpq's `sslmode` values.
@@ -91,8 +107,12 @@ pub struct ConnectionSettings {
     pub ssl_mode: SslMode,
     /// A PEM file of trusted CA certificates (`sslrootcert`).
     pub ssl_root_cert: Option<PathBuf>,
-    /// Connect timeout.
+    /// Deadline for opening a connection to one host: TCP connect, TLS, startup and login
+    /// (`connect_timeout`, `loginTimeout`, or [`DEFAULT_CONNECT_TIMEOUT`]).
     pub connect_timeout: Duration,
+    /// Deadline for the TCP connect alone (pgjdbc's `connectTimeout`; else
+    /// `connect_timeout`).
+    pub socket_connect_timeout: Duration,
     /// Extra server options (`options`, `currentSchema`).
     pub options: Vec<String>,
     /// Application name shown in `pg_stat_activity`.
@@ -207,6 +227,7 @@ impl ConnectionSettings {
             ssl_mode: SslMode::Prefer,
             ssl_root_cert: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            socket_connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             options: Vec::new(),
             application_name: APPLICATION_NAME.to_string(),
         };
@@ -224,6 +245,12 @@ impl ConnectionSettings {
         }
         let mut host_param = None;
         let mut port_param = None;
+        // libpq's connect_timeout and pgjdbc's loginTimeout bound the whole connection
+        // set-up; pgjdbc's connectTimeout only the TCP connect (it bounds the whole when it is
+        // the only one given). 0 means "no limit" there; here it keeps the default, so a
+        // silent server can never hold a caller forever.
+        let mut whole_timeout = None;
+        let mut socket_timeout = None;
         for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             let value = percent_decode(value)?;
@@ -248,8 +275,11 @@ impl ConnectionSettings {
                     let secs: u64 = value.parse().map_err(|_| {
                         format!("has {key}={value}; give a whole number of seconds")
                     })?;
-                    if secs > 0 {
-                        settings.connect_timeout = Duration::from_secs(secs);
+                    let timeout = (secs > 0).then(|| Duration::from_secs(secs));
+                    if key == "connectTimeout" {
+                        socket_timeout = timeout;
+                    } else {
+                        whole_timeout = timeout;
                     }
                 }
                 "ApplicationName" | "application_name" => settings.application_name = value,
@@ -288,6 +318,12 @@ impl ConnectionSettings {
                 settings.hosts.push(host);
             }
         }
+        settings.connect_timeout = whole_timeout
+            .or(socket_timeout)
+            .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        settings.socket_connect_timeout = socket_timeout
+            .unwrap_or(settings.connect_timeout)
+            .min(settings.connect_timeout);
         if let Some(u) = user.filter(|u| !u.is_empty()) {
             settings.user = Some(u.to_string());
         }
@@ -315,22 +351,22 @@ impl ConnectionSettings {
         format!("{}/{}", hosts.join(","), self.database)
     }
 
-    fn pg_config(&self) -> tokio_postgres::Config {
+    /// The driver's configuration for one host (hosts are tried one by one here, each with
+    /// its own deadline, as libpq applies `connect_timeout` to each host).
+    fn pg_config(&self, host: &Host) -> tokio_postgres::Config {
         let mut config = tokio_postgres::Config::new();
-        for host in &self.hosts {
-            match host {
-                Host::Tcp(h, p) => {
-                    config.host(h).port(*p);
-                }
-                Host::Unix(dir, p) => {
-                    config.host_path(dir).port(*p);
-                }
+        match host {
+            Host::Tcp(h, p) => {
+                config.host(h).port(*p);
+            }
+            Host::Unix(dir, p) => {
+                config.host_path(dir).port(*p);
             }
         }
         config
             .dbname(&self.database)
             .application_name(&self.application_name)
-            .connect_timeout(self.connect_timeout)
+            .connect_timeout(self.socket_connect_timeout)
             .keepalives(true)
             .keepalives_idle(Duration::from_secs(30));
         if let Some(user) = &self.user {
@@ -420,24 +456,44 @@ impl ConnectionSettings {
         Ok(roots)
     }
 
-    /// Opens a connection; the connection's I/O runs on a spawned task owned by the result.
+    /// Opens a connection, trying the hosts in order, each within `connect_timeout` (TCP
+    /// connect, TLS, startup and login together); the connection's I/O runs on a spawned task
+    /// owned by the result.
     ///
     /// # Errors
-    /// [`ConnectError`] with the driver's error, to classify or explain.
+    /// [`ConnectError`] of the last host tried, to classify or explain:
+    /// [`ConnectError::TimedOut`] when it did not answer within the deadline.
     pub async fn connect(&self) -> Result<PgConnection, ConnectError> {
         let tls = self.tls().map_err(ConnectError::Settings)?;
-        let (client, connection) = self
-            .pg_config()
-            .connect(tls)
-            .await
-            .map_err(ConnectError::Postgres)?;
-        let target = self.describe();
-        let io = tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                debug!(database = %target, error = %e, "connection ended");
+        let mut last = ConnectError::Settings("names no host to connect to".into());
+        for host in &self.hosts {
+            let target = format!("{host}/{}", self.database);
+            info!(database = %target, timeout = %seconds(self.connect_timeout),
+                  "connecting to PostgreSQL");
+            let config = self.pg_config(host);
+            match tokio::time::timeout(self.connect_timeout, config.connect(tls.clone())).await {
+                Ok(Ok((client, connection))) => {
+                    debug!(database = %target, "connected to PostgreSQL");
+                    let io = tokio::spawn(async move {
+                        if let Err(e) = connection.await {
+                            debug!(database = %target, error = %e, "connection ended");
+                        }
+                    });
+                    return Ok(PgConnection { client, io });
+                }
+                Ok(Err(e)) => last = ConnectError::Postgres(e),
+                Err(_) => {
+                    warn!(database = %target, timeout = %seconds(self.connect_timeout),
+                          "no answer from PostgreSQL at {host} after {}; giving up on this attempt",
+                          seconds(self.connect_timeout));
+                    last = ConnectError::TimedOut {
+                        target: host.to_string(),
+                        after: self.connect_timeout,
+                    };
+                }
             }
-        });
-        Ok(PgConnection { client, io })
+        }
+        Err(last)
     }
 
     /// Explains a failed connection as an error of the option the user should change.
@@ -446,6 +502,16 @@ impl ConnectionSettings {
         let user = self.user.as_deref().unwrap_or("");
         match error {
             ConnectError::Settings(message) => ConfigError::new(CONNECTION_URL, message.clone()),
+            ConnectError::TimedOut { target, after } => ConfigError::new(
+                CONNECTION_URL,
+                format!(
+                    "timed out after {} waiting for PostgreSQL at {target} to answer (connect \
+                     and login): check the host and port, that no firewall drops or holds the \
+                     traffic, and that the server is not hung; or allow longer with \
+                     connect_timeout=SECONDS in the URL (jdbc: URLs also take loginTimeout)",
+                    seconds(*after)
+                ),
+            ),
             ConnectError::Postgres(e) => match e.code().map(|c| c.code()) {
                 Some("28P01") => ConfigError::new(
                     CONNECTION_PASSWORD,
@@ -565,12 +631,29 @@ pub fn is_transient(e: &tokio_postgres::Error) -> bool {
     }
 }
 
+/// `10s`, or `1.5s` for a fraction, for messages.
+pub fn seconds(duration: Duration) -> String {
+    if duration.subsec_millis() == 0 {
+        format!("{}s", duration.as_secs())
+    } else {
+        format!("{:.1}s", duration.as_secs_f64())
+    }
+}
+
 /// Why a connection could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     /// The settings themselves are unusable (unreadable CA file...).
     #[error("{0}")]
     Settings(String),
+    /// The host did not finish connect, TLS and login within the connection deadline.
+    #[error("no answer from PostgreSQL at {target} within {} (connect and login)", seconds(*.after))]
+    TimedOut {
+        /// The host (`host:port`).
+        target: String,
+        /// The deadline that passed.
+        after: Duration,
+    },
     /// The driver or server refused.
     #[error("{}", error_chain(.0))]
     Postgres(tokio_postgres::Error),
@@ -581,6 +664,7 @@ impl ConnectError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Settings(_) => false,
+            Self::TimedOut { .. } => true,
             Self::Postgres(e) => is_transient(e),
         }
     }
@@ -758,6 +842,61 @@ mod tests {
         assert!(err.contains("sslmode=on"), "{err}");
         let err = ConnectionSettings::parse("postgres://h/db", None, None).unwrap_err();
         assert!(err.contains("connection.user"), "{err}");
+    }
+
+    #[test]
+    fn connect_deadlines_come_from_the_url_or_the_default() {
+        let s = ConnectionSettings::parse("postgres://u@h/db", None, None).unwrap();
+        assert_eq!(s.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
+        assert_eq!(s.socket_connect_timeout, DEFAULT_CONNECT_TIMEOUT);
+        let s =
+            ConnectionSettings::parse("postgres://u@h/db?connect_timeout=3", None, None).unwrap();
+        assert_eq!(s.connect_timeout, Duration::from_secs(3));
+        assert_eq!(s.socket_connect_timeout, Duration::from_secs(3));
+        // pgjdbc: connectTimeout bounds the TCP connect, loginTimeout the whole set-up.
+        let s = ConnectionSettings::parse(
+            "jdbc:postgresql://h/db?user=u&connectTimeout=2&loginTimeout=20",
+            None,
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.connect_timeout, Duration::from_secs(20));
+        assert_eq!(s.socket_connect_timeout, Duration::from_secs(2));
+        let s =
+            ConnectionSettings::parse("jdbc:postgresql://h/db?user=u&connectTimeout=4", None, None)
+                .unwrap();
+        assert_eq!(s.connect_timeout, Duration::from_secs(4));
+        // 0 ("no limit" in libpq and pgjdbc) keeps the default: nothing waits forever.
+        let s =
+            ConnectionSettings::parse("postgres://u@h/db?connect_timeout=0", None, None).unwrap();
+        assert_eq!(s.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
+        let err = ConnectionSettings::parse("postgres://u@h/db?connect_timeout=soon", None, None)
+            .unwrap_err();
+        assert!(err.contains("connect_timeout=soon"), "{err}");
+    }
+
+    #[test]
+    fn a_timeout_is_explained_on_connection_url_with_the_fix() {
+        let s =
+            ConnectionSettings::parse("postgres://u@h/db?connect_timeout=2", None, None).unwrap();
+        let e = ConnectError::TimedOut {
+            target: "h:5432".into(),
+            after: Duration::from_secs(2),
+        };
+        assert!(e.is_transient());
+        let explained = s.explain(&e);
+        assert_eq!(explained.option, CONNECTION_URL);
+        assert!(
+            explained
+                .message
+                .starts_with("timed out after 2s waiting for PostgreSQL at h:5432 to answer"),
+            "{explained}"
+        );
+        assert!(
+            explained.message.contains("connect_timeout="),
+            "{explained}"
+        );
+        assert_eq!(seconds(Duration::from_millis(1500)), "1.5s");
     }
 
     #[test]

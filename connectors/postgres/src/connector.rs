@@ -1,6 +1,14 @@
 //! The connector: checks the configuration against the live database, lists the tables,
 //! splits them across tasks, and watches for tables appearing or disappearing.
+//!
+//! # Deadlines
+//! Every call to the database here is bounded, so `validate` and `start` always answer: each
+//! connection attempt has the URL's connect deadline (see [`crate::connection`]), and each
+//! catalog read has [`CATALOG_TIMEOUT`]. `validate` tries once, so the validate endpoint
+//! answers within one connect deadline with the error on `connection.url`; `start` tries
+//! `connection.attempts` times, `connection.backoff.ms` apart.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use sluice_sdk::config::Props;
@@ -9,9 +17,10 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::config::{
-    encode_task_tables, PostgresSourceConfig, QUERY, SCHEMA_PATTERN, TABLE_WHITELIST, TASK_TABLES,
+    encode_task_tables, PostgresSourceConfig, CONNECTION_URL, QUERY, SCHEMA_PATTERN,
+    TABLE_WHITELIST, TASK_TABLES,
 };
-use crate::connection::{db_message, ConnectError, PgConnection};
+use crate::connection::{db_message, seconds, ConnectError, PgConnection, CATALOG_TIMEOUT};
 use crate::plan::{list_tables, make_plan, PlanError};
 use crate::query::{Source, TableId};
 use crate::task::PostgresSourceTask;
@@ -57,7 +66,8 @@ async fn connect_with_attempts(
         match config.connection.connect().await {
             Ok(c) => return Ok(c),
             Err(e) if e.is_transient() && attempt < attempts => {
-                warn!(database = %config.connection.describe(), attempt, error = %e,
+                warn!(database = %config.connection.describe(), attempt, attempts, error = %e,
+                      retry_in = %seconds(config.connection_backoff),
                       "cannot connect to PostgreSQL; trying again");
                 tokio::time::sleep(config.connection_backoff).await;
                 attempt += 1;
@@ -65,6 +75,27 @@ async fn connect_with_attempts(
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Runs one catalog read within [`CATALOG_TIMEOUT`]; `Err` is the message for
+/// `connection.url` when the server did not answer.
+async fn catalog_read<T>(
+    config: &PostgresSourceConfig,
+    what: &str,
+    read: impl Future<Output = T>,
+) -> Result<T, String> {
+    tokio::time::timeout(CATALOG_TIMEOUT, read)
+        .await
+        .map_err(|_| {
+            let database = config.connection.describe();
+            warn!(%database, timeout = %seconds(CATALOG_TIMEOUT), what, "no answer from PostgreSQL");
+            format!(
+                "was reached, but PostgreSQL at {database} did not answer within {} while \
+                 {what}; the server is overloaded, hung, or waiting for a lock (see \
+                 pg_stat_activity and pg_locks); try again once it answers",
+                seconds(CATALOG_TIMEOUT)
+            )
+        })
 }
 
 /// Checks `config` against the database: it can be reached with these credentials, the
@@ -78,16 +109,31 @@ async fn check_database(
     let connection = match connect_with_attempts(config, attempts).await {
         Ok(c) => c,
         Err(e) => {
-            errors.0.push(config.connection.explain(&e));
+            let mut explained = config.connection.explain(&e);
+            if attempts > 1 && e.is_transient() {
+                explained.message.push_str(&format!(
+                    " (tried {attempts} times, {} apart: connection.attempts, \
+                     connection.backoff.ms)",
+                    seconds(config.connection_backoff)
+                ));
+            }
+            errors.0.push(explained);
             return Err(errors);
         }
     };
     let client = &connection.client;
     if let Some(query) = &config.query {
-        match make_plan(client, &Source::Query(query.clone()), config).await {
-            Ok(_) => {}
-            Err(PlanError::Config(e)) => errors.0.push(e),
-            Err(PlanError::Postgres(e)) => errors.push(
+        let source = Source::Query(query.clone());
+        let checked = catalog_read(
+            config,
+            "checking the query",
+            make_plan(client, &source, config),
+        );
+        match checked.await {
+            Err(no_answer) => errors.push(CONNECTION_URL, no_answer),
+            Ok(Ok(_)) => {}
+            Ok(Err(PlanError::Config(e))) => errors.0.push(e),
+            Ok(Err(PlanError::Postgres(e))) => errors.push(
                 QUERY,
                 format!(
                     "cannot be run by PostgreSQL: {}; it must be a SELECT that runs on its own \
@@ -104,9 +150,13 @@ async fn check_database(
                 _ => ConfigErrors::default(),
             });
     }
-    let tables = match list_tables(client, config).await {
-        Ok(t) => t,
-        Err(e) => {
+    let tables = match catalog_read(config, "listing tables", list_tables(client, config)).await {
+        Err(no_answer) => {
+            errors.push(CONNECTION_URL, no_answer);
+            return Err(errors);
+        }
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => {
             errors.push(
                 TABLE_WHITELIST,
                 format!("cannot list tables: {}", db_message(&e)),
@@ -131,10 +181,16 @@ async fn check_database(
         }
     }
     for table in &tables {
-        match make_plan(client, &Source::Table(table.clone()), config).await {
-            Ok(_) => {}
-            Err(PlanError::Config(e)) => errors.0.push(e),
-            Err(PlanError::Postgres(e)) => errors.push(
+        let source = Source::Table(table.clone());
+        let what = format!("reading the columns of table {table}");
+        match catalog_read(config, &what, make_plan(client, &source, config)).await {
+            Err(no_answer) => {
+                errors.push(CONNECTION_URL, no_answer);
+                return Err(errors);
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(PlanError::Config(e))) => errors.0.push(e),
+            Ok(Err(PlanError::Postgres(e))) => errors.push(
                 TABLE_WHITELIST,
                 format!("table {table} cannot be read: {}", db_message(&e)),
             ),
@@ -166,7 +222,15 @@ async fn monitor_tables(
             }
         }
         let Some(c) = &connection else { continue };
-        match list_tables(&c.client, &config).await {
+        let Ok(listed) =
+            tokio::time::timeout(CATALOG_TIMEOUT, list_tables(&c.client, &config)).await
+        else {
+            warn!(connector = %ctx.name, database = %config.connection.describe(),
+                  timeout = %seconds(CATALOG_TIMEOUT), "no answer from PostgreSQL while looking for new tables; reconnecting");
+            connection = None;
+            continue;
+        };
+        match listed {
             Ok(found) => {
                 let changed = {
                     let mut known = tables.lock().unwrap_or_else(|p| p.into_inner());
@@ -277,5 +341,36 @@ impl SourceConnector for PostgresSourceConnector {
 
     fn create_task(&self) -> Box<dyn SourceTask> {
         Box::new(PostgresSourceTask::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use sluice_sdk::config::props;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_catalog_read_that_gets_no_answer_ends_at_its_deadline() {
+        let config = PostgresSourceConfig::parse(&props(&[
+            (CONNECTION_URL, "postgres://u@db:5432/shop"),
+            ("mode", "bulk"),
+            ("topic.prefix", "t-"),
+        ]))
+        .unwrap();
+        let started = tokio::time::Instant::now();
+        let message = catalog_read(&config, "listing tables", std::future::pending::<()>())
+            .await
+            .unwrap_err();
+        assert_eq!(started.elapsed(), CATALOG_TIMEOUT);
+        assert!(
+            message.starts_with(
+                "was reached, but PostgreSQL at db:5432/shop did not answer within 30s while \
+                 listing tables"
+            ),
+            "{message}"
+        );
+        let answered = catalog_read(&config, "listing tables", async { 7 }).await;
+        assert_eq!(answered, Ok(7));
     }
 }

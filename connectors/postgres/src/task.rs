@@ -14,6 +14,12 @@
 //! `connection.backoff.ms`), without limit, reporting the outage through
 //! [`SourceTaskContext::report_problem`] and the log until it is over. Queries restart from
 //! the last row handed over, so nothing is skipped.
+//!
+//! # Deadlines
+//! Connecting has the URL's connect deadline (see [`crate::connection`]); reading the
+//! catalog and preparing a query has [`CATALOG_TIMEOUT`]. Either one passing counts as an
+//! outage: the connection is dropped and the task reconnects as above. The rows of a running
+//! query have no deadline, so a long snapshot is never cut.
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -28,9 +34,9 @@ use tokio_postgres::RowStream;
 use tracing::{debug, info, warn};
 
 use crate::config::{decode_task_tables, Mode, PostgresSourceConfig, TASK_TABLES};
-use crate::connection::{db_message, is_transient, ConnectError, PgConnection};
+use crate::connection::{db_message, is_transient, seconds, PgConnection, CATALOG_TIMEOUT};
 use crate::plan::{make_plan, Plan, PlanError, RowRecord};
-use crate::query::{build_sql, Offset, Source, TimestampKind, TABLE_KEY};
+use crate::query::{build_sql, Offset, Source, Sql, TimestampKind, TABLE_KEY};
 
 /// The shortest wait before reconnecting.
 const MIN_RECONNECT_DELAY: Duration = Duration::from_millis(200);
@@ -62,6 +68,8 @@ struct Run {
 
 enum RunError {
     Postgres(tokio_postgres::Error),
+    /// The server did not answer within [`CATALOG_TIMEOUT`]; treated as a lost connection.
+    NoAnswer(String),
     Fatal(String),
 }
 
@@ -258,6 +266,10 @@ impl TaskState {
                     self.lose_connection(&db_message(&e));
                     return Ok(Vec::new());
                 }
+                Err(RunError::NoAnswer(reason)) => {
+                    self.lose_connection(&reason);
+                    return Ok(Vec::new());
+                }
             }
         }
     }
@@ -294,9 +306,7 @@ impl TaskState {
                 self.lose_connection(&e.to_string());
                 Ok(false)
             }
-            Err(e @ ConnectError::Postgres(_)) | Err(e @ ConnectError::Settings(_)) => {
-                Err(Error::fatal(self.config.connection.explain(&e).to_string()))
-            }
+            Err(e) => Err(Error::fatal(self.config.connection.explain(&e).to_string())),
         }
     }
 
@@ -308,14 +318,18 @@ impl TaskState {
         let Some(connection) = &self.connection else {
             return;
         };
-        match connection
-            .client
-            .query_one(
-                "SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::int8",
-                &[],
-            )
-            .await
-        {
+        let read = connection.client.query_one(
+            "SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::int8",
+            &[],
+        );
+        let Ok(answer) = tokio::time::timeout(CATALOG_TIMEOUT, read).await else {
+            self.lose_connection(&format!(
+                "no answer within {} to a read of the database clock",
+                seconds(CATALOG_TIMEOUT)
+            ));
+            return;
+        };
+        match answer {
             Ok(row) => {
                 let now: i64 = row.get(0);
                 for q in self.queriers.iter_mut().filter(|q| q.initial_now) {
@@ -348,33 +362,26 @@ impl TaskState {
         self.outage = Some(problem);
     }
 
+    /// Starts querier `q`'s query. Reading the catalog and preparing the statement have
+    /// [`CATALOG_TIMEOUT`]; executing it has no deadline: the server sends nothing until the
+    /// first rows are ready (after a sort of a large table, say), and a long snapshot must not
+    /// be cut.
     async fn start_run(&self, q: &Querier) -> Result<Run, RunError> {
         let client = &self
             .connection
             .as_ref()
             .ok_or_else(|| RunError::Fatal("not connected".into()))?
             .client;
-        let plan = match make_plan(client, &q.source, &self.config).await {
-            Ok(plan) => plan,
-            Err(PlanError::Postgres(e)) => return Err(RunError::Postgres(e)),
-            Err(PlanError::Config(e)) => {
-                return Err(RunError::Fatal(format!("{}: {e}", q.source)));
-            }
-        };
-        let columns = plan.select_columns();
-        let incrementing = plan.incrementing.map(|i| columns[i].name.clone());
-        let timestamps = plan.timestamp_columns();
-        let sql = build_sql(
-            &q.source,
-            self.config.mode,
-            &columns,
-            incrementing.as_deref(),
-            &timestamps,
-            q.offset,
-            u64::try_from(self.config.timestamp_delay.as_millis()).unwrap_or(u64::MAX),
-        );
-        debug!(source = %q.source, sql = %sql.text, "query");
-        let statement = client.prepare(&sql.text).await?;
+        let (plan, sql, statement) =
+            tokio::time::timeout(CATALOG_TIMEOUT, self.prepare_run(client, q))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(RunError::NoAnswer(format!(
+                        "no answer within {} while preparing the query of {}",
+                        seconds(CATALOG_TIMEOUT),
+                        q.source
+                    )))
+                })?;
         let mut params: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
         if sql.binds_timestamp {
             let micros = q.offset.timestamp_micros.unwrap_or_default();
@@ -404,6 +411,36 @@ impl TaskState {
             held: None,
             rows_read: 0,
         })
+    }
+
+    /// The plan, SQL and prepared statement of querier `q`'s query.
+    async fn prepare_run(
+        &self,
+        client: &tokio_postgres::Client,
+        q: &Querier,
+    ) -> Result<(Plan, Sql, tokio_postgres::Statement), RunError> {
+        let plan = match make_plan(client, &q.source, &self.config).await {
+            Ok(plan) => plan,
+            Err(PlanError::Postgres(e)) => return Err(RunError::Postgres(e)),
+            Err(PlanError::Config(e)) => {
+                return Err(RunError::Fatal(format!("{}: {e}", q.source)));
+            }
+        };
+        let columns = plan.select_columns();
+        let incrementing = plan.incrementing.map(|i| columns[i].name.clone());
+        let timestamps = plan.timestamp_columns();
+        let sql = build_sql(
+            &q.source,
+            self.config.mode,
+            &columns,
+            incrementing.as_deref(),
+            &timestamps,
+            q.offset,
+            u64::try_from(self.config.timestamp_delay.as_millis()).unwrap_or(u64::MAX),
+        );
+        debug!(source = %q.source, sql = %sql.text, "query");
+        let statement = client.prepare(&sql.text).await?;
+        Ok((plan, sql, statement))
     }
 
     /// Reads up to `batch.max.rows` records from querier `index`, starting its query if it

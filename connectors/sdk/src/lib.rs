@@ -17,6 +17,8 @@
 //! - [`error`]: the one [`Error`] type, retriable or fatal.
 //! - [`abi`]: the plugin C ABI (symbols, function tables, batch encoding) and the
 //!   [`export_plugin!`] macro that turns a crate of connectors into a plugin library.
+//! - `testing` (feature `testing`): helpers the connectors' integration tests share, such as
+//!   a TCP server that accepts connections and never answers.
 
 pub mod abi;
 pub mod config;
@@ -25,6 +27,8 @@ pub mod error;
 pub mod json;
 pub mod record;
 pub mod schema;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod value;
 
 pub use async_trait::async_trait;

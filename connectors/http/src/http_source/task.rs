@@ -31,7 +31,7 @@ use sluice_sdk::{
 };
 use tokio::time::Instant;
 
-use super::config::HttpSourceConfig;
+use super::config::{HttpSourceConfig, REQUEST_TIMEOUT_MS};
 use super::template::render;
 use crate::budget::RequestBudget;
 use crate::budget::WAIT_WORTH_REPORTING as BUDGET_WAIT_WORTH_REPORTING;
@@ -149,7 +149,7 @@ impl SourceTask for HttpSourceTask {
             config.requests_per_minute,
             config.requests_per_day,
         ));
-        let client = HttpClient::new(config.request_timeout, budget)
+        let client = HttpClient::new(config.request_timeout, REQUEST_TIMEOUT_MS, budget)
             .map_err(|e| Error::fatal(format!("cannot set up the HTTP client: {e}")))?;
         let names: Vec<Option<String>> = if config.entity_names.is_empty() {
             vec![None]

@@ -34,7 +34,7 @@ use sluice_sdk::{Error, Result, SourcePartition, SourceRecord, SourceTask, Sourc
 use tokio::time::Instant;
 
 use super::alphavantage::{read_global_quote, read_intraday, Answer, GlobalQuote, IntradaySeries};
-use super::config::{Function, StockQuoteConfig};
+use super::config::{Function, StockQuoteConfig, REQUEST_TIMEOUT_MS};
 use super::schema::{bar_value, quote_value, BAR_SCHEMA, KEY_SCHEMA, QUOTE_SCHEMA};
 use crate::budget::RequestBudget;
 use crate::budget::WAIT_WORTH_REPORTING as BUDGET_WAIT_WORTH_REPORTING;
@@ -219,7 +219,7 @@ impl Running {
             config.requests_per_minute,
             config.requests_per_day,
         ));
-        let client = HttpClient::new(config.request_timeout, budget)
+        let client = HttpClient::new(config.request_timeout, REQUEST_TIMEOUT_MS, budget)
             .map_err(|e| Error::fatal(format!("cannot set up the HTTP client: {e}")))?;
         let now = Instant::now();
         let symbols = config

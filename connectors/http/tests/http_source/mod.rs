@@ -355,3 +355,46 @@ async fn the_day_budget_holds_requests_back_and_says_so() {
         "{problem}"
     );
 }
+
+#[tokio::test]
+async fn a_server_that_never_answers_times_out_and_is_reported() {
+    // Accepts the TCP connection and then stays silent, as a firewall holding the connection
+    // or a hung server does.
+    let silent = sluice_sdk::testing::SilentServer::start().await;
+    let cfg = props(&[
+        ("url", &format!("http://{}/events", silent.addr())),
+        ("topic.name.pattern", "events"),
+        ("http.request.timeout.ms", "300"),
+        ("max.retries", "1"),
+        ("retry.backoff.ms", "10"),
+    ]);
+    let (mut task, status) = start_task(
+        &mut HttpSourceConnector::default(),
+        cfg,
+        OffsetSnapshot::default(),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    // Two attempts of 300 ms each, and a short backoff between them.
+    let records = tokio::time::timeout(Duration::from_secs(5), task.poll())
+        .await
+        .expect("the poll ends at the request deadline")
+        .expect("a silent server is an outage, not a task failure");
+    let elapsed = started.elapsed();
+    assert!(records.is_empty());
+    assert!(
+        elapsed >= Duration::from_millis(600),
+        "both attempts waited for their deadline: {elapsed:?}"
+    );
+    assert!(silent.accepted() >= 2, "the retry did not reach the server");
+    let problem = status
+        .current()
+        .expect("the silent server is reported in the task status");
+    assert!(
+        problem.contains(
+            "no answer within 300 ms (http.request.timeout.ms); check that the server is up \
+             and answers at that address, or raise http.request.timeout.ms"
+        ),
+        "{problem}"
+    );
+}
