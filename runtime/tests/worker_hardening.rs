@@ -3,69 +3,14 @@
 //! flush keeps failing, and a worker with a hundred connectors stopping on SIGINT.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use tokio::io::copy_bidirectional;
-use tokio::net::{TcpListener, TcpStream};
+use sluice_sdk::testing::SilentServer;
 
 use crate::postgres::pg_server::PgServer;
 use crate::support::{read_lines, wait_for, WorkerOptions, WorkerProcess};
-
-/// A TCP server that accepts every connection and never says a word (a firewall that drops
-/// packets after the handshake, or a hung database). The first `forward` connections are
-/// passed through to `upstream` instead, so a connector can pass validation and then hang.
-struct SilentServer {
-    port: u16,
-    accepted: Arc<AtomicUsize>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl SilentServer {
-    async fn start(forward: usize, upstream: Option<u16>) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let counter = accepted.clone();
-        let task = tokio::spawn(async move {
-            let mut held = Vec::new();
-            loop {
-                let Ok((mut socket, _)) = listener.accept().await else {
-                    return;
-                };
-                let n = counter.fetch_add(1, Ordering::SeqCst);
-                match upstream {
-                    Some(up) if n < forward => {
-                        tokio::spawn(async move {
-                            if let Ok(mut server) = TcpStream::connect(("127.0.0.1", up)).await {
-                                let _ = copy_bidirectional(&mut socket, &mut server).await;
-                            }
-                        });
-                    }
-                    _ => held.push(socket),
-                }
-            }
-        });
-        Self {
-            port,
-            accepted,
-            task,
-        }
-    }
-
-    fn accepted(&self) -> usize {
-        self.accepted.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for SilentServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
 
 fn postgres_source(port: u16, db: &str, query: &str) -> Value {
     json!({
@@ -103,10 +48,10 @@ async fn timed(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn validation_against_a_silent_database_answers_within_its_deadline() {
-    let silent = SilentServer::start(0, None).await;
+    let silent = SilentServer::start().await;
     let dir = tempfile::tempdir().unwrap();
     let worker = WorkerProcess::start(WorkerOptions::new(dir.path())).await;
-    let config = postgres_source(silent.port, "db", "?connect_timeout=2");
+    let config = postgres_source(silent.addr().port(), "db", "?connect_timeout=2");
 
     let started = Instant::now();
     let (code, body) = worker
@@ -165,7 +110,7 @@ async fn a_connector_stuck_starting_blocks_no_other_connector() {
         "CREATE TABLE things (id int PRIMARY KEY); INSERT INTO things VALUES (1);",
     );
     // Validation's connection goes through to PostgreSQL; every later one hangs.
-    let gate = SilentServer::start(1, Some(server.port())).await;
+    let gate = SilentServer::start_passing(1, Some(([127, 0, 0, 1], server.port()).into())).await;
     let dir = tempfile::tempdir().unwrap();
     let worker = WorkerProcess::start(WorkerOptions::new(dir.path())).await;
 
@@ -179,7 +124,7 @@ async fn a_connector_stuck_starting_blocks_no_other_connector() {
         .await;
     assert_eq!(code, 201, "{body}");
 
-    let stuck = postgres_source(gate.port, &db, "?connect_timeout=60");
+    let stuck = postgres_source(gate.addr().port(), &db, "?connect_timeout=60");
     let (code, body) = worker
         .request(
             Method::POST,

@@ -47,6 +47,16 @@ impl SilentServer {
     /// # Panics
     /// When no loopback port can be bound.
     pub async fn start() -> Self {
+        Self::start_passing(0, None).await
+    }
+
+    /// Like [`start`](Self::start), but the first `first` connections are passed through to
+    /// `upstream` (a real server): a connector can then pass its validation and hang on the
+    /// connections that follow, as when a server stops answering after a while.
+    ///
+    /// # Panics
+    /// When no loopback port can be bound.
+    pub async fn start_passing(first: usize, upstream: Option<SocketAddr>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a loopback port for the silent server");
@@ -60,8 +70,17 @@ impl SilentServer {
                 // Dropped with this task, which closes every held connection.
                 let mut connections = JoinSet::new();
                 while let Ok((mut socket, _)) = listener.accept().await {
-                    accepted.fetch_add(1, Ordering::SeqCst);
+                    let n = accepted.fetch_add(1, Ordering::SeqCst);
                     connected.notify_waiters();
+                    if let Some(upstream) = upstream.filter(|_| n < first) {
+                        connections.spawn(async move {
+                            if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
+                                let _ =
+                                    tokio::io::copy_bidirectional(&mut socket, &mut server).await;
+                            }
+                        });
+                        continue;
+                    }
                     connections.spawn(async move {
                         // Read until the client gives up, so it is the one that closes.
                         let mut buf = [0u8; 4096];
