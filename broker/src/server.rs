@@ -154,6 +154,7 @@ impl Broker {
         });
         let _ = topics.0.set(Arc::downgrade(&state));
         let tracker = TaskTracker::new();
+        tracker.spawn(Arc::clone(&groups.log_limit).run(shutdown.clone()));
         tracker.spawn(groups.run_timers(shutdown.clone()));
         tracker.spawn(Arc::clone(&state.log_limit).run(shutdown.clone()));
         tracker.spawn(crate::storage::retention::run_retention(
