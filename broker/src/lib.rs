@@ -26,6 +26,9 @@
 //! - `storage`: topics and partitions on disk: segments with sparse offset and time indexes,
 //!   record-batch framing and CRC checks, idempotent-producer state, topic configs, and the
 //!   group-commit fsync thread.
+//! - [`log_limit`]: [`LogLimiter`](log_limit::LogLimiter), which logs the first few
+//!   occurrences of a repeated problem and then one summary line per interval, so nothing a
+//!   remote peer sends can write an unbounded amount of log. The runtime uses it too.
 //! - [`Error`]: what can fail when starting or stopping; protocol errors travel as Kafka
 //!   error codes instead.
 
@@ -33,6 +36,7 @@ pub(crate) mod api;
 pub mod config;
 mod error;
 pub mod group;
+pub mod log_limit;
 mod server;
 pub(crate) mod storage;
 

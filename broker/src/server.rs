@@ -5,6 +5,11 @@
 //! the client sent them in. A request's second stage (waiting for fsync, a Fetch long poll)
 //! runs as its own task; the writer sends responses strictly in request order. At most
 //! [`MAX_IN_FLIGHT`] responses wait per connection, which bounds its memory.
+//!
+//! Every warning a remote peer can cause (frames that cannot be read or decoded, unsupported
+//! requests, responses that cannot be encoded) goes through the broker's [`LogLimiter`], keyed
+//! by the peer's IP address and the kind of problem: a few lines in full, then one summary
+//! line a minute, so no input from the network writes an unbounded amount of log.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock, Weak};
@@ -23,6 +28,7 @@ use crate::api::{self, Decoded, Reply, RequestContext};
 use crate::config::{BrokerConfig, LogFlush};
 use crate::error::{Error, IoContext, Result};
 use crate::group::{GroupCoordinator, TopicLookup};
+use crate::log_limit::{LogLimitConfig, LogLimiter};
 use crate::storage::flush::GroupCommit;
 use crate::storage::LogManager;
 
@@ -32,6 +38,23 @@ const MAX_IN_FLIGHT: usize = 32;
 const READ_CHUNK: usize = 1 << 20;
 /// The node id this broker reports: it is broker 0 of a one-node cluster.
 pub(crate) const NODE_ID: i32 = 0;
+
+// Problems a remote peer can cause, named as they read in the log limiter's summary lines
+// ("12 more malformed requests from 10.0.0.7 in the last 60s").
+/// Frames that cannot be read: impossible lengths, connections cut inside a request.
+pub(crate) const UNREADABLE_REQUESTS: &str = "unreadable requests";
+/// Frames that cannot be decoded as a request of a known API.
+pub(crate) const MALFORMED_REQUESTS: &str = "malformed requests";
+/// Requests for APIs or versions this broker does not serve.
+pub(crate) const UNSUPPORTED_REQUESTS: &str = "unsupported requests";
+/// Requests whose response cannot be encoded or whose handler failed.
+pub(crate) const UNANSWERABLE_REQUESTS: &str = "unanswerable requests";
+/// Transactional requests (transactions are not supported).
+pub(crate) const TRANSACTIONAL_REQUESTS: &str = "transactional requests";
+/// Produce requests refused for a reason other than an unknown topic.
+pub(crate) const REFUSED_PRODUCE_REQUESTS: &str = "refused produce requests";
+/// Failed accepts (out of file descriptors, often because of a connection flood).
+const FAILED_ACCEPTS: &str = "failed accepts";
 
 /// State shared by every connection.
 #[derive(Debug)]
@@ -45,6 +68,8 @@ pub(crate) struct BrokerState {
     pub(crate) shutdown: CancellationToken,
     /// The consumer-group coordinator.
     pub(crate) groups: Arc<GroupCoordinator>,
+    /// Summarises warnings that remote peers can cause.
+    pub(crate) log_limit: Arc<LogLimiter>,
 }
 
 /// Topic look-ups for the group coordinator, answered from the log manager once the broker
@@ -125,10 +150,13 @@ impl Broker {
             advertised_port,
             shutdown: shutdown.clone(),
             groups: Arc::clone(&groups),
+            log_limit: Arc::new(LogLimiter::new(LogLimitConfig::default())),
         });
         let _ = topics.0.set(Arc::downgrade(&state));
         let tracker = TaskTracker::new();
+        tracker.spawn(Arc::clone(&groups.log_limit).run(shutdown.clone()));
         tracker.spawn(groups.run_timers(shutdown.clone()));
+        tracker.spawn(Arc::clone(&state.log_limit).run(shutdown.clone()));
         tracker.spawn(crate::storage::retention::run_retention(
             Arc::clone(&state),
             Duration::from_millis(state.config().log_retention_check_interval_ms),
@@ -210,6 +238,8 @@ impl Broker {
                 "connections still open at the shutdown deadline; closing the log anyway"
             );
         }
+        // Connections that closed after the limiter's own final report may have counted more.
+        self.state.log_limit.report_all();
         self.state.groups.close().await;
         let state = Arc::clone(&self.state);
         tokio::task::spawn_blocking(move || {
@@ -262,7 +292,9 @@ async fn accept_loop(listener: TcpListener, state: Arc<BrokerState>, tracker: Ta
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
-                warn!(error = %e, "accept failed");
+                if state.log_limit.admit(FAILED_ACCEPTS, "the listener") {
+                    warn!(error = %e, "accept failed");
+                }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
@@ -282,13 +314,18 @@ async fn flush_periodically(state: Arc<BrokerState>) {
     }
 }
 
-type PendingResponse = JoinHandle<Option<BytesMut>>;
+/// A response frame being prepared, or why it cannot be encoded.
+type PendingResponse = JoinHandle<std::result::Result<BytesMut, String>>;
 
 async fn serve_connection(state: Arc<BrokerState>, stream: TcpStream, peer: SocketAddr) {
     debug!("connection opened");
     let (mut reader, writer) = stream.into_split();
     let (queue, responses) = mpsc::channel::<PendingResponse>(MAX_IN_FLIGHT);
-    let write_task = tokio::spawn(write_responses(writer, responses));
+    let write_task = tokio::spawn(
+        write_responses(writer, responses, Arc::clone(&state.log_limit), peer)
+            .instrument(tracing::Span::current()),
+    );
+    let limit = &state.log_limit;
     let max_frame = state.config().socket_request_max_bytes;
     loop {
         let frame = tokio::select! {
@@ -299,16 +336,23 @@ async fn serve_connection(state: Arc<BrokerState>, stream: TcpStream, peer: Sock
             Ok(Some(frame)) => frame,
             Ok(None) => break,
             Err(reason) => {
-                warn!(%reason, "closing connection");
+                if limit.admit(UNREADABLE_REQUESTS, peer.ip()) {
+                    warn!(%reason, "unreadable request; closing connection");
+                }
                 break;
             }
         };
         let (header, request) = match api::decode_frame(frame) {
             Ok(Decoded::Request(header, request)) => (header, request),
             Ok(Decoded::Unsupported(key, header)) => {
-                warn!(api = ?key, version = header.request_api_version, "unsupported API or version requested");
+                let log = limit.admit(UNSUPPORTED_REQUESTS, peer.ip());
+                if log {
+                    warn!(api = ?key, version = header.request_api_version, "unsupported API or version requested");
+                }
                 let Some(response) = api::unsupported_response(&header) else {
-                    warn!(api = ?key, "no error response exists for this API; closing connection");
+                    if log {
+                        warn!(api = ?key, "no error response exists for this API; closing connection");
+                    }
                     break;
                 };
                 let frame = api::encode_response(&header, &response);
@@ -322,7 +366,9 @@ async fn serve_connection(state: Arc<BrokerState>, stream: TcpStream, peer: Sock
                 continue;
             }
             Err(reason) => {
-                warn!(%reason, "malformed request; closing connection");
+                if limit.admit(MALFORMED_REQUESTS, peer.ip()) {
+                    warn!(%reason, "malformed request; closing connection");
+                }
                 break;
             }
         };
@@ -398,17 +444,23 @@ async fn read_frame(
 async fn write_responses(
     writer: tokio::net::tcp::OwnedWriteHalf,
     mut responses: mpsc::Receiver<PendingResponse>,
+    limit: Arc<LogLimiter>,
+    peer: SocketAddr,
 ) {
     let mut writer = BufWriter::with_capacity(64 * 1024, writer);
     while let Some(pending) = responses.recv().await {
         let frame = match pending.await {
-            Ok(Some(frame)) => frame,
-            Ok(None) => {
-                warn!("response could not be encoded; closing connection");
+            Ok(Ok(frame)) => frame,
+            Ok(Err(reason)) => {
+                if limit.admit(UNANSWERABLE_REQUESTS, peer.ip()) {
+                    warn!(%reason, "response could not be encoded; closing connection");
+                }
                 break;
             }
             Err(e) => {
-                warn!(error = %e, "request handler failed; closing connection");
+                if limit.admit(UNANSWERABLE_REQUESTS, peer.ip()) {
+                    warn!(error = %e, "request handler failed; closing connection");
+                }
                 break;
             }
         };

@@ -11,6 +11,7 @@ mod cleaning;
 mod common;
 mod groups;
 mod idempotence;
+mod log_flood;
 mod protocol;
 mod restart;
 mod roundtrip;

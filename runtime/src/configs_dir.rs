@@ -15,7 +15,7 @@ use serde_json::Value as Json;
 use sluice_sdk::Props;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::herder::{Herder, Origin};
 
@@ -85,56 +85,178 @@ pub fn parse_connector_json(path: &Path, text: &str) -> Result<(String, Props), 
 /// Connectors currently defined by files: file -> (name, configuration).
 type Applied = BTreeMap<PathBuf, (String, Props)>;
 
+/// Quiet time after the last change before the folder is read: editors and `cp` write a
+/// file in several steps.
+const SETTLE: Duration = Duration::from_millis(200);
+/// Longest a stream of changes can hold back a read.
+const SETTLE_MAX: Duration = Duration::from_secs(2);
+/// How often the fallback watcher (used where inotify is not available) compares the
+/// folder's metadata; it never reads the files themselves.
+const POLL_INTERVAL: Duration = Duration::from_secs(2);
+
+/// What the folder watch remembers between reads of the folder.
+#[derive(Debug, Default)]
+struct FolderState {
+    /// Connectors defined by files.
+    applied: Applied,
+    /// The last problem logged per file and the content it was about: a problem is logged
+    /// once per change of the file, not once per read of the folder.
+    reported: BTreeMap<PathBuf, Reported>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Reported {
+    /// Hash of the file's bytes; `None` when they could not be read.
+    content: Option<u64>,
+    problem: String,
+}
+
+impl FolderState {
+    /// Whether `problem` about `path` (with `content`) is new and must be logged; it is
+    /// remembered either way.
+    fn first_report(&mut self, path: &Path, content: Option<u64>, problem: &str) -> bool {
+        let report = Reported {
+            content,
+            problem: problem.to_owned(),
+        };
+        if self.reported.get(path) == Some(&report) {
+            return false;
+        }
+        self.reported.insert(path.to_path_buf(), report);
+        true
+    }
+
+    /// `path` is fine (or gone): a later problem with it is logged again.
+    fn clear_report(&mut self, path: &Path) {
+        self.reported.remove(path);
+    }
+}
+
+/// Whether a watcher event can mean a connector file changed. Reading the folder opens,
+/// reads and closes files, and inotify reports that too: reacting to those events made the
+/// watch re-read the folder forever.
+fn is_change(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode};
+    match kind {
+        notify::EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        notify::EventKind::Access(_) => false,
+        notify::EventKind::Create(_)
+        | notify::EventKind::Modify(_)
+        | notify::EventKind::Remove(_)
+        | notify::EventKind::Any
+        | notify::EventKind::Other => true,
+    }
+}
+
+/// A hash of a file's bytes, to tell whether it changed since its problem was logged.
+fn content_hash(bytes: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    hasher.finish()
+}
+
 /// Reads every connector file now, then keeps watching the folder until `token` is cancelled.
+/// The folder is read again only after a change to it (create, write, rename, remove),
+/// once a burst of changes has settled.
 pub async fn run_config_dir(worker: Arc<Herder>, dir: PathBuf, token: CancellationToken) {
-    let mut applied = Applied::new();
+    let mut folder = FolderState::default();
     if !dir.exists() {
         warn!(dir = %dir.display(), "connector config folder does not exist; create it and add *.json files to define connectors");
     }
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
-    let watch_target = if dir.exists() {
-        dir.clone()
-    } else {
-        PathBuf::from(".")
-    };
-    let handler = move |res: notify::Result<notify::Event>| {
-        if res.is_ok() {
-            let _ = tx.send(());
-        }
-    };
-    // Keep the watcher alive for the loop's lifetime; fall back to polling where inotify is
-    // not available.
-    let _watcher: Option<Box<dyn Watcher + Send>> = match notify::recommended_watcher(
-        handler.clone(),
-    ) {
-        Ok(mut w) => match w.watch(&watch_target, notify::RecursiveMode::NonRecursive) {
-            Ok(()) => Some(Box::new(w)),
-            Err(e) => {
-                warn!(dir = %watch_target.display(), error = %e, "cannot watch the config folder; polling it instead");
-                poll_watcher(handler, &watch_target)
-            }
-        },
-        Err(e) => {
-            warn!(error = %e, "no file watcher available; polling the config folder instead");
-            poll_watcher(handler, &watch_target)
-        }
-    };
-    // Watch first, then read: a file written in between is seen by the next sync.
-    sync_dir(&worker, &dir, &mut applied).await;
+    // Watch first, then read: a file written in between is seen by the next read.
+    let mut watch = FolderWatch::start(&dir, tx.clone());
+    sync_dir(&worker, &dir, &mut folder).await;
     loop {
         tokio::select! {
             _ = token.cancelled() => return,
             got = rx.recv() => if got.is_none() { return; },
         }
-        // Editors write files in several steps; settle before reading.
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        while rx.try_recv().is_ok() {}
-        sync_dir(&worker, &dir, &mut applied).await;
+        let deadline = tokio::time::Instant::now() + SETTLE_MAX;
+        loop {
+            tokio::select! {
+                _ = token.cancelled() => return,
+                got = rx.recv() => {
+                    if got.is_none() { return; }
+                    if tokio::time::Instant::now() >= deadline { break; }
+                }
+                () = tokio::time::sleep(SETTLE) => break,
+            }
+        }
+        if watch.on_parent && dir.is_dir() {
+            // The folder was created: watch it instead of its parent.
+            watch = FolderWatch::start(&dir, tx.clone());
+        }
+        sync_dir(&worker, &dir, &mut folder).await;
+    }
+}
+
+/// The file watcher, kept alive for as long as the folder is watched.
+struct FolderWatch {
+    _watcher: Option<Box<dyn Watcher + Send>>,
+    /// Watching the current directory because the folder does not exist (yet).
+    on_parent: bool,
+}
+
+impl FolderWatch {
+    /// Watches `dir` (or, while it does not exist, the current directory for its creation),
+    /// sending on `tx` for every change. Falls back to polling metadata where inotify is not
+    /// available.
+    fn start(dir: &Path, tx: mpsc::UnboundedSender<()>) -> Self {
+        let on_parent = !dir.is_dir();
+        let target = if on_parent {
+            PathBuf::from(".")
+        } else {
+            dir.to_path_buf()
+        };
+        // On the parent, only events about the folder itself count.
+        let name = dir.file_name().map(|n| n.to_os_string());
+        let handler = move |res: notify::Result<notify::Event>| {
+            let relevant = match &res {
+                Ok(event) => {
+                    is_change(&event.kind)
+                        && (!on_parent
+                            || event.paths.is_empty()
+                            || event
+                                .paths
+                                .iter()
+                                .any(|p| p.file_name().map(|n| n.to_os_string()) == name))
+                }
+                // A watcher error (lost events): read the folder to be sure.
+                Err(_) => true,
+            };
+            if relevant {
+                let _ = tx.send(());
+            }
+        };
+        let watcher: Option<Box<dyn Watcher + Send>> = match notify::recommended_watcher(
+            handler.clone(),
+        ) {
+            Ok(mut w) => match w.watch(&target, notify::RecursiveMode::NonRecursive) {
+                Ok(()) => Some(Box::new(w)),
+                Err(e) => {
+                    warn!(dir = %target.display(), error = %e, "cannot watch the config folder; polling it instead");
+                    poll_watcher(handler, &target)
+                }
+            },
+            Err(e) => {
+                warn!(error = %e, "no file watcher available; polling the config folder instead");
+                poll_watcher(handler, &target)
+            }
+        };
+        Self {
+            _watcher: watcher,
+            on_parent,
+        }
     }
 }
 
 fn poll_watcher(handler: impl notify::EventHandler, dir: &Path) -> Option<Box<dyn Watcher + Send>> {
-    let config = notify::Config::default().with_poll_interval(Duration::from_secs(1));
+    // Compares modification times and sizes on each tick, never the files' contents.
+    let config = notify::Config::default()
+        .with_poll_interval(POLL_INTERVAL)
+        .with_compare_contents(false);
     match notify::PollWatcher::new(handler, config) {
         Ok(mut w) => {
             if let Err(e) = w.watch(dir, notify::RecursiveMode::NonRecursive) {
@@ -150,9 +272,13 @@ fn poll_watcher(handler: impl notify::EventHandler, dir: &Path) -> Option<Box<dy
     }
 }
 
-/// Brings the worker in line with the folder's files.
-async fn sync_dir(worker: &Arc<Herder>, dir: &Path, applied: &mut Applied) {
-    let mut present: BTreeMap<PathBuf, Option<(String, Props)>> = BTreeMap::new();
+/// A connector file as read: its content hash (when readable) and what it defines.
+type ReadFile = (Option<u64>, Result<(String, Props), String>);
+
+/// Brings the worker in line with the folder's files. Problems are logged once per change
+/// of the file they are about.
+async fn sync_dir(worker: &Arc<Herder>, dir: &Path, folder: &mut FolderState) {
+    let mut present: BTreeMap<PathBuf, ReadFile> = BTreeMap::new();
     if let Ok(entries) = std::fs::read_dir(dir) {
         let mut paths: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -160,28 +286,29 @@ async fn sync_dir(worker: &Arc<Herder>, dir: &Path, applied: &mut Applied) {
             .collect();
         paths.sort();
         for path in paths {
-            let parsed = std::fs::read_to_string(&path)
-                .map_err(|e| format!("cannot be read: {e}"))
-                .and_then(|text| parse_connector_json(&path, &text));
-            match parsed {
-                Ok(p) => {
-                    present.insert(path, Some(p));
-                }
-                Err(e) => {
-                    error!(file = %path.display(), "connector file {} {e}", path.display());
-                    present.insert(path, None);
-                }
-            }
+            let read = match std::fs::read(&path) {
+                Ok(bytes) => (
+                    Some(content_hash(&bytes)),
+                    String::from_utf8(bytes)
+                        .map_err(|_| "is not UTF-8 text".to_string())
+                        .and_then(|text| parse_connector_json(&path, &text)),
+                ),
+                Err(e) => (None, Err(format!("cannot be read: {e}"))),
+            };
+            present.insert(path, read);
         }
     }
+    debug!(dir = %dir.display(), files = present.len(), "config folder scanned");
     // Removed files delete their connectors; a file that turned invalid keeps the last good one.
-    let removed: Vec<PathBuf> = applied
+    folder.reported.retain(|p, _| present.contains_key(p));
+    let removed: Vec<PathBuf> = folder
+        .applied
         .keys()
         .filter(|p| !present.contains_key(*p))
         .cloned()
         .collect();
     for path in removed {
-        if let Some((name, _)) = applied.remove(&path) {
+        if let Some((name, _)) = folder.applied.remove(&path) {
             match worker
                 .delete_connector(&name, &Origin::File(path.clone()))
                 .await
@@ -195,25 +322,43 @@ async fn sync_dir(worker: &Arc<Herder>, dir: &Path, applied: &mut Applied) {
             }
         }
     }
-    for (path, parsed) in present {
-        let Some((name, props)) = parsed else {
-            continue;
+    for (path, (content, parsed)) in present {
+        let (name, props) = match parsed {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                if folder.first_report(&path, content, &e) {
+                    error!(file = %path.display(), "connector file {} {e}", path.display());
+                }
+                continue;
+            }
         };
-        if applied
+        if folder
+            .applied
             .get(&path)
             .is_some_and(|(n, p)| *n == name && *p == props)
         {
+            folder.clear_report(&path);
             continue;
         }
-        if let Some((old_name, _)) = applied.get(&path).filter(|(n, _)| *n != name) {
+        if let Some((old_name, _)) = folder.applied.get(&path).filter(|(n, _)| *n != name) {
             let old_name = old_name.clone();
             let _ = worker
                 .delete_connector(&old_name, &Origin::File(path.clone()))
                 .await;
-            applied.remove(&path);
+            folder.applied.remove(&path);
         }
-        if let Some((other, _)) = applied.iter().find(|(p, (n, _))| **p != path && *n == name) {
-            error!(file = %path.display(), "connector file {} defines connector '{name}', which {} already defines; rename one of them", path.display(), other.display());
+        if let Some((other, _)) = folder
+            .applied
+            .iter()
+            .find(|(p, (n, _))| **p != path && *n == name)
+        {
+            let problem = format!(
+                "defines connector '{name}', which {} already defines; rename one of them",
+                other.display()
+            );
+            if folder.first_report(&path, content, &problem) {
+                error!(file = %path.display(), "connector file {} {problem}", path.display());
+            }
             continue;
         }
         match worker
@@ -222,9 +367,14 @@ async fn sync_dir(worker: &Arc<Herder>, dir: &Path, applied: &mut Applied) {
         {
             Ok(created) => {
                 info!(file = %path.display(), connector = %name, created, "connector file applied");
-                applied.insert(path, (name, props));
+                folder.clear_report(&path);
+                folder.applied.insert(path, (name, props));
             }
-            Err(e) => error!(file = %path.display(), "connector file {}: {e}", path.display()),
+            Err(e) => {
+                if folder.first_report(&path, content, &e.to_string()) {
+                    error!(file = %path.display(), "connector file {}: {e}", path.display());
+                }
+            }
         }
     }
 }
@@ -267,5 +417,53 @@ mod tests {
                 .unwrap_err()
                 .contains("make them equal")
         );
+    }
+
+    #[test]
+    fn reading_the_folder_is_not_a_change() {
+        use notify::event::{
+            AccessKind, AccessMode, CreateKind, DataChange, MetadataKind, ModifyKind, RemoveKind,
+            RenameMode,
+        };
+        use notify::EventKind;
+        for kind in [
+            EventKind::Access(AccessKind::Open(AccessMode::Any)),
+            EventKind::Access(AccessKind::Read),
+            EventKind::Access(AccessKind::Close(AccessMode::Read)),
+            EventKind::Access(AccessKind::Any),
+        ] {
+            assert!(!is_change(&kind), "{kind:?}");
+        }
+        for kind in [
+            EventKind::Create(CreateKind::File),
+            EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+            EventKind::Modify(ModifyKind::Name(RenameMode::From)),
+            EventKind::Modify(ModifyKind::Metadata(MetadataKind::WriteTime)),
+            EventKind::Remove(RemoveKind::File),
+            EventKind::Access(AccessKind::Close(AccessMode::Write)),
+        ] {
+            assert!(is_change(&kind), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn a_problem_is_reported_once_per_change_of_the_file() {
+        let mut folder = FolderState::default();
+        let path = Path::new("configs/bad.json");
+        let bad = Some(content_hash(b"{nope"));
+        assert!(folder.first_report(path, bad, "is not valid JSON"));
+        assert!(!folder.first_report(path, bad, "is not valid JSON"));
+        // Edited, still bad: reported again, once.
+        let worse = Some(content_hash(b"{nope nope"));
+        assert!(folder.first_report(path, worse, "is not valid JSON"));
+        assert!(!folder.first_report(path, worse, "is not valid JSON"));
+        // Same bytes, another problem (a connector it clashes with appeared): reported.
+        assert!(folder.first_report(path, worse, "defines connector 'a' twice"));
+        // Fixed, then broken the same way again: reported again.
+        folder.clear_report(path);
+        assert!(folder.first_report(path, worse, "defines connector 'a' twice"));
+        // Problems of other files are their own.
+        assert!(folder.first_report(Path::new("configs/other.json"), worse, "x"));
     }
 }

@@ -6,6 +6,7 @@
 mod support;
 
 mod cli;
+mod config_folder;
 mod crash;
 mod elasticsearch;
 mod plugins;

@@ -5,23 +5,31 @@ use std::sync::Arc;
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use kafka_protocol::ResponseError;
-use tracing::{info, warn};
+use tracing::{debug, warn};
 
 use super::{blocking, RequestContext};
+use crate::server::TRANSACTIONAL_REQUESTS;
 
 pub(crate) async fn handle(
     ctx: &RequestContext,
     request: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
     if let Some(id) = &request.transactional_id {
-        warn!(peer = %ctx.peer, transactional_id = id.as_str(), "transactions are not supported; refusing InitProducerId");
+        if ctx
+            .state
+            .log_limit
+            .admit(TRANSACTIONAL_REQUESTS, ctx.peer.ip())
+        {
+            warn!(peer = %ctx.peer, transactional_id = id.as_str(), "transactions are not supported; refusing InitProducerId");
+        }
         return InitProducerIdResponse::default()
             .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
     }
     let state = Arc::clone(&ctx.state);
     match blocking(move || state.logs.allocate_producer_id()).await {
         Ok(Ok(id)) => {
-            info!(peer = %ctx.peer, producer_id = id, "producer id allocated");
+            // Debug, not info: every producer start asks, and a peer can ask in a loop.
+            debug!(peer = %ctx.peer, producer_id = id, "producer id allocated");
             InitProducerIdResponse::default()
                 .with_producer_id(ProducerId(id))
                 .with_producer_epoch(0)

@@ -15,7 +15,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::ResponseError;
 use tracing::{debug, warn};
 
-use crate::server::BrokerState;
+use crate::server::{BrokerState, UNSUPPORTED_REQUESTS};
 use crate::storage::ApiError;
 
 pub(crate) mod alter_configs;
@@ -181,7 +181,13 @@ pub(crate) async fn dispatch(ctx: RequestContext, request: RequestKind) -> Reply
         | RequestKind::OffsetDelete(_)) => group::handle(&ctx, request),
         other => {
             // Unreachable while SUPPORTED and this match agree; answer rather than panic.
-            warn!(peer = %ctx.peer, request = ?std::mem::discriminant(&other), "request decoded but not dispatched");
+            if ctx
+                .state
+                .log_limit
+                .admit(UNSUPPORTED_REQUESTS, ctx.peer.ip())
+            {
+                warn!(peer = %ctx.peer, request = ?std::mem::discriminant(&other), "request decoded but not dispatched");
+            }
             match unsupported_response(&ctx.header) {
                 Some(response) => Reply::Now(response),
                 None => Reply::Nothing,
@@ -228,9 +234,14 @@ pub(crate) fn unsupported_response(header: &RequestHeader) -> Option<ResponseKin
 }
 
 /// Encodes a response frame (length prefix, header, body) for the request `header`.
-/// Returns `None` (and logs) if the response cannot be encoded at the requested version.
-pub(crate) fn encode_response(header: &RequestHeader, response: &ResponseKind) -> Option<BytesMut> {
-    let key = ApiKey::try_from(header.request_api_key).ok()?;
+/// `Err` says why the response cannot be encoded at the requested version; the connection
+/// logs it (through its log limiter: a peer can cause it at will) and closes.
+pub(crate) fn encode_response(
+    header: &RequestHeader,
+    response: &ResponseKind,
+) -> Result<BytesMut, String> {
+    let key = ApiKey::try_from(header.request_api_key)
+        .map_err(|_| format!("unknown API key {}", header.request_api_key))?;
     let mut version = header.request_api_version;
     let supported = supported_versions(key);
     let is_unsupported = !supported.is_some_and(|(min, max)| (min..=max).contains(&version));
@@ -239,24 +250,23 @@ pub(crate) fn encode_response(header: &RequestHeader, response: &ResponseKind) -
         version = 0;
     }
     if is_unsupported && !(key.valid_versions().min..=key.valid_versions().max).contains(&version) {
-        warn!(api = ?key, version, "cannot encode a response at a version the protocol crate does not know");
-        return None;
+        return Err(format!(
+            "cannot encode a {key:?} response at v{version}, a version the protocol crate does not know"
+        ));
     }
     let header_version = key.response_header_version(version);
     let mut buf = BytesMut::with_capacity(64);
     buf.put_i32(0);
     let response_header = ResponseHeader::default().with_correlation_id(header.correlation_id);
-    if let Err(e) = response_header.encode(&mut buf, header_version) {
-        warn!(error = %e, "cannot encode response header");
-        return None;
-    }
-    if let Err(e) = response.encode(&mut buf, version) {
-        warn!(api = ?key, version, error = %e, "cannot encode response");
-        return None;
-    }
+    response_header
+        .encode(&mut buf, header_version)
+        .map_err(|e| format!("cannot encode a {key:?} v{version} response header: {e}"))?;
+    response
+        .encode(&mut buf, version)
+        .map_err(|e| format!("cannot encode a {key:?} v{version} response: {e}"))?;
     let len = (buf.len() - 4) as i32;
     buf[0..4].copy_from_slice(&len.to_be_bytes());
-    Some(buf)
+    Ok(buf)
 }
 
 /// `Some(message)` as the protocol's nullable string.

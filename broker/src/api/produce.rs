@@ -17,6 +17,7 @@ use tracing::warn;
 use super::{blocking, Reply, RequestContext};
 use crate::config::LogFlush;
 use crate::server::BrokerState;
+use crate::server::{REFUSED_PRODUCE_REQUESTS, TRANSACTIONAL_REQUESTS};
 use crate::storage::partition::Partition;
 use crate::storage::ApiError;
 
@@ -34,7 +35,9 @@ pub(crate) async fn handle(ctx: RequestContext, request: ProduceRequest) -> Repl
     let acks = request.acks;
     let version = ctx.version();
     let state = Arc::clone(&ctx.state);
-    if request.transactional_id.is_some() {
+    if request.transactional_id.is_some()
+        && state.log_limit.admit(TRANSACTIONAL_REQUESTS, ctx.peer.ip())
+    {
         warn!(peer = %ctx.peer, "transactional produce refused: transactions are not supported");
     }
     let mut responses: Vec<TopicProduceResponse> = Vec::new();
@@ -113,7 +116,11 @@ pub(crate) async fn handle(ctx: RequestContext, request: ProduceRequest) -> Repl
                 results.push((topic, index, Ok(info), Some(partition)));
             }
             Err(e) => {
-                if e.code != ResponseError::UnknownTopicOrPartition {
+                if e.code != ResponseError::UnknownTopicOrPartition
+                    && state
+                        .log_limit
+                        .admit(REFUSED_PRODUCE_REQUESTS, ctx.peer.ip())
+                {
                     warn!(peer = %ctx.peer, code = ?e.code, error = %e.message, "produce refused");
                 }
                 results.push((topic, index, Err(e), None));

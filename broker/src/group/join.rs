@@ -313,12 +313,17 @@ impl GroupCoordinator {
                 Pending::Ready(self.current_generation_outcome(group, &member_id, false))
             }
             GroupState::Empty | GroupState::Dead => {
-                tracing::warn!(
-                    group = %group.group_id,
-                    member = %member_id,
-                    state = %group.state,
-                    "rejoining member of a group in an unexpected state; asking it to join anew"
-                );
+                if self
+                    .log_limit
+                    .admit("rejoins of groups in an unexpected state", &group.group_id)
+                {
+                    tracing::warn!(
+                        group = %group.group_id,
+                        member = %member_id,
+                        state = %group.state,
+                        "rejoining member of a group in an unexpected state; asking it to join anew"
+                    );
+                }
                 Pending::Ready(JoinOutcome::error(
                     member_id,
                     ResponseError::UnknownMemberId.code(),

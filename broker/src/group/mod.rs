@@ -188,6 +188,8 @@ pub struct GroupCoordinator {
     pub(crate) clock: Clock,
     /// Woken whenever a timer may have moved earlier, so the expiry task recomputes its sleep.
     pub(crate) timers_changed: Notify,
+    /// Summarises warnings a client can cause, keyed by group id (the broker runs its timer).
+    pub(crate) log_limit: Arc<crate::log_limit::LogLimiter>,
 }
 
 /// Every group the coordinator knows, by group id.
@@ -231,6 +233,7 @@ impl GroupCoordinator {
             store,
             clock,
             timers_changed: Notify::new(),
+            log_limit: Arc::new(crate::log_limit::LogLimiter::new(Default::default())),
         }))
     }
 

@@ -119,7 +119,11 @@ impl GroupCoordinator {
                         .keys()
                         .filter(|id| !assignment.contains_key(*id))
                         .collect();
-                    if !missing.is_empty() {
+                    if !missing.is_empty()
+                        && self
+                            .log_limit
+                            .admit("incomplete assignments from group leaders", &group.group_id)
+                    {
                         tracing::warn!(
                             group = %group.group_id,
                             generation = group.generation_id,
