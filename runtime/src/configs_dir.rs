@@ -322,6 +322,9 @@ async fn sync_dir(worker: &Arc<Herder>, dir: &Path, folder: &mut FolderState) {
             }
         }
     }
+    // Files to create or reconfigure; applied together below, so that one whose validation
+    // waits on an outside system does not hold up the others.
+    let mut puts: Vec<(PathBuf, Option<u64>, String, Props)> = Vec::new();
     for (path, (content, parsed)) in present {
         let (name, props) = match parsed {
             Ok(parsed) => parsed,
@@ -347,11 +350,13 @@ async fn sync_dir(worker: &Arc<Herder>, dir: &Path, folder: &mut FolderState) {
                 .await;
             folder.applied.remove(&path);
         }
-        if let Some((other, _)) = folder
+        let defined_elsewhere = folder
             .applied
             .iter()
             .find(|(p, (n, _))| **p != path && *n == name)
-        {
+            .map(|(p, _)| p)
+            .or_else(|| puts.iter().find(|(_, _, n, _)| *n == name).map(|(p, ..)| p));
+        if let Some(other) = defined_elsewhere {
             let problem = format!(
                 "defines connector '{name}', which {} already defines; rename one of them",
                 other.display()
@@ -361,10 +366,14 @@ async fn sync_dir(worker: &Arc<Herder>, dir: &Path, folder: &mut FolderState) {
             }
             continue;
         }
-        match worker
-            .put_connector(&name, props.clone(), Origin::File(path.clone()))
-            .await
-        {
+        puts.push((path, content, name, props));
+    }
+    let results = futures::future::join_all(puts.iter().map(|(path, _, name, props)| {
+        worker.put_connector(name, props.clone(), Origin::File(path.clone()))
+    }))
+    .await;
+    for ((path, content, name, props), result) in puts.into_iter().zip(results) {
+        match result {
             Ok(created) => {
                 info!(file = %path.display(), connector = %name, created, "connector file applied");
                 folder.clear_report(&path);

@@ -18,6 +18,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::util::Timeout;
 use serde_json::{json, Value as Json};
+use sluice_broker::log_limit::{LogLimitConfig, LogLimiter};
 use sluice_sdk::{ConfigErrors, ConnectorKind, ConnectorPlugin, Props};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -169,6 +170,8 @@ impl Herder {
             Some(internal_producer.clone()),
         ));
         let metrics = Arc::new(Metrics::default());
+        let log_limiter = Arc::new(LogLimiter::new(LogLimitConfig::default()));
+        tokio::spawn(log_limiter.clone().run(root.clone()));
         let worker = Worker::new(WorkerParts {
             clients: clients.clone(),
             internal_producer,
@@ -178,6 +181,7 @@ impl Herder {
             flush_interval: settings.offset_flush_interval,
             flush_timeout: settings.offset_flush_timeout,
             shutdown_timeout: settings.shutdown_timeout,
+            log_limiter,
         });
         let herder = Arc::new(Self {
             settings,

@@ -24,6 +24,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use sluice_broker::log_limit::LogLimiter;
+
 use crate::connector_config::ConnectorSettings;
 use crate::kafka::{KafkaClients, SharedProducer};
 use crate::metrics::Metrics;
@@ -42,6 +44,7 @@ pub struct Worker {
     flush_interval: Duration,
     flush_timeout: Duration,
     shutdown_timeout: Duration,
+    log_limiter: Arc<LogLimiter>,
 }
 
 /// The parts of a [`Worker`], named.
@@ -63,6 +66,8 @@ pub struct WorkerParts {
     pub flush_timeout: Duration,
     /// `task.shutdown.graceful.timeout.ms`.
     pub shutdown_timeout: Duration,
+    /// Summarises the tasks' repeating problems in the log.
+    pub log_limiter: Arc<LogLimiter>,
 }
 
 /// Commands a connector actor takes, in order.
@@ -180,6 +185,7 @@ impl Worker {
             flush_interval: parts.flush_interval,
             flush_timeout: parts.flush_timeout,
             shutdown_timeout: parts.shutdown_timeout,
+            log_limiter: parts.log_limiter,
         }
     }
 
@@ -438,6 +444,7 @@ impl ConnectorActor {
             token: token.clone(),
             flush_interval: worker.flush_interval,
             flush_timeout: worker.flush_timeout,
+            log_limiter: worker.log_limiter.clone(),
         };
         let handle = match instance {
             Instance::Source(c) => tokio::spawn(run_source_task(env, c.create_task())),

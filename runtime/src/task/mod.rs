@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::kafka::SharedProducer;
+use sluice_broker::log_limit::LogLimiter;
 use sluice_sdk::Props;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -72,6 +73,8 @@ pub struct TaskEnv {
     pub flush_interval: Duration,
     /// Offset commit timeout.
     pub flush_timeout: Duration,
+    /// Summarises problems that repeat (the first few in full, then a count per interval).
+    pub log_limiter: Arc<LogLimiter>,
 }
 
 impl TaskEnv {
@@ -100,6 +103,11 @@ impl TaskEnv {
                 changed = self.target.changed() => if changed.is_err() { return false; },
             }
         }
+    }
+
+    /// `connector-task` as the log summaries name a task.
+    pub fn task_name(&self) -> String {
+        format!("{}-{}", self.connector, self.task_id)
     }
 
     /// Whether the connector is paused now.

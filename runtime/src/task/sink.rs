@@ -426,7 +426,12 @@ impl SinkState {
                 env.metrics
                     .offset_commit_failures
                     .fetch_add(1, Ordering::Relaxed);
-                warn!(connector = %env.connector, task = env.task_id, error = %e, "sink offset commit failed");
+                if env
+                    .log_limiter
+                    .admit("sink offset commit failures", env.task_name())
+                {
+                    warn!(connector = %env.connector, task = env.task_id, error = %e, "sink offset commit failed");
+                }
             }
         }
         Ok(())
@@ -673,7 +678,9 @@ async fn sink_loop(
         let batch = match polled {
             Ok(b) => b,
             Err(e) => {
-                warn!(connector = %env.connector, task = env.task_id, error = %e, "consumer error");
+                if env.log_limiter.admit("consumer errors", env.task_name()) {
+                    warn!(connector = %env.connector, task = env.task_id, error = %e, "consumer error");
+                }
                 Vec::new()
             }
         };

@@ -342,7 +342,13 @@ impl SourceCommitter {
                     .metrics
                     .offset_commit_failures
                     .fetch_add(1, Ordering::Relaxed);
-                warn!(connector = %self.env.connector, task = self.env.task_id, error = %e, "offset commit failed; will retry");
+                if self
+                    .env
+                    .log_limiter
+                    .admit("source offset commit failures", self.env.task_name())
+                {
+                    warn!(connector = %self.env.connector, task = self.env.task_id, error = %e, "offset commit failed; will retry");
+                }
                 self.tracker.restore(committable);
             }
         }
