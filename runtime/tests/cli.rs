@@ -579,6 +579,63 @@ fn consume_stops_with_one_line_when_the_broker_goes_away() {
 }
 
 #[test]
+fn produce_stops_with_one_line_when_the_broker_goes_away_with_records_waiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(&dir.path().join("data"), "127.0.0.1:0");
+    let addr = broker.addr.clone();
+    run(topics(&addr, &["--create", "--topic", "live"]), "");
+    let mut produce = sluice()
+        .args(["produce", "--bootstrap-server", &addr, "--topic", "live"])
+        .env_remove("SLUICE_LOG")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = produce.stdin.take().unwrap();
+    stdin.write_all(b"first\n").unwrap();
+    stdin.flush().unwrap();
+    // The first record readable means the producer is connected; consume waits for it.
+    let mut consume = sluice();
+    consume.args([
+        "consume",
+        "--bootstrap-server",
+        &addr,
+        "--topic",
+        "live",
+        "--from-beginning",
+        "--max-messages",
+        "1",
+    ]);
+    let output = run_bounded(&mut consume, "", Duration::from_secs(30));
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "first\n");
+    let stderr = drain(produce.stderr.take().unwrap());
+    broker.kill();
+    // This record can never be acknowledged.
+    stdin.write_all(b"second\n").unwrap();
+    drop(stdin);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = produce.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = produce.kill();
+            panic!("produce kept running after the broker went away");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let output = Output {
+        status,
+        stdout: Vec::new(),
+        stderr: stderr.join().unwrap(),
+    };
+    assert_one_error_line(&output, &["lost the connection to the broker at", &addr]);
+}
+
+#[test]
 fn help_shows_the_bootstrap_server_flag_and_its_variable_the_same_way() {
     let mut helps = Vec::new();
     for tool in ["topics", "produce", "consume", "groups", "worker"] {
