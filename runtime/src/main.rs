@@ -25,6 +25,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the bundled Kafka-compatible broker.
+    #[command(after_long_help = cli::broker::settings_help())]
     Broker(cli::broker::BrokerArgs),
     /// Create, list, describe, alter or delete topics (like kafka-topics).
     Topics(cli::topics::TopicsArgs),
