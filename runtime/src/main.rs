@@ -1,5 +1,6 @@
 //! The `sluice` binary: one entry point for the worker, the bundled broker and the CLI tools.
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -24,6 +25,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the bundled Kafka-compatible broker.
+    #[command(after_long_help = cli::broker::settings_help())]
     Broker(cli::broker::BrokerArgs),
     /// Create, list, describe, alter or delete topics (like kafka-topics).
     Topics(cli::topics::TopicsArgs),
@@ -51,11 +53,14 @@ fn worker_help() -> String {
 /// Flags override the settings file and environment.
 #[derive(Debug, clap::Args)]
 struct WorkerArgs {
+    /// TOML file of worker settings, instead of sluice.toml in the working directory.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Folder of connector JSON files (setting config.dir).
     #[arg(long, value_name = "DIR")]
     config_dir: Option<PathBuf>,
     /// Kafka cluster to use instead of the embedded broker (setting bootstrap.servers).
-    #[arg(long, value_name = "HOST:PORT")]
+    #[arg(long, value_name = "HOST:PORT", env = cli::BOOTSTRAP_ENV)]
     bootstrap_server: Option<String>,
     /// Port of the REST API (setting rest.port).
     #[arg(long, value_name = "PORT")]
@@ -98,11 +103,15 @@ async fn shutdown_signal() {
 
 async fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
     let cwd = std::env::current_dir().context("cannot read the working directory")?;
-    let mut settings = WorkerSettings::load(&cwd)?;
+    let mut settings = match &args.config {
+        Some(file) => WorkerSettings::load_file(file)?,
+        None => WorkerSettings::load(&cwd)?,
+    };
     if let Some(dir) = args.config_dir {
         settings.config_dir = dir;
     }
-    if let Some(servers) = args.bootstrap_server {
+    // An empty SLUICE_BOOTSTRAP_SERVERS means "unset" here as it does in the settings.
+    if let Some(servers) = args.bootstrap_server.filter(|s| !s.trim().is_empty()) {
         settings.bootstrap_servers = Some(servers);
     }
     if let Some(port) = args.rest_port {
@@ -117,7 +126,25 @@ async fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn main() -> anyhow::Result<()> {
+/// Errors are printed as one line (with their causes, `{:#}`) and exit code 1. Returning
+/// them from `main` would print anyhow's debug form, with a backtrace whenever
+/// RUST_BACKTRACE is set: noise for a user who gave a wrong flag.
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let text = format!("{e:#}");
+            if text.to_ascii_lowercase().starts_with("error") {
+                eprintln!("{text}");
+            } else {
+                eprintln!("error: {text}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(match cli.command {
         Command::Broker(_) | Command::Worker(_) => "info",

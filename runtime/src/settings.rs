@@ -188,10 +188,29 @@ impl WorkerSettings {
     /// A malformed file, an unknown setting or a bad value, naming the setting.
     pub fn load(dir: &Path) -> Result<Self> {
         let file = dir.join(SETTINGS_FILE);
+        Self::load_with(file.exists().then_some(file.as_path()))
+    }
+
+    /// Reads the settings file `file` (`sluice worker --config <FILE>`, which must exist) and
+    /// `SLUICE_*` variables.
+    ///
+    /// # Errors
+    /// A missing or malformed file, an unknown setting or a bad value, naming the setting.
+    pub fn load_file(file: &Path) -> Result<Self> {
+        if !file.is_file() {
+            return Err(Error::Settings(format!(
+                "settings file {} (given with --config) does not exist or is not a file",
+                file.display()
+            )));
+        }
+        Self::load_with(Some(file))
+    }
+
+    fn load_with(file: Option<&Path>) -> Result<Self> {
         let mut flat = BTreeMap::new();
-        if file.exists() {
+        if let Some(file) = file {
             let loaded = config::Config::builder()
-                .add_source(config::File::from(file.as_path()))
+                .add_source(config::File::from(file).format(config::FileFormat::Toml))
                 .build()
                 .map_err(|e| Error::Settings(format!("cannot read {}: {e}", file.display())))?;
             let table: BTreeMap<String, config::Value> = loaded
@@ -333,10 +352,14 @@ impl WorkerSettings {
         })
     }
 
-    /// The settings as `--help` shows them.
+    /// The settings as `--help` shows them: one block per setting (name and what it does,
+    /// then its environment variable and default), the free-form prefixes last.
     pub fn help_text() -> String {
-        let mut out = String::from(
-            "Worker settings (sluice.toml in the working directory, or SLUICE_<NAME> environment variables):\n",
+        const WIDTH: usize = 36;
+        let mut out = format!(
+            "Worker settings, later sources winning: built-in defaults, the settings file\n\
+             ({SETTINGS_FILE} in the working directory, or --config <FILE>), {ENV_PREFIX}_<NAME>\n\
+             environment variables, then the flags above.\n\n"
         );
         for s in SETTINGS {
             let env = format!(
@@ -349,13 +372,26 @@ impl WorkerSettings {
                 s.default.to_string()
             };
             out.push_str(&format!(
-                "  {:<34} {}\n  {:<34} env {env}; default {default}\n",
+                "  {:<WIDTH$}{}\n  {:<WIDTH$}[env: {env}] [default: {default}]\n",
                 s.name, s.doc, ""
             ));
         }
-        out.push_str("  producer.* / consumer.* / admin.*  librdkafka properties for the worker's Kafka clients\n");
-        out.push_str("  key.converter.* / value.converter.* converter sub-options (e.g. value.converter.schemas.enable)\n");
-        out.push_str("  broker.*                            embedded broker settings (see `sluice broker --help`)\n");
+        for (names, doc) in [
+            (
+                "producer.*, consumer.*, admin.*",
+                "librdkafka properties for the worker's Kafka clients",
+            ),
+            (
+                "key.converter.*, value.converter.*",
+                "converter sub-options (e.g. value.converter.schemas.enable)",
+            ),
+            (
+                "broker.*",
+                "embedded broker settings (see `sluice broker --help`)",
+            ),
+        ] {
+            out.push_str(&format!("  {names:<WIDTH$}{doc}\n"));
+        }
         out
     }
 }
@@ -367,7 +403,7 @@ fn normalise_name(key: &str) -> String {
 
 fn describe_source(key: &str) -> String {
     format!(
-        "{SETTINGS_FILE} key '{key}' or environment variable {ENV_PREFIX}_{}",
+        "settings file ({SETTINGS_FILE} or --config) key '{key}' or environment variable {ENV_PREFIX}_{}",
         key.replace('.', "_").to_ascii_uppercase()
     )
 }
@@ -466,5 +502,30 @@ mod tests {
             assert!(help.contains(s.name), "{}", s.name);
         }
         assert!(help.contains("SLUICE_BOOTSTRAP_SERVERS"));
+        // Every description starts in the same column.
+        let rows: Vec<&str> = help.lines().filter(|l| l.starts_with("  ")).collect();
+        assert_eq!(rows.len(), 2 * SETTINGS.len() + 3);
+        for line in rows {
+            let bytes = line.as_bytes();
+            assert!(
+                bytes.len() > 38 && bytes[37] == b' ' && bytes[38] != b' ',
+                "misaligned: {line:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_named_settings_file_is_read_and_must_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("worker.toml");
+        std::fs::write(&file, "\"offset.flush.interval.ms\" = 250\n").unwrap();
+        let s = WorkerSettings::load_file(&file).unwrap();
+        assert_eq!(s.offset_flush_interval, Duration::from_millis(250));
+        let missing = dir.path().join("missing.toml");
+        let err = WorkerSettings::load_file(&missing).unwrap_err().to_string();
+        assert!(
+            err.contains("missing.toml") && err.contains("--config"),
+            "{err}"
+        );
     }
 }

@@ -44,8 +44,12 @@ pub(crate) async fn handle(
                     .with_name(name.clone())
                     .with_error_message(None);
                 let Some(name) = name else {
+                    // Only v6+ names topics by id, and every version from 5 has the message.
                     return result
                         .with_error_code(ResponseError::UnknownTopicId.code())
+                        .with_error_message(Some(StrBytes::from_string(format!(
+                            "no topic has the id {id}"
+                        ))))
                         .with_topic_id(id);
                 };
                 match state.logs.delete_topic(name.as_str()) {

@@ -24,9 +24,23 @@ pub struct BrokerArgs {
     /// Directory for topic data and broker metadata.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// TOML file with broker settings (see the broker section of the README).
+    /// TOML file with broker settings (the keys are listed at the end of --help).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+}
+
+/// The settings part of `sluice broker --help`: every key, with its environment variable.
+pub fn settings_help() -> String {
+    let mut out = String::from(
+        "Broker settings, later sources winning: built-in defaults, the --config file (TOML,\n\
+         e.g. `num_partitions = 3`), SLUICE_<KEY> environment variables, then the flags above.\n\n",
+    );
+    for name in BrokerConfig::FIELD_NAMES {
+        let env = format!("{ENV_PREFIX}{}", name.to_ascii_uppercase());
+        out.push_str(&format!("  {name:<28}[env: {env}]\n"));
+    }
+    out.push_str("\nWhat each one does, and its default: docs/broker.md in the repository.");
+    out
 }
 
 /// Resolves the broker settings from defaults, file, environment and flags.
@@ -155,6 +169,15 @@ mod tests {
         assert_eq!(config.num_partitions, 6);
         assert_eq!(config.log_flush, sluice_broker::LogFlush::Os);
         assert_eq!(config.data_dir, dir.path().join("d"));
+    }
+
+    #[test]
+    fn help_lists_every_setting_with_its_variable() {
+        let help = settings_help();
+        for name in BrokerConfig::FIELD_NAMES {
+            assert!(help.contains(&format!("  {name} ")), "{name}");
+        }
+        assert!(help.contains("[env: SLUICE_LOG_FLUSH]"), "{help}");
     }
 
     #[test]

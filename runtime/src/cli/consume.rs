@@ -13,17 +13,19 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
+use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message, Timestamp};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{parse_key_value, DEFAULT_BOOTSTRAP};
+use super::{parse_key_value, CliContext, BOOTSTRAP_ENV, DEFAULT_BOOTSTRAP};
 
 /// Flags of `sluice consume` (named as in `kafka-console-consumer`).
 #[derive(Debug, Args)]
 pub struct ConsumeArgs {
     /// Broker to connect to (host:port[,host:port...]).
-    #[arg(long, default_value = DEFAULT_BOOTSTRAP, value_name = "HOST:PORT")]
+    #[arg(long, value_name = "HOST:PORT", default_value = DEFAULT_BOOTSTRAP, env = BOOTSTRAP_ENV)]
     pub bootstrap_server: String,
     /// Topic to read.
     #[arg(long)]
@@ -40,10 +42,12 @@ pub struct ConsumeArgs {
     /// Stop after this many records.
     #[arg(long)]
     pub max_messages: Option<u64>,
-    /// Stop when no record arrives for this long.
+    /// Stop when no record arrives for this many milliseconds.
     #[arg(long)]
     pub timeout_ms: Option<u64>,
-    /// Output formatting, key=value (repeatable); see the module docs.
+    /// Output column, key=value (repeatable): print.timestamp, print.partition, print.offset,
+    /// print.headers, print.key, print.value (true/false), key.separator, headers.separator,
+    /// null.literal.
     #[arg(long = "property", value_name = "KEY=VALUE")]
     pub properties: Vec<String>,
     /// An extra librdkafka consumer property, key=value (repeatable).
@@ -202,9 +206,13 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
             Offset::Offset(n)
         }
     };
-    let consumer: BaseConsumer = super::client_config(&args.bootstrap_server, &extra)
-        .create()
-        .context("cannot create the Kafka consumer")?;
+    super::check_reachable(&args.bootstrap_server)?;
+    let context = CliContext::default();
+    let consumer: BaseConsumer<CliContext> = BaseConsumer::from_config_and_context(
+        &super::reader_config(&args.bootstrap_server, &extra),
+        context.clone(),
+    )
+    .context("cannot create the Kafka consumer")?;
     let metadata = consumer
         .fetch_metadata(Some(&args.topic), Duration::from_secs(30))
         .with_context(|| format!("cannot fetch metadata from {}", args.bootstrap_server))?;
@@ -212,12 +220,15 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
         .topics()
         .first()
         .context("no metadata for the topic")?;
-    if let Some(err) = topic.error() {
-        bail!(
-            "topic '{}': {}",
+    match topic.error().map(RDKafkaErrorCode::from) {
+        None => {}
+        Some(RDKafkaErrorCode::UnknownTopicOrPartition) => bail!(
+            "topic '{}' does not exist on {} (create it with `sluice topics --create --topic {}`)",
             args.topic,
-            rdkafka::types::RDKafkaErrorCode::from(err)
-        );
+            args.bootstrap_server,
+            args.topic
+        ),
+        Some(code) => bail!("topic '{}': {code}", args.topic),
     }
     let partitions: Vec<i32> = match args.partition {
         Some(p) => {
@@ -239,7 +250,12 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     let idle_limit = args.timeout_ms.map(Duration::from_millis);
     let mut idle = Duration::ZERO;
     let poll = Duration::from_millis(100);
+    let down_before = context.all_brokers_down();
     while args.max_messages.is_none_or(|max| count < max) {
+        if context.all_brokers_down() > down_before {
+            out.flush()?;
+            return Err(context.broker_lost(&args.bootstrap_server));
+        }
         match consumer.poll(poll) {
             None => {
                 out.flush()?;
@@ -247,6 +263,17 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
                 if idle_limit.is_some_and(|limit| idle >= limit) {
                     break;
                 }
+            }
+            Some(Err(e)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) => {
+                out.flush()?;
+                return Err(context.broker_lost(&args.bootstrap_server));
+            }
+            // A dropped connection is retried by librdkafka; if the broker is gone for good,
+            // "all brokers down" follows and ends the run above.
+            Some(Err(e))
+                if e.rdkafka_error_code() == Some(RDKafkaErrorCode::BrokerTransportFailure) =>
+            {
+                tracing::debug!(error = %e, "connection to the broker failed; retrying");
             }
             Some(Err(e)) => bail!("error while consuming: {e}"),
             Some(Ok(message)) => {

@@ -19,9 +19,16 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::{ArgGroup, Args};
+#[cfg(test)]
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::config::FromClientConfigAndContext;
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
+
+use super::{CliContext, BOOTSTRAP_ENV, DEFAULT_BOOTSTRAP};
+
+/// The client of the groups tool: librdkafka's logs kept off stderr.
+type BaseConsumer = rdkafka::consumer::BaseConsumer<CliContext>;
 
 /// How long one request to the broker may take.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -31,12 +38,8 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 #[command(group(ArgGroup::new("action").required(true).args(["list", "describe", "reset_offsets"])))]
 #[command(group(ArgGroup::new("reset_to").args(["to_earliest", "to_latest", "to_offset", "shift_by", "to_datetime"])))]
 pub struct GroupsArgs {
-    /// The broker to connect to (host:port[,host:port...]).
-    #[arg(
-        long,
-        default_value = super::DEFAULT_BOOTSTRAP,
-        env = "SLUICE_BOOTSTRAP_SERVERS"
-    )]
+    /// Broker to connect to (host:port[,host:port...]).
+    #[arg(long, value_name = "HOST:PORT", default_value = DEFAULT_BOOTSTRAP, env = BOOTSTRAP_ENV)]
     pub bootstrap_server: String,
     /// List all consumer groups.
     #[arg(long)]
@@ -87,6 +90,7 @@ pub struct GroupsArgs {
 /// # Errors
 /// Bad arguments, an unreachable broker, or a reset refused because the group is active.
 pub fn run(args: &GroupsArgs) -> Result<()> {
+    super::check_reachable(&args.bootstrap_server)?;
     let mut out = String::new();
     if args.list {
         list(args, &mut out)?;
@@ -100,11 +104,11 @@ pub fn run(args: &GroupsArgs) -> Result<()> {
 }
 
 fn consumer(bootstrap: &str, group: &str) -> Result<BaseConsumer> {
-    ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    let mut config = super::reader_config(bootstrap, &[]);
+    config
         .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .create()
+        .set("enable.auto.commit", "false");
+    BaseConsumer::from_config_and_context(&config, CliContext::default())
         .with_context(|| format!("cannot create a client for {bootstrap}"))
 }
 
@@ -593,7 +597,7 @@ mod tests {
         }
         producer.flush(TIMEOUT).unwrap();
 
-        let member: BaseConsumer = ClientConfig::new()
+        let member: rdkafka::consumer::BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &bootstrap)
             .set("group.id", "cli-group")
             .set("client.id", "cli-test-consumer")

@@ -12,19 +12,24 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
+use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
-use super::{parse_key_value, DEFAULT_BOOTSTRAP};
+use super::{parse_key_value, CliContext, BOOTSTRAP_ENV, DEFAULT_BOOTSTRAP};
 
 /// Records awaiting acknowledgement before reading more input.
 const MAX_PENDING: usize = 10_000;
+/// How long the broker gets to answer the first metadata request.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the final flush may take.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Flags of `sluice produce` (named as in `kafka-console-producer`).
 #[derive(Debug, Args)]
 pub struct ProduceArgs {
     /// Broker to connect to (host:port[,host:port...]).
-    #[arg(long, default_value = DEFAULT_BOOTSTRAP, value_name = "HOST:PORT")]
+    #[arg(long, value_name = "HOST:PORT", default_value = DEFAULT_BOOTSTRAP, env = BOOTSTRAP_ENV)]
     pub bootstrap_server: String,
     /// Topic to write to.
     #[arg(long)]
@@ -199,10 +204,26 @@ pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
         )),
         None => Box::new(std::io::stdin().lock()),
     };
+    super::check_reachable(&args.bootstrap_server)?;
     let sent = super::block_on(async move {
-        let producer: FutureProducer = super::client_config(&args.bootstrap_server, &extra)
-            .create()
-            .context("cannot create the Kafka producer")?;
+        let context = CliContext::default();
+        let producer: FutureProducer<CliContext> = FutureProducer::from_config_and_context(
+            &super::client_config(&args.bootstrap_server, &extra),
+            context.clone(),
+        )
+        .context("cannot create the Kafka producer")?;
+        // Something accepted the connection; make sure it answers as a Kafka broker before
+        // reading input, so a wrong port fails in bounded time instead of at delivery timeout.
+        producer
+            .client()
+            .fetch_metadata(None, METADATA_TIMEOUT)
+            .with_context(|| {
+                format!(
+                    "no Kafka broker answered at {} within {METADATA_TIMEOUT:?}",
+                    args.bootstrap_server
+                )
+            })?;
+        let bootstrap = args.bootstrap_server.as_str();
         let mut pending = VecDeque::new();
         let mut count = 0u64;
         for (n, line) in input.lines().enumerate() {
@@ -234,25 +255,35 @@ pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
             pending.push_back(delivery);
             count += 1;
             if pending.len() >= MAX_PENDING {
-                await_delivery(pending.pop_front().expect("non-empty")).await?;
+                let delivery = pending.pop_front().expect("non-empty");
+                await_delivery(delivery, &context, bootstrap).await?;
             }
         }
         while let Some(delivery) = pending.pop_front() {
-            await_delivery(delivery).await?;
+            await_delivery(delivery, &context, bootstrap).await?;
         }
-        rdkafka::producer::Producer::flush(&producer, Duration::from_secs(30))
-            .context("flush failed")?;
+        producer.flush(FLUSH_TIMEOUT).context("flush failed")?;
         anyhow::Ok(count)
     })??;
     tracing::debug!(records = sent, "produced");
     Ok(())
 }
 
-async fn await_delivery(delivery: rdkafka::producer::DeliveryFuture) -> anyhow::Result<()> {
-    match delivery.await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err((e, _))) => bail!("record refused: {e}"),
-        Err(_) => bail!("producer closed before the record was acknowledged"),
+/// Waits for one record's acknowledgement; stops with one line when librdkafka reports every
+/// broker down meanwhile (an idle producer may see its connection closed harmlessly, so only
+/// an outage while a record waits counts).
+async fn await_delivery(
+    delivery: rdkafka::producer::DeliveryFuture,
+    context: &CliContext,
+    bootstrap: &str,
+) -> anyhow::Result<()> {
+    tokio::select! {
+        result = delivery => match result {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err((e, _))) => bail!("record refused: {e}"),
+            Err(_) => bail!("producer closed before the record was acknowledged"),
+        },
+        () = context.brokers_went_down() => Err(context.broker_lost(bootstrap)),
     }
 }
 

@@ -10,11 +10,11 @@ use rdkafka::admin::{
     AdminClient, AdminOptions, AlterConfig, NewPartitions, NewTopic, ResourceSpecifier,
     TopicReplication,
 };
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::FromClientConfig;
+use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::types::RDKafkaErrorCode;
 
-use super::{parse_key_value, DEFAULT_BOOTSTRAP};
+use super::refusal::Refusal;
+use super::{parse_key_value, CliContext, BOOTSTRAP_ENV, DEFAULT_BOOTSTRAP};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -23,7 +23,7 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 #[command(group(clap::ArgGroup::new("action").required(true).args(["create", "list", "describe", "delete", "alter"])))]
 pub struct TopicsArgs {
     /// Broker to connect to (host:port[,host:port...]).
-    #[arg(long, default_value = DEFAULT_BOOTSTRAP, value_name = "HOST:PORT")]
+    #[arg(long, value_name = "HOST:PORT", default_value = DEFAULT_BOOTSTRAP, env = BOOTSTRAP_ENV)]
     pub bootstrap_server: String,
     /// Create a topic.
     #[arg(long)]
@@ -66,6 +66,21 @@ pub struct TopicsArgs {
     pub command_properties: Vec<String>,
 }
 
+/// A refusal: the broker's reason when it gave one (see [`super::refusal`]), else the code.
+fn refused(topic: &str, code: RDKafkaErrorCode, refusal: Option<Refusal>) -> anyhow::Error {
+    match refusal {
+        Some(refusal) => {
+            anyhow::anyhow!("Error while executing topic command : topic '{topic}': {refusal}")
+        }
+        None => anyhow::anyhow!("Error while executing topic command : topic '{topic}': {code}"),
+    }
+}
+
+/// Kafka's wording, so scripts written for `kafka-topics` recognise it.
+fn does_not_exist(topic: &str) -> String {
+    format!("Error while executing topic command : Topic '{topic}' does not exist as expected")
+}
+
 fn require_topic(args: &TopicsArgs, action: &str) -> anyhow::Result<String> {
     args.topic
         .clone()
@@ -86,14 +101,16 @@ pub fn run(args: TopicsArgs) -> anyhow::Result<()> {
         let (k, v) = parse_key_value("--config", item)?;
         configs.insert(k, v);
     }
+    super::check_reachable(&args.bootstrap_server)?;
     let out = super::block_on(async {
-        let client_config = super::client_config(&args.bootstrap_server, &extra);
-        let admin: AdminClient<DefaultClientContext> = AdminClient::from_config(&client_config)
-            .context("cannot create the Kafka admin client")?;
+        let client_config = super::reader_config(&args.bootstrap_server, &extra);
+        let admin: AdminClient<CliContext> =
+            AdminClient::from_config_and_context(&client_config, CliContext::default())
+                .context("cannot create the Kafka admin client")?;
         let options = AdminOptions::new().operation_timeout(Some(TIMEOUT));
         let mut out = String::new();
         if args.create {
-            create(&args, &admin, &options, &configs, &mut out).await?;
+            create(&args, &admin, &options, &configs, &extra, &mut out).await?;
         } else if args.list {
             for name in topic_names(&admin, &args)? {
                 out.push_str(&name);
@@ -106,13 +123,17 @@ pub fn run(args: TopicsArgs) -> anyhow::Result<()> {
             let result = admin.delete_topics(&[topic.as_str()], &options).await?;
             for r in result {
                 if let Err((name, code)) = r {
-                    if !(args.if_exists && code == RDKafkaErrorCode::UnknownTopicOrPartition) {
-                        bail!("Error while executing topic command : topic '{name}': {code}");
+                    if code == RDKafkaErrorCode::UnknownTopicOrPartition {
+                        if !args.if_exists {
+                            bail!("{}", does_not_exist(&name));
+                        }
+                    } else {
+                        return Err(refused(&name, code, None));
                     }
                 }
             }
         } else if args.alter {
-            alter(&args, &admin, &options, &configs).await?;
+            alter(&args, &admin, &options, &configs, &extra).await?;
         }
         anyhow::Ok(out)
     })??;
@@ -122,9 +143,10 @@ pub fn run(args: TopicsArgs) -> anyhow::Result<()> {
 
 async fn create(
     args: &TopicsArgs,
-    admin: &AdminClient<DefaultClientContext>,
+    admin: &AdminClient<CliContext>,
     options: &AdminOptions,
     configs: &BTreeMap<String, String>,
+    extra: &[(String, String)],
     out: &mut String,
 ) -> anyhow::Result<()> {
     let topic = require_topic(args, "create")?;
@@ -141,7 +163,22 @@ async fn create(
             Ok(_) => out.push_str(&format!("Created topic {topic}.\n")),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) if args.if_not_exists => {}
             Err((name, code)) => {
-                bail!("Error while executing topic command : topic '{name}': {code}")
+                let reason = super::refusal::plaintext(extra)
+                    .then(|| {
+                        super::refusal::create_topic(
+                            &args.bootstrap_server,
+                            &name,
+                            args.partitions.unwrap_or(-1),
+                            args.replication_factor
+                                .map_or(-1, |r| i16::try_from(r).unwrap_or(i16::MAX)),
+                            &configs
+                                .iter()
+                                .map(|(k, v)| (k.clone(), v.clone()))
+                                .collect::<Vec<_>>(),
+                        )
+                    })
+                    .flatten();
+                return Err(refused(&name, code, reason));
             }
         }
     }
@@ -150,11 +187,13 @@ async fn create(
 
 async fn alter(
     args: &TopicsArgs,
-    admin: &AdminClient<DefaultClientContext>,
+    admin: &AdminClient<CliContext>,
     options: &AdminOptions,
     configs: &BTreeMap<String, String>,
+    extra: &[(String, String)],
 ) -> anyhow::Result<()> {
     let topic = require_topic(args, "alter")?;
+    let ask = super::refusal::plaintext(extra);
     if args.partitions.is_none() && configs.is_empty() {
         bail!("--alter needs --partitions <count> and/or --config key=value");
     }
@@ -170,7 +209,7 @@ async fn alter(
         if args.if_exists {
             return Ok(());
         }
-        bail!("Error while executing topic command : topic '{topic}' does not exist");
+        bail!("{}", does_not_exist(&topic));
     }
     if let Some(count) = args.partitions {
         let count = usize::try_from(count).context("--partitions must be positive")?;
@@ -179,43 +218,80 @@ async fn alter(
             .await?
         {
             if let Err((name, code)) = r {
-                bail!("Error while executing topic command : topic '{name}': {code}");
+                let reason = ask
+                    .then(|| {
+                        let count = i32::try_from(count).unwrap_or(i32::MAX);
+                        super::refusal::create_partitions(&args.bootstrap_server, &name, count)
+                    })
+                    .flatten();
+                return Err(refused(&name, code, reason));
             }
         }
     }
     if !configs.is_empty() {
         // AlterConfigs replaces all overrides, so merge with the current ones first.
-        let current = admin
-            .describe_configs(&[ResourceSpecifier::Topic(&topic)], options)
-            .await?;
-        let mut merged: BTreeMap<String, String> = BTreeMap::new();
-        for resource in current.into_iter().flatten() {
-            for entry in resource.entries {
-                if matches!(entry.source, rdkafka::admin::ConfigSource::DynamicTopic) {
-                    if let Some(v) = entry.value {
-                        merged.insert(entry.name, v);
-                    }
-                }
-            }
-        }
+        let mut merged = overrides(admin, &topic, options).await?;
         merged.extend(configs.clone());
         let mut alter = AlterConfig::new(ResourceSpecifier::Topic(&topic));
         for (k, v) in &merged {
             alter = alter.set(k, v);
         }
+        let refusal = || {
+            let merged: Vec<(String, String)> = merged.clone().into_iter().collect();
+            ask.then(|| super::refusal::alter_configs(&args.bootstrap_server, &topic, &merged))
+                .flatten()
+        };
         for r in admin.alter_configs(&[alter], options).await? {
             if let Err((_, code)) = r {
-                bail!("Error while executing topic command : topic '{topic}': {code}");
+                return Err(refused(&topic, code, refusal()));
             }
+        }
+        // The rdkafka crate reads every AlterConfigs answer as a success, refusals included:
+        // check that the change took.
+        let now = overrides(admin, &topic, options).await?;
+        if configs.iter().any(|(k, v)| now.get(k) != Some(v)) {
+            return Err(match refusal() {
+                Some(refusal) => anyhow::anyhow!(
+                    "Error while executing topic command : topic '{topic}': {refusal}"
+                ),
+                None => anyhow::anyhow!(
+                    "Error while executing topic command : topic '{topic}': the broker did not \
+                     apply the config change (its reason cannot be asked over this connection; \
+                     see the broker's log)"
+                ),
+            });
         }
     }
     Ok(())
 }
 
-fn topic_names(
-    admin: &AdminClient<DefaultClientContext>,
-    args: &TopicsArgs,
-) -> anyhow::Result<Vec<String>> {
+/// A topic's config overrides (the values set on the topic, not the defaults).
+async fn overrides(
+    admin: &AdminClient<CliContext>,
+    topic: &str,
+    options: &AdminOptions,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let described = admin
+        .describe_configs(&[ResourceSpecifier::Topic(topic)], options)
+        .await
+        .with_context(|| format!("cannot describe the configs of topic '{topic}'"))?;
+    let mut overrides = BTreeMap::new();
+    for resource in described {
+        let resource = resource.map_err(|code| {
+            anyhow::anyhow!("cannot describe the configs of topic '{topic}': {code}")
+        })?;
+        for entry in resource.entries {
+            if matches!(entry.source, rdkafka::admin::ConfigSource::DynamicTopic) {
+                if let Some(v) = entry.value {
+                    overrides.insert(entry.name, v);
+                }
+            }
+        }
+    }
+    Ok(overrides)
+}
+
+fn topic_names(admin: &AdminClient<CliContext>, args: &TopicsArgs) -> anyhow::Result<Vec<String>> {
     let metadata = admin
         .inner()
         .fetch_metadata(None, TIMEOUT)
@@ -232,7 +308,7 @@ fn topic_names(
 
 async fn describe(
     args: &TopicsArgs,
-    admin: &AdminClient<DefaultClientContext>,
+    admin: &AdminClient<CliContext>,
     out: &mut String,
 ) -> anyhow::Result<()> {
     let names = match &args.topic {
@@ -251,6 +327,9 @@ async fn describe(
         if let Some(err) = topic.error() {
             if args.if_exists {
                 continue;
+            }
+            if RDKafkaErrorCode::from(err) == RDKafkaErrorCode::UnknownTopicOrPartition {
+                bail!("{}", does_not_exist(&name));
             }
             bail!(
                 "Error while executing topic command : topic '{name}': {}",
