@@ -93,6 +93,7 @@ struct Entry {
 pub struct Herder {
     settings: WorkerSettings,
     clients: KafkaClients,
+    cluster_id: Option<String>,
     plugins: Vec<ConnectorPlugin>,
     offsets: Arc<OffsetStore>,
     configs: ConfigStore,
@@ -134,6 +135,10 @@ impl Herder {
     ) -> Result<Arc<Self>> {
         let clients = KafkaClients::new(bootstrap, &settings);
         let admin = clients.wait_for_cluster(Duration::from_secs(30)).await?;
+        // Metadata v2+ carries the cluster id; GET / reports it as Kafka Connect does.
+        let (admin, cluster_id) =
+            crate::kafka::off_async(admin, |admin| admin.inner().fetch_cluster_id(ADMIN_TIMEOUT))
+                .await;
         // Kafka Connect's default partition counts: offsets 25, configs 1 (it must be 1), status 5.
         let created = KafkaClients::ensure_topics_with(
             &admin,
@@ -186,6 +191,7 @@ impl Herder {
         let herder = Arc::new(Self {
             settings,
             clients,
+            cluster_id: cluster_id.filter(|id| !id.is_empty()),
             plugins,
             offsets,
             configs,
@@ -222,6 +228,11 @@ impl Herder {
     /// The Kafka bootstrap servers in use.
     pub fn bootstrap(&self) -> &str {
         self.clients.bootstrap()
+    }
+
+    /// The id the Kafka cluster reported at start (`None` if it did not say).
+    pub fn kafka_cluster_id(&self) -> Option<&str> {
+        self.cluster_id.as_deref()
     }
 
     /// The metrics registry.

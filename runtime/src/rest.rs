@@ -134,33 +134,8 @@ async fn root(State(worker): State<AppState>) -> Json<Value> {
     Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "commit": "sluice",
-        "kafka_cluster_id": kafka_cluster_id(&worker).await,
+        "kafka_cluster_id": worker.kafka_cluster_id(),
     }))
-}
-
-/// The cluster id the Kafka cluster reports (Metadata v2+), asked once per bootstrap address
-/// and remembered: a running cluster keeps its id. `null` while the cluster cannot be asked.
-async fn kafka_cluster_id(worker: &Worker) -> Option<String> {
-    static KNOWN: std::sync::OnceLock<std::sync::Mutex<BTreeMap<String, String>>> =
-        std::sync::OnceLock::new();
-    let known = KNOWN.get_or_init(Default::default);
-    let bootstrap = worker.bootstrap().to_owned();
-    if let Some(id) = known.lock().ok()?.get(&bootstrap) {
-        return Some(id.clone());
-    }
-    let admin = crate::kafka::KafkaClients::new(bootstrap.clone(), worker.settings())
-        .admin()
-        .ok()?;
-    let (admin, id) = crate::kafka::off_async(admin, |admin| {
-        admin
-            .inner()
-            .fetch_cluster_id(std::time::Duration::from_secs(10))
-    })
-    .await;
-    crate::kafka::release(admin);
-    let id = id.filter(|id| !id.is_empty())?;
-    known.lock().ok()?.insert(bootstrap, id.clone());
-    Some(id)
 }
 
 fn query_values(query: &Option<String>, key: &str) -> Vec<String> {
