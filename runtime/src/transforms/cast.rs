@@ -335,10 +335,12 @@ impl Transform for Cast {
                     }
                     (None, Value::Map(out))
                 }
-                other => return Err(format!(
+                other => {
+                    return Err(format!(
                     "Only Map objects supported in absence of schema for [cast types], found: {}",
                     other.type_name()
-                )),
+                ))
+                }
             },
         };
         self.side.put(&mut r, schema, value);

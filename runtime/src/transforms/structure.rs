@@ -86,9 +86,11 @@ impl Flatten {
             let name = self.name(prefix, &key);
             match v {
                 Value::Map(inner) => self.flatten_map(inner, &name, out)?,
-                Value::Struct(_) => return Err(format!(
+                Value::Struct(_) => {
+                    return Err(format!(
                     "Flatten does not support structs in records without schemas (field {name})"
-                )),
+                ))
+                }
                 v => out.push((Value::String(name), v)),
             }
         }
@@ -131,42 +133,43 @@ impl Flatten {
 impl Transform for Flatten {
     fn apply(&self, mut r: TransformRecord) -> Result<Option<TransformRecord>, String> {
         let (schema, value) = self.side.take(&mut r);
-        let (schema, value) =
-            match (schema, value) {
-                (None, Value::Null) => (None, Value::Null),
-                (None, Value::Map(entries)) => {
-                    let mut out = Vec::with_capacity(entries.len());
-                    self.flatten_map(entries, "", &mut out)?;
-                    (None, Value::Map(out))
-                }
-                (Some(schema), v @ (Value::Struct(_) | Value::Null))
-                    if matches!(schema.ty, SchemaType::Struct(_)) =>
-                {
-                    let mut fields = Vec::new();
-                    self.flatten_schema(&schema, "", schema.optional, &mut fields);
-                    let mut new_schema = (*schema).clone();
-                    new_schema.ty = SchemaType::Struct(fields);
-                    let v = match v {
-                        Value::Struct(s) => {
-                            let mut out = Struct::new();
-                            self.flatten_struct(&schema, Some(&s), "", &mut out);
-                            Value::Struct(out)
-                        }
-                        _ => Value::Null,
-                    };
-                    (Some(Arc::new(new_schema)), v)
-                }
-                (Some(_), other) => {
-                    return Err(format!(
-                        "Only Struct objects supported for [flattening], found: {}",
-                        other.type_name()
-                    ))
-                }
-                (None, other) => return Err(format!(
+        let (schema, value) = match (schema, value) {
+            (None, Value::Null) => (None, Value::Null),
+            (None, Value::Map(entries)) => {
+                let mut out = Vec::with_capacity(entries.len());
+                self.flatten_map(entries, "", &mut out)?;
+                (None, Value::Map(out))
+            }
+            (Some(schema), v @ (Value::Struct(_) | Value::Null))
+                if matches!(schema.ty, SchemaType::Struct(_)) =>
+            {
+                let mut fields = Vec::new();
+                self.flatten_schema(&schema, "", schema.optional, &mut fields);
+                let mut new_schema = (*schema).clone();
+                new_schema.ty = SchemaType::Struct(fields);
+                let v = match v {
+                    Value::Struct(s) => {
+                        let mut out = Struct::new();
+                        self.flatten_struct(&schema, Some(&s), "", &mut out);
+                        Value::Struct(out)
+                    }
+                    _ => Value::Null,
+                };
+                (Some(Arc::new(new_schema)), v)
+            }
+            (Some(_), other) => {
+                return Err(format!(
+                    "Only Struct objects supported for [flattening], found: {}",
+                    other.type_name()
+                ))
+            }
+            (None, other) => {
+                return Err(format!(
                     "Only Map objects supported in absence of schema for [flattening], found: {}",
                     other.type_name()
-                )),
-            };
+                ))
+            }
+        };
         self.side.put(&mut r, schema, value);
         Ok(Some(r))
     }
