@@ -709,4 +709,144 @@ mod tests {
         assert_eq!(err.alias, "k");
         assert!(err.message.contains("no field 'nope'"));
     }
+
+    #[test]
+    fn field_paths_v2_split_on_dots_outside_backticks() {
+        assert_eq!(parse_field_path("a.b.c", false), ["a.b.c"]);
+        assert_eq!(parse_field_path("a.b.c", true), ["a", "b", "c"]);
+        assert_eq!(parse_field_path("`a.b`.c", true), ["a.b", "c"]);
+        assert_eq!(parse_field_path("a.`b.c`", true), ["a", "b.c"]);
+        assert_eq!(parse_field_path("`a\\`b`.c", true), ["a`b", "c"]);
+        assert_eq!(parse_field_path("`open.c", true), ["`open", "c"]);
+    }
+
+    fn nested() -> (Schema, Value) {
+        let inner = Schema::struct_of(vec![
+            Field::new("bar", Schema::int32()),
+            Field::new("x.y", Schema::string()),
+        ]);
+        let schema = Schema::struct_of(vec![
+            Field::new("foo", inner),
+            Field::new("magic", Schema::int64()),
+        ]);
+        let value = Struct::new()
+            .with("foo", Struct::new().with("bar", 42).with("x.y", "dotted"))
+            .with("magic", 7i64);
+        (schema, Value::Struct(value))
+    }
+
+    fn extract(
+        options: &[(&str, &str)],
+        schema: Option<Schema>,
+        value: Value,
+    ) -> Result<TransformRecord, String> {
+        let mut pairs = vec![
+            ("transforms", "e"),
+            ("transforms.e.type", "ExtractField$Value"),
+        ];
+        let owned: Vec<(String, String)> = options
+            .iter()
+            .map(|(k, v)| (format!("transforms.e.{k}"), (*v).to_string()))
+            .collect();
+        pairs.extend(owned.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let mut r = order();
+        r.value_schema = schema.map(Arc::new);
+        r.value = value;
+        build_chain(&props(&pairs))
+            .unwrap()
+            .apply(r)
+            .map(Option::unwrap)
+            .map_err(|e| e.message)
+    }
+
+    #[test]
+    fn extract_field_v2_reaches_nested_fields_with_and_without_schema() {
+        let (schema, value) = nested();
+        let out = extract(
+            &[("field", "foo.bar"), ("field.syntax.version", "V2")],
+            Some(schema.clone()),
+            value.clone(),
+        )
+        .unwrap();
+        assert_eq!(
+            (out.value_schema.as_deref(), &out.value),
+            (Some(&Schema::int32()), &Value::Int32(42))
+        );
+        let out = extract(
+            &[("field", "foo.`x.y`"), ("field.syntax.version", "v2")],
+            Some(schema.clone()),
+            value.clone(),
+        )
+        .unwrap();
+        assert_eq!(out.value, Value::from("dotted"));
+        // V1 (the default) takes the name as written.
+        let err =
+            extract(&[("field", "foo.bar")], Some(schema.clone()), value.clone()).unwrap_err();
+        assert_eq!(err, "Unknown field: foo.bar");
+        let out = extract(&[("field", "magic")], Some(schema.clone()), value).unwrap();
+        assert_eq!(out.value, Value::Int64(7));
+        // A null value keeps the field's schema, as Kafka does.
+        let out = extract(
+            &[("field", "foo.bar"), ("field.syntax.version", "V2")],
+            Some(schema),
+            Value::Null,
+        )
+        .unwrap();
+        assert_eq!(
+            (out.value_schema.as_deref(), &out.value),
+            (Some(&Schema::int32()), &Value::Null)
+        );
+
+        let map = Value::Map(vec![(
+            Value::from("foo"),
+            Value::Map(vec![(Value::from("bar"), Value::Int64(42))]),
+        )]);
+        let out = extract(
+            &[("field", "foo.bar"), ("field.syntax.version", "V2")],
+            None,
+            map.clone(),
+        )
+        .unwrap();
+        assert_eq!(out.value, Value::Int64(42));
+        let out = extract(
+            &[("field", "foo.nope"), ("field.syntax.version", "V2")],
+            None,
+            map,
+        )
+        .unwrap();
+        assert_eq!(
+            out.value,
+            Value::Null,
+            "a missing path is null without a schema"
+        );
+        let err = super::super::tests::chain_error(&[
+            ("transforms", "e"),
+            ("transforms.e.type", "ExtractField$Value"),
+            ("transforms.e.field", "a"),
+            ("transforms.e.field.syntax.version", "V3"),
+        ]);
+        assert!(
+            err.contains(
+                "option 'transforms.e.field.syntax.version' must be one of V1, V2 (got 'V3')"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn extract_field_uses_the_default_of_a_null_field_unless_told_not_to() {
+        let mut fs = Schema::int32().optional();
+        fs.default = Some(Box::new(Value::Int32(5)));
+        let schema = Schema::struct_of(vec![Field::new("n", fs)]);
+        let v = Value::Struct(Struct::new().with("n", Value::Null));
+        let out = extract(&[("field", "n")], Some(schema.clone()), v.clone()).unwrap();
+        assert_eq!(out.value, Value::Int32(5));
+        let out = extract(
+            &[("field", "n"), ("replace.null.with.default", "false")],
+            Some(schema),
+            v,
+        )
+        .unwrap();
+        assert_eq!(out.value, Value::Null);
+    }
 }
