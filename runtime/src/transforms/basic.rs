@@ -10,8 +10,8 @@ use sluice_sdk::{
 };
 
 use super::{
-    field_value, map_get, replace_null_with_default_key, Side, Transform, TransformPlugin,
-    TransformRecord,
+    field_value, map_get, replace_null_with_default_key, SchemaCache, Side, Transform,
+    TransformPlugin, TransformRecord,
 };
 
 pub(super) fn plugins() -> Vec<TransformPlugin> {
@@ -352,6 +352,7 @@ struct ReplaceField {
     include: Vec<String>,
     exclude: Vec<String>,
     renames: Vec<(String, String)>,
+    cache: SchemaCache,
 }
 
 impl ReplaceField {
@@ -377,6 +378,7 @@ impl ReplaceField {
             include,
             exclude,
             renames,
+            cache: SchemaCache::default(),
         })
     }
 
@@ -395,33 +397,44 @@ impl ReplaceField {
 
 impl Transform for ReplaceField {
     fn apply(&self, mut r: TransformRecord) -> Result<Option<TransformRecord>, String> {
-        let (schema, value) = self.side.get(&r);
+        if self.side.get(&r).1.is_null() {
+            return Ok(Some(r));
+        }
+        let (schema, value) = self.side.take(&mut r);
         let (schema, value) = match (schema, value) {
-            (_, Value::Null) => return Ok(Some(r)),
             (Some(schema), Value::Struct(s)) => {
-                let mut fields = Vec::new();
-                let mut out = Struct::new();
-                for f in schema.fields().iter().filter(|f| self.keep(&f.name)) {
-                    let name = self.renamed(&f.name).to_string();
-                    fields.push(Field::new(name.clone(), f.schema.clone()));
-                    out.put(name, s.get(&f.name).cloned().unwrap_or_default());
+                let new_schema = self.cache.get_or_build(&schema, |schema| {
+                    let fields = schema
+                        .fields()
+                        .iter()
+                        .filter(|f| self.keep(&f.name))
+                        .map(|f| Field::new(self.renamed(&f.name), f.schema.clone()))
+                        .collect();
+                    let mut new_schema = Schema::struct_of(fields);
+                    new_schema.optional = schema.optional;
+                    new_schema.name.clone_from(&schema.name);
+                    Ok(new_schema)
+                })?;
+                let mut out = Struct::with_capacity(new_schema.fields().len());
+                for (name, v) in s.into_fields() {
+                    if self.keep(&name) {
+                        match self.renames.iter().find(|(f, _)| *f == name) {
+                            Some((_, to)) => out.put(to.clone(), v),
+                            None => out.put(name, v),
+                        }
+                    }
                 }
-                let mut new_schema = Schema::struct_of(fields);
-                new_schema.optional = schema.optional;
-                new_schema.name.clone_from(&schema.name);
                 (Some(new_schema), Value::Struct(out))
             }
             (None, Value::Map(entries)) => (
                 None,
                 Value::Map(
                     entries
-                        .iter()
+                        .into_iter()
                         .filter(|(k, _)| k.as_str().is_some_and(|k| self.keep(k)))
                         .map(|(k, v)| {
-                            (
-                                Value::from(self.renamed(k.as_str().unwrap_or_default())),
-                                v.clone(),
-                            )
+                            let name = self.renamed(k.as_str().unwrap_or_default()).to_string();
+                            (Value::from(name), v)
                         })
                         .collect(),
                 ),
@@ -433,7 +446,7 @@ impl Transform for ReplaceField {
                 ))
             }
         };
-        self.side.set(&mut r, schema, value);
+        self.side.put(&mut r, schema, value);
         Ok(Some(r))
     }
 }
@@ -447,6 +460,7 @@ struct InsertField {
     offset: Option<String>,
     timestamp: Option<String>,
     static_field: Option<(String, String)>,
+    cache: SchemaCache,
 }
 
 impl InsertField {
@@ -477,6 +491,7 @@ impl InsertField {
             offset: name("offset.field"),
             timestamp: name("timestamp.field"),
             static_field,
+            cache: SchemaCache::default(),
         };
         if t.topic.is_none()
             && t.partition.is_none()
@@ -491,42 +506,45 @@ impl InsertField {
         Ok(t)
     }
 
-    fn additions(&self, r: &TransformRecord) -> Vec<(String, Schema, Value)> {
+    /// The added fields' names and schemas.
+    fn added_fields(&self) -> Vec<Field> {
+        let mut out = Vec::new();
+        let mut add = |name: &Option<String>, schema: Schema| {
+            if let Some(n) = name {
+                out.push(Field::new(n.clone(), schema.optional()));
+            }
+        };
+        add(&self.topic, Schema::string());
+        add(&self.partition, Schema::int32());
+        add(&self.offset, Schema::int64());
+        add(&self.timestamp, Schema::timestamp());
+        add(
+            &self.static_field.as_ref().map(|(f, _)| f.clone()),
+            Schema::string(),
+        );
+        out
+    }
+
+    /// The added fields' names and values for `r`, in the order of [`Self::added_fields`].
+    fn additions(&self, r: &TransformRecord) -> Vec<(String, Value)> {
         let mut out = Vec::new();
         if let Some(f) = &self.topic {
-            out.push((
-                f.clone(),
-                Schema::string().optional(),
-                Value::from(r.topic.as_str()),
-            ));
+            out.push((f.clone(), Value::from(r.topic.as_str())));
         }
         if let Some(f) = &self.partition {
             out.push((
                 f.clone(),
-                Schema::int32().optional(),
                 r.kafka_partition.map_or(Value::Null, Value::Int32),
             ));
         }
         if let Some(f) = &self.offset {
-            out.push((
-                f.clone(),
-                Schema::int64().optional(),
-                r.kafka_offset.map_or(Value::Null, Value::Int64),
-            ));
+            out.push((f.clone(), r.kafka_offset.map_or(Value::Null, Value::Int64)));
         }
         if let Some(f) = &self.timestamp {
-            out.push((
-                f.clone(),
-                Schema::timestamp().optional(),
-                r.timestamp.map_or(Value::Null, Value::Int64),
-            ));
+            out.push((f.clone(), r.timestamp.map_or(Value::Null, Value::Int64)));
         }
         if let Some((f, v)) = &self.static_field {
-            out.push((
-                f.clone(),
-                Schema::string().optional(),
-                Value::from(v.as_str()),
-            ));
+            out.push((f.clone(), Value::from(v.as_str())));
         }
         out
     }
@@ -534,25 +552,30 @@ impl InsertField {
 
 impl Transform for InsertField {
     fn apply(&self, mut r: TransformRecord) -> Result<Option<TransformRecord>, String> {
+        if self.side.get(&r).1.is_null() {
+            return Ok(Some(r));
+        }
         let additions = self.additions(&r);
-        let (schema, value) = self.side.get(&r);
+        let (schema, value) = self.side.take(&mut r);
         let (schema, value) = match (schema, value) {
-            (_, Value::Null) => return Ok(Some(r)),
-            (Some(schema), Value::Struct(s)) if matches!(schema.ty, SchemaType::Struct(_)) => {
-                let mut new_schema = schema.clone();
-                let mut out = s.clone();
-                if let SchemaType::Struct(fields) = &mut new_schema.ty {
-                    for (name, fs, v) in additions {
-                        fields.retain(|f| f.name != name);
-                        fields.push(Field::new(name.clone(), fs));
-                        out.put(name, v);
+            (Some(schema), Value::Struct(mut s)) if matches!(schema.ty, SchemaType::Struct(_)) => {
+                let new_schema = self.cache.get_or_build(&schema, |schema| {
+                    let mut new_schema = schema.clone();
+                    if let SchemaType::Struct(fields) = &mut new_schema.ty {
+                        for added in self.added_fields() {
+                            fields.retain(|f| f.name != added.name);
+                            fields.push(added);
+                        }
                     }
+                    Ok(new_schema)
+                })?;
+                for (name, v) in additions {
+                    s.put(name, v);
                 }
-                (Some(new_schema), Value::Struct(out))
+                (Some(new_schema), Value::Struct(s))
             }
-            (None, Value::Map(entries)) => {
-                let mut entries = entries.clone();
-                for (name, _, v) in additions {
+            (None, Value::Map(mut entries)) => {
+                for (name, v) in additions {
                     entries.retain(|(k, _)| k.as_str() != Some(&name));
                     entries.push((Value::from(name), v));
                 }
@@ -565,7 +588,7 @@ impl Transform for InsertField {
                 ))
             }
         };
-        self.side.set(&mut r, schema, value);
+        self.side.put(&mut r, schema, value);
         Ok(Some(r))
     }
 }

@@ -15,8 +15,8 @@ use sluice_sdk::{
 
 use super::timestamp::date_value_text;
 use super::{
-    field_value, java_double, java_float, replace_null_with_default_key, Side, Transform,
-    TransformPlugin, TransformRecord,
+    field_value, java_double, java_float, replace_null_with_default_key, SchemaCache, Side,
+    Transform, TransformPlugin, TransformRecord,
 };
 
 const TARGETS: &str = "int8, int16, int32, int64, float32, float64, boolean, string";
@@ -85,6 +85,7 @@ struct Cast {
     whole: Option<Target>,
     fields: Vec<(String, Target)>,
     replace_null_with_default: bool,
+    cache: SchemaCache,
 }
 
 impl Cast {
@@ -114,6 +115,7 @@ impl Cast {
             whole,
             fields,
             replace_null_with_default: c.get_bool("replace.null.with.default").unwrap_or(true),
+            cache: SchemaCache::default(),
         })
     }
 
@@ -286,15 +288,20 @@ impl Transform for Cast {
                         schema.ty.name()
                     ));
                 }
-                let mut fields = Vec::with_capacity(schema.fields().len());
-                for f in schema.fields() {
-                    fields.push(match self.target_of(&f.name) {
-                        Some(to) => Field::new(f.name.clone(), self.cast_schema(&f.schema, to)?),
-                        None => f.clone(),
-                    });
-                }
-                let mut new_schema = (*schema).clone();
-                new_schema.ty = SchemaType::Struct(fields);
+                let new_schema = self.cache.get_or_build(&schema, |schema| {
+                    let mut fields = Vec::with_capacity(schema.fields().len());
+                    for f in schema.fields() {
+                        fields.push(match self.target_of(&f.name) {
+                            Some(to) => {
+                                Field::new(f.name.clone(), self.cast_schema(&f.schema, to)?)
+                            }
+                            None => f.clone(),
+                        });
+                    }
+                    let mut new_schema = schema.clone();
+                    new_schema.ty = SchemaType::Struct(fields);
+                    Ok(new_schema)
+                })?;
                 let v = match value {
                     Value::Null => Value::Null,
                     Value::Struct(s) => {
@@ -320,7 +327,7 @@ impl Transform for Cast {
                         ))
                     }
                 };
-                (Some(Arc::new(new_schema)), v)
+                (Some(new_schema), v)
             }
             (None, None) => match value {
                 Value::Null => (None, Value::Null),

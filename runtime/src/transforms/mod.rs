@@ -636,6 +636,42 @@ impl Side {
     }
 }
 
+/// Output schemas by input schema, so a transform builds a changed schema once per input schema
+/// rather than once per record (Kafka keeps the same kind of cache). Keyed by the input's
+/// `Arc`: records of one source share their schema's `Arc`, and a cached output is itself
+/// shared, so the next step of the chain hits its cache too.
+#[derive(Debug, Default)]
+struct SchemaCache {
+    entries: std::sync::Mutex<Vec<(SchemaRef, SchemaRef)>>,
+}
+
+impl SchemaCache {
+    /// Schemas kept; the oldest goes first.
+    const CAPACITY: usize = 32;
+
+    fn get_or_build(
+        &self,
+        input: &SchemaRef,
+        build: impl FnOnce(&Schema) -> Result<Schema, String>,
+    ) -> Result<SchemaRef, String> {
+        let lock = || {
+            self.entries
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if let Some((_, out)) = lock().iter().find(|(i, _)| Arc::ptr_eq(i, input)) {
+            return Ok(out.clone());
+        }
+        let out = Arc::new(build(input)?);
+        let mut entries = lock();
+        if entries.len() >= Self::CAPACITY {
+            entries.remove(0);
+        }
+        entries.push((input.clone(), out.clone()));
+        Ok(out)
+    }
+}
+
 /// The value of `name` in a schemaless map.
 fn map_get<'a>(entries: &'a [(Value, Value)], name: &str) -> Option<&'a Value> {
     entries
@@ -955,6 +991,34 @@ mod tests {
                 .unwrap_or_else(|| panic!("{simple}"));
             assert_eq!(p.kind_name(), "predicate");
         }
+    }
+
+    #[test]
+    fn the_schema_cache_builds_once_per_input_schema() {
+        let cache = SchemaCache::default();
+        let input: SchemaRef = Arc::new(Schema::int32());
+        let mut builds = 0;
+        for _ in 0..3 {
+            let out = cache
+                .get_or_build(&input, |_| {
+                    builds += 1;
+                    Ok(Schema::int64())
+                })
+                .unwrap();
+            assert_eq!(*out, Schema::int64());
+        }
+        assert_eq!(builds, 1);
+        let other: SchemaRef = Arc::new(Schema::int32());
+        cache
+            .get_or_build(&other, |_| {
+                builds += 1;
+                Ok(Schema::string())
+            })
+            .unwrap();
+        assert_eq!(builds, 2, "another Arc is another entry");
+        assert!(cache
+            .get_or_build(&Arc::new(Schema::int8()), |_| Err("no".into()))
+            .is_err());
     }
 
     #[test]

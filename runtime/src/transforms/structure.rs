@@ -1,13 +1,11 @@
 //! `Flatten`, `MaskField` and `SetSchemaMetadata`.
 
-use std::sync::Arc;
-
 use sluice_sdk::{
     Config, ConfigDef, ConfigErrors, ConfigKey, ConfigType, Decimal, Field, Importance,
     LogicalType, Schema, SchemaType, Struct, Validator, Value,
 };
 
-use super::{Side, Transform, TransformPlugin, TransformRecord};
+use super::{SchemaCache, Side, Transform, TransformPlugin, TransformRecord};
 
 pub(super) fn plugins() -> Vec<TransformPlugin> {
     let mut out = Vec::new();
@@ -22,6 +20,7 @@ pub(super) fn plugins() -> Vec<TransformPlugin> {
             move |c| {
                 Ok(Box::new(Flatten {
                     side,
+                    cache: SchemaCache::default(),
                     // The delimiter is taken as written: "_" and even " " are legal.
                     delimiter: c.originals().get("delimiter").cloned().unwrap_or_else(|| ".".into()),
                 }))
@@ -49,7 +48,7 @@ pub(super) fn plugins() -> Vec<TransformPlugin> {
                     e.push("schema.name", "or schema.version must be set: neither schema name nor version is configured");
                     return Err(e);
                 }
-                Ok(Box::new(SetSchemaMetadata { side, name, version }))
+                Ok(Box::new(SetSchemaMetadata { side, name, version, cache: SchemaCache::default() }))
             },
         ));
     }
@@ -61,6 +60,7 @@ pub(super) fn plugins() -> Vec<TransformPlugin> {
 struct Flatten {
     side: Side,
     delimiter: String,
+    cache: SchemaCache,
 }
 
 impl Flatten {
@@ -143,10 +143,13 @@ impl Transform for Flatten {
             (Some(schema), v @ (Value::Struct(_) | Value::Null))
                 if matches!(schema.ty, SchemaType::Struct(_)) =>
             {
-                let mut fields = Vec::new();
-                self.flatten_schema(&schema, "", schema.optional, &mut fields);
-                let mut new_schema = (*schema).clone();
-                new_schema.ty = SchemaType::Struct(fields);
+                let new_schema = self.cache.get_or_build(&schema, |schema| {
+                    let mut fields = Vec::new();
+                    self.flatten_schema(schema, "", schema.optional, &mut fields);
+                    let mut new_schema = schema.clone();
+                    new_schema.ty = SchemaType::Struct(fields);
+                    Ok(new_schema)
+                })?;
                 let v = match v {
                     Value::Struct(s) => {
                         let mut out = Struct::new();
@@ -155,7 +158,7 @@ impl Transform for Flatten {
                     }
                     _ => Value::Null,
                 };
-                (Some(Arc::new(new_schema)), v)
+                (Some(new_schema), v)
             }
             (Some(_), other) => {
                 return Err(format!(
@@ -295,6 +298,7 @@ struct SetSchemaMetadata {
     side: Side,
     name: Option<String>,
     version: Option<i32>,
+    cache: SchemaCache,
 }
 
 impl Transform for SetSchemaMetadata {
@@ -305,14 +309,17 @@ impl Transform for SetSchemaMetadata {
                 "Schema required for [updating schema metadata]: the record has none".into(),
             );
         };
-        let mut s = (*schema).clone();
-        if let Some(n) = &self.name {
-            s.name = Some(n.clone());
-        }
-        if let Some(v) = self.version {
-            s.version = Some(v);
-        }
-        self.side.set(&mut r, Some(s), value);
+        let schema = self.cache.get_or_build(&schema, |schema| {
+            let mut s = schema.clone();
+            if let Some(n) = &self.name {
+                s.name = Some(n.clone());
+            }
+            if let Some(v) = self.version {
+                s.version = Some(v);
+            }
+            Ok(s)
+        })?;
+        self.side.put(&mut r, Some(schema), value);
         Ok(Some(r))
     }
 }

@@ -16,8 +16,8 @@ use sluice_sdk::{
 };
 
 use super::{
-    field_value, map_get, replace_null_with_default_key, Side, Transform, TransformPlugin,
-    TransformRecord,
+    field_value, map_get, replace_null_with_default_key, SchemaCache, Side, Transform,
+    TransformPlugin, TransformRecord,
 };
 
 const MILLIS_PER_DAY: i64 = 86_400_000;
@@ -319,6 +319,7 @@ struct TimestampConverter {
     /// Units of a unix timestamp per millisecond, as (multiply, divide).
     precision: (i64, i64),
     replace_null_with_default: bool,
+    cache: SchemaCache,
 }
 
 impl TimestampConverter {
@@ -359,6 +360,7 @@ impl TimestampConverter {
             format,
             precision,
             replace_null_with_default: c.get_bool("replace.null.with.default").unwrap_or(true),
+            cache: SchemaCache::default(),
         })
     }
 
@@ -447,19 +449,22 @@ impl Transform for TimestampConverter {
                     return Ok(Some(r));
                 };
                 let from = TimestampType::of_schema(&field.schema)?;
-                let fields: Vec<Field> = schema
-                    .fields()
-                    .iter()
-                    .map(|f| {
-                        if f.name == self.field {
-                            Field::new(f.name.clone(), self.target.schema(f.schema.optional))
-                        } else {
-                            f.clone()
-                        }
-                    })
-                    .collect();
-                let mut new_schema = (*schema).clone();
-                new_schema.ty = SchemaType::Struct(fields);
+                let new_schema = self.cache.get_or_build(&schema, |schema| {
+                    let fields: Vec<Field> = schema
+                        .fields()
+                        .iter()
+                        .map(|f| {
+                            if f.name == self.field {
+                                Field::new(f.name.clone(), self.target.schema(f.schema.optional))
+                            } else {
+                                f.clone()
+                            }
+                        })
+                        .collect();
+                    let mut new_schema = schema.clone();
+                    new_schema.ty = SchemaType::Struct(fields);
+                    Ok(new_schema)
+                })?;
                 let v = match value {
                     Value::Null => Value::Null,
                     Value::Struct(s) => {
@@ -486,7 +491,7 @@ impl Transform for TimestampConverter {
                         ))
                     }
                 };
-                (Some(std::sync::Arc::new(new_schema)), v)
+                (Some(new_schema), v)
             }
             (None, false) => match value {
                 Value::Null => (None, Value::Null),
