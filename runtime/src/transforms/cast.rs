@@ -305,18 +305,26 @@ impl Transform for Cast {
                 let v = match value {
                     Value::Null => Value::Null,
                     Value::Struct(s) => {
+                        // Fields move across; only the cast ones are rebuilt.
                         let mut out = Struct::with_capacity(schema.fields().len());
-                        for f in schema.fields() {
-                            let v = field_value(
-                                &f.schema,
-                                s.get(&f.name),
-                                self.replace_null_with_default,
-                            );
-                            let v = match self.target_of(&f.name) {
-                                Some(to) => cast_value(Some(&f.schema), &v, to)?,
-                                None => v,
+                        for (name, v) in s.into_fields() {
+                            let v = match (self.target_of(&name), schema.field(&name)) {
+                                (Some(to), Some(f)) => {
+                                    let v = field_value(
+                                        &f.schema,
+                                        Some(&v),
+                                        self.replace_null_with_default,
+                                    );
+                                    cast_value(Some(&f.schema), &v, to)?
+                                }
+                                (None, Some(f))
+                                    if v.is_null() && self.replace_null_with_default =>
+                                {
+                                    field_value(&f.schema, None, true)
+                                }
+                                _ => v,
                             };
-                            out.put(f.name.clone(), v);
+                            out.put(name, v);
                         }
                         Value::Struct(out)
                     }
