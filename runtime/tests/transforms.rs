@@ -277,3 +277,55 @@ async fn a_source_chain_sets_headers_and_the_rest_api_describes_transforms() {
         .await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_record_a_transform_cannot_handle_goes_to_the_dead_letter_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out.jsonl");
+    let worker = WorkerProcess::start(WorkerOptions::new(dir.path())).await;
+    let bootstrap = worker.bootstrap();
+    send(
+        &bootstrap,
+        &[
+            ("qty", Some(json!({"qty": "3"})), None),
+            ("qty", Some(json!({"qty": "three"})), None),
+            ("qty", Some(json!({"qty": "4"})), None),
+        ],
+    )
+    .await;
+    worker.write_config(
+        "qty.json",
+        &json!({"name": "qty", "config": {
+            "connector.class": "file-sink", "topics": "qty", "file": output,
+            "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+            "value.converter.schemas.enable": "false",
+            "errors.tolerance": "all",
+            "errors.deadletterqueue.topic.name": "qty-dlq",
+            "errors.deadletterqueue.context.headers.enable": "true",
+            "transforms": "toInt",
+            "transforms.toInt.type": format!("{T}Cast$Value"),
+            "transforms.toInt.spec": "qty:int32"
+        }}),
+    );
+    let lines = wait_for(Duration::from_secs(120), "two lines in the sink's file", || async {
+        let lines = read_lines(&output);
+        (lines.len() >= 2).then_some(lines)
+    })
+    .await;
+    assert_eq!(lines, [r#"{"qty":3}"#, r#"{"qty":4}"#]);
+    let dead = read_topic(&bootstrap, "qty-dlq", 1, Duration::from_secs(60));
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].value.as_deref(), Some(br#"{"qty":"three"}"#.as_slice()));
+    let header = |name: &str| {
+        dead[0]
+            .headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.clone())
+            .map(|v| String::from_utf8(v).unwrap())
+    };
+    assert_eq!(header("__connect.errors.stage").as_deref(), Some("TRANSFORMATION"));
+    assert_eq!(header("__connect.errors.class.name"), Some(format!("{T}Cast$Value")));
+    let message = header("__connect.errors.exception.message").unwrap_or_default();
+    assert!(message.contains("could not parse 'three' as int32"), "{message}");
+}
