@@ -103,14 +103,8 @@ pub fn common_def() -> ConfigDef {
         )
         .define(
             ConfigKey::new("predicates", ConfigType::List, Importance::Low,
-                "Predicates for transforms (not supported; must be empty).")
+                "Aliases of the predicates transforms may name with transforms.<alias>.predicate; each configured with predicates.<alias>.type and its options.")
                 .default_value("")
-                .validator(Validator::custom(|v| match v {
-                    sluice_sdk::config::ConfigValue::List(l) if !l.is_empty() => Err(
-                        "names predicates, which sluice does not support yet; remove the option".to_string(),
-                    ),
-                    _ => Ok(()),
-                }))
                 .group("Predicates"),
         )
         .define(

@@ -488,12 +488,29 @@ async fn reset_topics(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn list_plugins(State(worker): State<AppState>) -> Json<Value> {
-    Json(json!(worker
+/// Connector classes; with `connectorsOnly=false` also every transform and predicate, as
+/// Kafka Connect lists them (`type` "transformation" / "predicate").
+async fn list_plugins(State(worker): State<AppState>, RawQuery(query): RawQuery) -> Json<Value> {
+    let mut plugins: Vec<Value> = worker
         .plugins()
         .iter()
         .map(|p| json!({"class": p.class, "type": p.kind.name(), "version": p.version, "aliases": p.aliases}))
-        .collect::<Vec<_>>()))
+        .collect();
+    let connectors_only = query_values(&query, "connectorsOnly")
+        .last()
+        .is_none_or(|v| !v.eq_ignore_ascii_case("false"));
+    if !connectors_only {
+        let registry = crate::transforms::registry()
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut others: Vec<&crate::transforms::TransformPlugin> =
+            registry.plugins().iter().collect();
+        others.sort_by(|a, b| (a.kind_name(), &a.class).cmp(&(b.kind_name(), &b.class)));
+        plugins.extend(others.into_iter().map(|p| {
+            json!({"class": p.class, "type": p.kind_name(), "version": p.version, "aliases": p.aliases})
+        }));
+    }
+    Json(json!(plugins))
 }
 
 fn full_def(kind: &ConnectorKind, plugin_def: &ConfigDef) -> ConfigDef {
@@ -524,10 +541,18 @@ async fn plugin_config(
     State(worker): State<AppState>,
     Path(plugin): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let plugin = worker
-        .plugin(&plugin)
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("Unknown plugin {plugin}.")))?;
-    let def = full_def(&plugin.kind, &plugin.config_def);
+    let def = match worker.plugin(&plugin) {
+        Some(p) => full_def(&p.kind, &p.config_def),
+        // A transform or predicate: its own options, as Kafka Connect describes them.
+        None => crate::transforms::registry()
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .find(&plugin)
+            .map(|p| p.config_def.clone())
+            .ok_or_else(|| {
+                ApiError::new(StatusCode::NOT_FOUND, format!("Unknown plugin {plugin}."))
+            })?,
+    };
     Ok(Json(json!(def
         .keys()
         .iter()

@@ -12,6 +12,7 @@ mod elasticsearch;
 mod plugins;
 mod postgres;
 mod stock_quotes;
+mod transforms;
 mod worker_errors;
 mod worker_file;
 mod worker_hardening;

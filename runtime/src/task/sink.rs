@@ -511,10 +511,11 @@ impl SinkState {
         let mut good = Vec::with_capacity(batch.len());
         for (i, m) in batch.iter().enumerate() {
             match convert_one(env, m) {
-                Ok(record) => {
+                Ok(Some(record)) => {
                     records.push(record);
                     good.push(i);
                 }
+                Ok(None) => {}
                 Err((stage, class_name, message)) => {
                     let failed = FailedRecord {
                         topic: m.topic.to_string(),
@@ -543,9 +544,12 @@ impl SinkState {
     }
 }
 
-/// One message to a sink record: converters, then transforms. The error names the stage and
-/// the class that failed.
-fn convert_one(env: &TaskEnv, m: &RawMessage) -> Result<SinkRecord, (Stage, String, String)> {
+/// One message to a sink record: converters, then transforms; `None` when a transform dropped
+/// it. The error names the stage and the class that failed.
+fn convert_one(
+    env: &TaskEnv,
+    m: &RawMessage,
+) -> Result<Option<SinkRecord>, (Stage, String, String)> {
     let class = |option: &str| {
         crate::converter::class_name(env.settings.props.get(option).map_or("", String::as_str))
             .to_string()
@@ -594,20 +598,26 @@ fn convert_one(env: &TaskEnv, m: &RawMessage) -> Result<SinkRecord, (Stage, Stri
             value_schema: record.value_schema.take(),
             value: std::mem::take(&mut record.value),
             timestamp: record.timestamp,
+            headers: std::mem::take(&mut record.headers),
         };
-        let t = env
+        let Some(t) = env
             .settings
             .transforms
             .apply(view)
-            .map_err(|(class, message)| (Stage::Transformation, class, message))?;
+            .map_err(|e| (Stage::Transformation, e.class, e.message))?
+        else {
+            // Dropped by a transform (Filter): its offset is committed with the batch's.
+            return Ok(None);
+        };
         record.topic = t.topic;
         record.key_schema = t.key_schema;
         record.key = t.key;
         record.value_schema = t.value_schema;
         record.value = t.value;
         record.timestamp = t.timestamp;
+        record.headers = t.headers;
     }
-    Ok(record)
+    Ok(Some(record))
 }
 
 async fn sink_loop(
@@ -713,7 +723,11 @@ async fn sink_loop(
                 // batch (conversion is deterministic), so the first try needs no copy.
                 let again = || {
                     good.iter()
-                        .map(|&i| convert_one(env, &batch[i]).map_err(|(_, _, e)| e))
+                        .filter_map(|&i| {
+                            convert_one(env, &batch[i])
+                                .map_err(|(_, _, e)| e)
+                                .transpose()
+                        })
                         .collect::<Result<Vec<_>, _>>()
                 };
                 if !put_with_retry(env, task, records, again).await? {

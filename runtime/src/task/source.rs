@@ -111,9 +111,10 @@ impl SourceCommitter {
                 value_schema: record.value_schema.take(),
                 value: std::mem::take(&mut record.value),
                 timestamp: record.timestamp,
+                headers: std::mem::take(&mut record.headers),
             };
             match self.env.settings.transforms.apply(view.clone()) {
-                Ok(t) => {
+                Ok(Some(t)) => {
                     record.topic = t.topic;
                     record.kafka_partition = t.kafka_partition;
                     record.key_schema = t.key_schema;
@@ -121,20 +122,30 @@ impl SourceCommitter {
                     record.value_schema = t.value_schema;
                     record.value = t.value;
                     record.timestamp = t.timestamp;
+                    record.headers = t.headers;
                 }
-                Err((class, message)) => {
+                // Dropped by a transform (Filter): done with, so its offset may be committed.
+                Ok(None) => {
+                    let id = self
+                        .tracker
+                        .submit(&record.source_partition, record.source_offset);
+                    self.tracker.acknowledge(id);
+                    return Ok(());
+                }
+                Err(e) => {
                     record.topic = view.topic;
                     record.key_schema = view.key_schema;
                     record.key = view.key;
                     record.value_schema = view.value_schema;
                     record.value = view.value;
+                    record.headers = view.headers;
                     return self
                         .record_failed(
                             record,
                             Stage::Transformation,
-                            class,
+                            e.class,
                             DATA_EXCEPTION,
-                            message,
+                            e.message,
                         )
                         .await;
                 }
