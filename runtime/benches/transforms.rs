@@ -17,9 +17,9 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use sluice_runtime::herder::Origin;
 use sluice_runtime::run::start_worker_with;
 use sluice_runtime::settings::WorkerSettings;
-use sluice_runtime::herder::Origin;
 use sluice_sdk::Props;
 
 /// The example plugin's generator, compiled in.

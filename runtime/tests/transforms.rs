@@ -307,15 +307,22 @@ async fn a_record_a_transform_cannot_handle_goes_to_the_dead_letter_queue() {
             "transforms.toInt.spec": "qty:int32"
         }}),
     );
-    let lines = wait_for(Duration::from_secs(120), "two lines in the sink's file", || async {
-        let lines = read_lines(&output);
-        (lines.len() >= 2).then_some(lines)
-    })
+    let lines = wait_for(
+        Duration::from_secs(120),
+        "two lines in the sink's file",
+        || async {
+            let lines = read_lines(&output);
+            (lines.len() >= 2).then_some(lines)
+        },
+    )
     .await;
     assert_eq!(lines, [r#"{"qty":3}"#, r#"{"qty":4}"#]);
     let dead = read_topic(&bootstrap, "qty-dlq", 1, Duration::from_secs(60));
     assert_eq!(dead.len(), 1);
-    assert_eq!(dead[0].value.as_deref(), Some(br#"{"qty":"three"}"#.as_slice()));
+    assert_eq!(
+        dead[0].value.as_deref(),
+        Some(br#"{"qty":"three"}"#.as_slice())
+    );
     let header = |name: &str| {
         dead[0]
             .headers
@@ -324,8 +331,17 @@ async fn a_record_a_transform_cannot_handle_goes_to_the_dead_letter_queue() {
             .and_then(|(_, v)| v.clone())
             .map(|v| String::from_utf8(v).unwrap())
     };
-    assert_eq!(header("__connect.errors.stage").as_deref(), Some("TRANSFORMATION"));
-    assert_eq!(header("__connect.errors.class.name"), Some(format!("{T}Cast$Value")));
+    assert_eq!(
+        header("__connect.errors.stage").as_deref(),
+        Some("TRANSFORMATION")
+    );
+    assert_eq!(
+        header("__connect.errors.class.name"),
+        Some(format!("{T}Cast$Value"))
+    );
     let message = header("__connect.errors.exception.message").unwrap_or_default();
-    assert!(message.contains("could not parse 'three' as int32"), "{message}");
+    assert!(
+        message.contains("could not parse 'three' as int32"),
+        "{message}"
+    );
 }
