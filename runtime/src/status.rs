@@ -92,7 +92,8 @@ pub struct StatusStore {
     topic: String,
     producer: Option<SharedProducer>,
     entries: Mutex<BTreeMap<String, ConnectorEntry>>,
-    generation: std::sync::atomic::AtomicU64,
+    /// The next record's generation; held while a record is enqueued, to keep them in order.
+    generation: Mutex<u64>,
 }
 
 impl StatusStore {
@@ -107,7 +108,7 @@ impl StatusStore {
             topic: topic.into(),
             producer,
             entries: Mutex::new(BTreeMap::new()),
-            generation: std::sync::atomic::AtomicU64::new(0),
+            generation: Mutex::new(0),
         }
     }
 
@@ -212,49 +213,58 @@ impl StatusStore {
     }
 
     fn publish(&self, key: String, state: State, trace: Option<String>) {
-        let Some(producer) = self.producer.clone() else {
-            return;
-        };
-        let generation = self
-            .generation
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let value = serde_json::json!({
-            "state": state,
-            "trace": trace,
-            "worker_id": self.worker_id,
-            "generation": generation,
-        })
-        .to_string();
-        let topic = self.topic.clone();
-        // Status records are informational: publish in the background, log a failure.
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(async move {
-                let record = FutureRecord::to(&topic).key(&key).payload(&value);
-                if let Err((e, _)) = producer
-                    .send(record, std::time::Duration::from_secs(10))
-                    .await
-                {
-                    warn!(topic, key, error = %e, "could not publish status");
-                }
-            });
-        }
+        self.send(key, move |generation, worker_id| {
+            Some(
+                serde_json::json!({
+                    "state": state,
+                    "trace": trace,
+                    "worker_id": worker_id,
+                    "generation": generation,
+                })
+                .to_string(),
+            )
+        });
     }
 
     fn tombstone(&self, key: String) {
+        self.send(key, |_, _| None);
+    }
+
+    /// Enqueues one status record. The generation is taken and the record handed to the
+    /// producer under one lock, so records reach the topic in the order the states changed
+    /// (a later state never lands before an earlier one, which compaction would then keep).
+    /// The delivery is awaited in the background and a failure logged: status records are
+    /// informational.
+    fn send(&self, key: String, value: impl FnOnce(u64, &str) -> Option<String>) {
         let Some(producer) = self.producer.clone() else {
             return;
         };
-        let topic = self.topic.clone();
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(async move {
-                let record = FutureRecord::<String, [u8]>::to(&topic).key(&key);
-                if let Err((e, _)) = producer
-                    .send(record, std::time::Duration::from_secs(10))
-                    .await
-                {
-                    warn!(topic, key, error = %e, "could not delete status");
+        let delivery = {
+            let mut generation = self.generation.lock().expect("status generation lock");
+            let payload = value(*generation, &self.worker_id);
+            *generation += 1;
+            let mut record = FutureRecord::<String, String>::to(&self.topic).key(&key);
+            if let Some(payload) = payload.as_ref() {
+                record = record.payload(payload);
+            }
+            match producer.send_result(record) {
+                Ok(delivery) => delivery,
+                Err((e, _)) => {
+                    warn!(topic = %self.topic, key, error = %e, "could not publish status");
+                    return;
                 }
-            });
+            }
+        };
+        let topic = self.topic.clone();
+        let wait = async move {
+            match delivery.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => warn!(topic, key, error = %e, "could not publish status"),
+                Err(_) => warn!(topic, key, "status record dropped by the producer"),
+            }
+        };
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(wait);
         }
     }
 }

@@ -297,6 +297,7 @@ async fn a_record_a_transform_cannot_handle_goes_to_the_dead_letter_queue() {
         "qty.json",
         &json!({"name": "qty", "config": {
             "connector.class": "file-sink", "topics": "qty", "file": output,
+            "key.converter": "org.apache.kafka.connect.storage.StringConverter",
             "value.converter": "org.apache.kafka.connect.json.JsonConverter",
             "value.converter.schemas.enable": "false",
             "errors.tolerance": "all",

@@ -300,3 +300,68 @@ async fn every_endpoint_behaves_like_kafka_connect() {
     assert_eq!((code, body["error_code"].clone()), (404, json!(404)));
     assert_eq!(body["message"], Value::from("Connector rest not found"));
 }
+
+/// The status topic is read by other tools (and compacted): the last record of each key must be
+/// the state the connector is in, and generations must rise in the order records were written.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_status_topic_ends_with_each_current_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let worker = WorkerProcess::start(WorkerOptions::new(dir.path())).await;
+    let names: Vec<String> = (0..10).map(|i| format!("status-{i}")).collect();
+    for name in &names {
+        let input = dir.path().join(format!("{name}.txt"));
+        std::fs::write(&input, "one\n").unwrap();
+        worker.write_config(
+            &format!("{name}.json"),
+            &json!({"name": name, "config": {
+                "connector.class": "file-source", "topic": name, "file": input}}),
+        );
+    }
+    for name in &names {
+        worker.wait_for_task_state(name, 0, "RUNNING").await;
+    }
+    // Pause and resume one, so its last records are PAUSED then RUNNING.
+    let (code, _) = worker
+        .request(Method::PUT, "/connectors/status-0/pause", None)
+        .await;
+    assert_eq!(code, 202);
+    worker.wait_for_task_state("status-0", 0, "PAUSED").await;
+    let (code, _) = worker
+        .request(Method::PUT, "/connectors/status-0/resume", None)
+        .await;
+    assert_eq!(code, 202);
+    worker.wait_for_task_state("status-0", 0, "RUNNING").await;
+
+    let records = crate::support::read_topic(
+        &worker.bootstrap(),
+        "connect-status",
+        usize::MAX,
+        Duration::from_secs(5),
+    );
+    let mut last: std::collections::BTreeMap<(i32, String), (i64, Value)> = Default::default();
+    for r in &records {
+        let key = String::from_utf8(r.key.clone().unwrap()).unwrap();
+        let value: Value = serde_json::from_slice(r.value.as_deref().unwrap()).unwrap();
+        let generation = value["generation"].as_i64().unwrap();
+        if let Some((previous, _)) = last.get(&(r.partition, key.clone())) {
+            assert!(
+                generation > *previous,
+                "{key}: generation {generation} written after {previous}"
+            );
+        }
+        last.insert((r.partition, key), (generation, value));
+    }
+    let state_of = |key: &str| -> String {
+        let found: Vec<&(i64, Value)> = last
+            .iter()
+            .filter(|((_, k), _)| k == key)
+            .map(|(_, v)| v)
+            .collect();
+        assert_eq!(found.len(), 1, "{key} in one partition: {found:?}");
+        found[0].1["state"].as_str().unwrap().to_string()
+    };
+    for name in &names {
+        assert_eq!(state_of(&format!("status-connector-{name}")), "RUNNING");
+        assert_eq!(state_of(&format!("status-task-{name}-0")), "RUNNING");
+    }
+}
