@@ -9,4 +9,5 @@
 //! - [`membership`]: the group client: coordinator discovery, JoinGroup, SyncGroup,
 //!   Heartbeat and LeaveGroup on the `kafka-protocol` codecs, over its own connection.
 
+pub mod assignor;
 pub mod protocol;
