@@ -34,7 +34,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::protocol::ConnectorTaskId;
+use super::membership::{LeaderAssignor, LeaderRound};
+use super::protocol::{ConnectAssignment, ConnectorTaskId, CONFIG_MISMATCH, NO_ERROR};
 
 /// A set of connector instances and tasks.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -349,7 +350,10 @@ fn revoke_duplicates<'a>(
         holders.sort_by_key(|m| (next[m].connectors.len(), *m));
         for &member in &holders[1..] {
             tracing::info!(connector = %connector, member = %member, "connector claimed by several workers; revoking a copy");
-            next.get_mut(member).expect("holder").connectors.remove(&connector);
+            next.get_mut(member)
+                .expect("holder")
+                .connectors
+                .remove(&connector);
             revoked
                 .entry(member)
                 .or_default()
@@ -365,7 +369,11 @@ fn revoke_duplicates<'a>(
         for &member in &holders[1..] {
             tracing::info!(task = %task, member = %member, "task claimed by several workers; revoking a copy");
             next.get_mut(member).expect("holder").tasks.remove(&task);
-            revoked.entry(member).or_default().tasks.insert(task.clone());
+            revoked
+                .entry(member)
+                .or_default()
+                .tasks
+                .insert(task.clone());
         }
     }
 }
@@ -401,9 +409,18 @@ fn revoke_for_balance<'a>(
     for (member, work) in next.iter_mut() {
         let share = connector_shares[*member];
         while work.connectors.len() > share {
-            let connector = work.connectors.iter().next_back().cloned().expect("non-empty");
+            let connector = work
+                .connectors
+                .iter()
+                .next_back()
+                .cloned()
+                .expect("non-empty");
             work.connectors.remove(&connector);
-            revoked.entry(member).or_default().connectors.insert(connector);
+            revoked
+                .entry(member)
+                .or_default()
+                .connectors
+                .insert(connector);
         }
         let share = task_shares[*member];
         while work.tasks.len() > share {
@@ -451,7 +468,10 @@ pub fn assign_eager(member_ids: &[String], configured: &Work) -> BTreeMap<String
     let mut ids: Vec<&String> = member_ids.iter().collect();
     ids.sort();
     ids.dedup();
-    let mut out: BTreeMap<String, Work> = ids.iter().map(|m| ((*m).clone(), Work::default())).collect();
+    let mut out: BTreeMap<String, Work> = ids
+        .iter()
+        .map(|m| ((*m).clone(), Work::default()))
+        .collect();
     if ids.is_empty() {
         return out;
     }
@@ -462,12 +482,142 @@ pub fn assign_eager(member_ids: &[String], configured: &Work) -> BTreeMap<String
             .expect("member")
             .connectors
             .insert(connector.clone());
-        for task in configured.tasks.iter().filter(|t| &t.connector == connector) {
+        for task in configured
+            .tasks
+            .iter()
+            .filter(|t| &t.connector == connector)
+        {
             let member = next.next().expect("cycle");
-            out.get_mut(*member).expect("member").tasks.insert(task.clone());
+            out.get_mut(*member)
+                .expect("member")
+                .tasks
+                .insert(task.clone());
         }
     }
     out
+}
+
+/// The leader's assignor a worker hands to
+/// [`GroupMember::join`](super::membership::GroupMember::join): eager or incremental by the
+/// group's protocol, with the state incremental rounds carry from one to the next.
+#[derive(Debug, Clone)]
+pub struct ConnectAssignor {
+    /// Every connector and task the config topic defines, as the leader has read it.
+    pub configured: Work,
+    /// The `connect-configs` offset `configured` was read at.
+    pub config_offset: i64,
+    /// `scheduled.rebalance.max.delay.ms`.
+    pub max_delay: Duration,
+    state: AssignorState,
+}
+
+impl ConnectAssignor {
+    /// An assignor for `configured` (read at `config_offset`).
+    pub fn new(configured: Work, config_offset: i64, max_delay: Duration) -> Self {
+        Self {
+            configured,
+            config_offset,
+            max_delay,
+            state: AssignorState::default(),
+        }
+    }
+}
+
+impl LeaderAssignor for ConnectAssignor {
+    fn assign(&mut self, round: &LeaderRound<'_>) -> BTreeMap<String, ConnectAssignment> {
+        let leader_url = round
+            .members
+            .iter()
+            .find(|m| m.member_id == round.leader_id)
+            .map(|m| m.metadata.url.clone())
+            .unwrap_or_default();
+        let max_offset = round
+            .members
+            .iter()
+            .map(|m| m.metadata.config_offset)
+            .max()
+            .unwrap_or(self.config_offset);
+        let blank = ConnectAssignment {
+            version: round.protocol.version(),
+            error: NO_ERROR,
+            leader: round.leader_id.to_owned(),
+            leader_url,
+            config_offset: max_offset,
+            ..ConnectAssignment::default()
+        };
+        if self.config_offset < max_offset {
+            // Kafka Connect's answer when the leader is behind: everyone reads the config topic
+            // to its end and joins again.
+            tracing::info!(
+                leader_offset = self.config_offset,
+                max_offset,
+                "leader is behind the config topic; asking every member to catch up"
+            );
+            return round
+                .members
+                .iter()
+                .map(|m| {
+                    let a = ConnectAssignment {
+                        error: CONFIG_MISMATCH,
+                        ..blank.clone()
+                    };
+                    (m.member_id.clone(), a)
+                })
+                .collect();
+        }
+        if !round.protocol.is_cooperative() {
+            let ids: Vec<String> = round.members.iter().map(|m| m.member_id.clone()).collect();
+            return assign_eager(&ids, &self.configured)
+                .into_iter()
+                .map(|(id, work)| {
+                    let a = ConnectAssignment {
+                        connectors: work.connectors.into_iter().collect(),
+                        tasks: work.tasks.into_iter().collect(),
+                        ..blank.clone()
+                    };
+                    (id, a)
+                })
+                .collect();
+        }
+        let members: Vec<MemberAllocation> = round
+            .members
+            .iter()
+            .map(|m| MemberAllocation {
+                member_id: m.member_id.clone(),
+                allocation: m
+                    .metadata
+                    .allocation
+                    .as_ref()
+                    .map(|a| Work::new(a.connectors.clone(), a.tasks.clone()))
+                    .unwrap_or_default(),
+            })
+            .collect();
+        let input = AssignmentInput {
+            members: &members,
+            configured: &self.configured,
+            generation_id: round.generation_id,
+            last_completed_generation_id: round.last_completed_generation_id,
+            max_delay: self.max_delay,
+            now: Instant::now(),
+        };
+        let (out, state) = assign_incremental(&input, &self.state);
+        self.state = state;
+        let delay = out.delay.as_millis().min(i32::MAX as u128) as i32;
+        out.members
+            .into_iter()
+            .map(|(id, m)| {
+                let a = ConnectAssignment {
+                    connectors: m.assigned.connectors.into_iter().collect(),
+                    tasks: m.assigned.tasks.into_iter().collect(),
+                    revoked_connectors: m.revoked.connectors.into_iter().collect(),
+                    revoked_tasks: m.revoked.tasks.into_iter().collect(),
+                    delay,
+                    ..blank.clone()
+                };
+                (id, a)
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -534,7 +684,12 @@ mod tests {
         }
 
         fn get(&self, id: &str) -> &Work {
-            &self.members.iter().find(|m| m.member_id == id).unwrap().allocation
+            &self
+                .members
+                .iter()
+                .find(|m| m.member_id == id)
+                .unwrap()
+                .allocation
         }
 
         fn leave(&mut self, id: &str) -> Work {
@@ -567,8 +722,19 @@ mod tests {
         }
         assert_eq!(&all, configured);
         assert_eq!(total_tasks, configured.tasks.len(), "a task runs twice");
-        assert_eq!(total_connectors, configured.connectors.len(), "a connector runs twice");
-        assert!(spread(cluster.members.iter().map(|m| m.allocation.connectors.len())) <= 1);
+        assert_eq!(
+            total_connectors,
+            configured.connectors.len(),
+            "a connector runs twice"
+        );
+        assert!(
+            spread(
+                cluster
+                    .members
+                    .iter()
+                    .map(|m| m.allocation.connectors.len())
+            ) <= 1
+        );
         assert!(spread(cluster.members.iter().map(|m| m.allocation.tasks.len())) <= 1);
     }
 
@@ -584,7 +750,10 @@ mod tests {
             assert_eq!(cluster.get(id).tasks_of("a"), 2, "{id}");
             assert_eq!(cluster.get(id).tasks_of("b"), 1, "{id}");
         }
-        assert!(cluster.round(&configured).is_quiet(), "a balanced group is left alone");
+        assert!(
+            cluster.round(&configured).is_quiet(),
+            "a balanced group is left alone"
+        );
     }
 
     #[test]
@@ -600,8 +769,14 @@ mod tests {
         assert!(first.members["w3"].assigned.is_empty());
         let revoked: usize = first.members.values().map(|m| m.revoked.tasks.len()).sum();
         assert_eq!(revoked, 2, "8 tasks over 3 workers: 3, 3, 2");
-        assert!(first.members["w1"].revoked.tasks.is_subset(&before_w1.tasks));
-        assert!(first.members["w2"].revoked.tasks.is_subset(&before_w2.tasks));
+        assert!(first.members["w1"]
+            .revoked
+            .tasks
+            .is_subset(&before_w1.tasks));
+        assert!(first.members["w2"]
+            .revoked
+            .tasks
+            .is_subset(&before_w2.tasks));
         let second = cluster.round(&configured);
         assert!(second.members.values().all(|m| m.revoked.is_empty()));
         assert_eq!(second.members["w3"].assigned.tasks.len(), 2);
@@ -681,13 +856,10 @@ mod tests {
             cluster.now += Duration::from_secs(200);
             let out = cluster.round(&configured);
             assert_eq!(out.delay, Duration::ZERO);
-            let reassigned = out
-                .members
-                .values()
-                .fold(Work::default(), |mut w, m| {
-                    w.extend(&m.assigned);
-                    w
-                });
+            let reassigned = out.members.values().fold(Work::default(), |mut w, m| {
+                w.extend(&m.assigned);
+                w
+            });
             assert_eq!(reassigned, gone);
             assert_balanced_and_complete(&cluster, &configured);
         }
@@ -752,9 +924,8 @@ mod tests {
     }
 
     fn configured_strategy() -> impl Strategy<Value = Work> {
-        proptest::collection::btree_map("[a-e]", 0u32..6, 1..5).prop_map(|m| {
-            Work::from_task_counts(m.iter().map(|(k, v)| (k.as_str(), *v)))
-        })
+        proptest::collection::btree_map("[a-e]", 0u32..6, 1..5)
+            .prop_map(|m| Work::from_task_counts(m.iter().map(|(k, v)| (k.as_str(), *v))))
     }
 
     fn any_work() -> impl Strategy<Value = Work> {

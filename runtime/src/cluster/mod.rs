@@ -10,4 +10,5 @@
 //!   Heartbeat and LeaveGroup on the `kafka-protocol` codecs, over its own connection.
 
 pub mod assignor;
+pub mod membership;
 pub mod protocol;

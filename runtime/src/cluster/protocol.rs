@@ -527,10 +527,12 @@ impl<'a> Reader<'a> {
         };
         for _ in 0..entries {
             let connector = self.string("connector")?;
-            let ids = self.count("tasks", 4)?.ok_or(ProtocolError::InvalidLength {
-                field: "tasks",
-                length: -1,
-            })?;
+            let ids = self
+                .count("tasks", 4)?
+                .ok_or(ProtocolError::InvalidLength {
+                    field: "tasks",
+                    length: -1,
+                })?;
             for _ in 0..ids {
                 match self.i32("task")? {
                     CONNECTOR_TASK => connectors.push(connector.clone()),
@@ -573,8 +575,15 @@ mod tests {
             leader_url: "http://a:8083/".into(),
             config_offset: 7,
             connectors: vec!["orders".into()],
-            tasks: vec![ConnectorTaskId::new("b", 2), ConnectorTaskId::new("orders", 0)],
-            revoked_connectors: if version >= 1 { vec!["old".into()] } else { vec![] },
+            tasks: vec![
+                ConnectorTaskId::new("b", 2),
+                ConnectorTaskId::new("orders", 0),
+            ],
+            revoked_connectors: if version >= 1 {
+                vec!["old".into()]
+            } else {
+                vec![]
+            },
             revoked_tasks: if version >= 1 {
                 vec![ConnectorTaskId::new("old", 1)]
             } else {
@@ -675,7 +684,10 @@ mod tests {
                 config_offset: 42,
                 allocation: None,
             };
-            assert_eq!(metadata.encode().unwrap().as_ref(), never_assigned.as_slice());
+            assert_eq!(
+                metadata.encode().unwrap().as_ref(),
+                never_assigned.as_slice()
+            );
             assert_eq!(WorkerMetadata::decode(&never_assigned).unwrap(), metadata);
 
             let allocation = sample_assignment(version);
@@ -691,7 +703,10 @@ mod tests {
                 allocation: Some(allocation),
                 ..metadata
             };
-            assert_eq!(metadata.encode().unwrap().as_ref(), with_allocation.as_slice());
+            assert_eq!(
+                metadata.encode().unwrap().as_ref(),
+                with_allocation.as_slice()
+            );
             assert_eq!(WorkerMetadata::decode(&with_allocation).unwrap(), metadata);
         }
     }
