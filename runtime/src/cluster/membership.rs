@@ -1424,6 +1424,104 @@ mod tests {
         ));
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_leader_ignores_a_member_whose_metadata_it_cannot_read() {
+        let broker = TestBroker::start().await;
+        let config = member_config(
+            &broker.bootstrap(),
+            "garbled",
+            0,
+            ConnectProtocol::Sessioned,
+            Duration::from_secs(10),
+        );
+        let mut workers = vec![TestWorker::spawn(config.clone(), configured())];
+        let first = settled(&mut workers, 1).await;
+        let leader_id = first[0].member_id.clone();
+
+        // A second member whose `sessioned` metadata is not Connect's layout.
+        let raw = GroupMember::new(MembershipConfig {
+            client_id: "garbled".to_owned(),
+            ..config
+        });
+        let mut conn = raw.find_coordinator().await.unwrap();
+        let join_version = conn.version(ApiKey::JoinGroup);
+        let mut member_id = StrBytes::default();
+        let joined = loop {
+            let request = JoinGroupRequest::default()
+                .with_group_id(GroupId(StrBytes::from_static_str("garbled")))
+                .with_session_timeout_ms(10_000)
+                .with_rebalance_timeout_ms(5_000)
+                .with_member_id(member_id.clone())
+                .with_protocol_type(StrBytes::from_static_str(CONNECT_PROTOCOL_TYPE))
+                .with_protocols(vec![JoinGroupRequestProtocol::default()
+                    .with_name(StrBytes::from_static_str("sessioned"))
+                    .with_metadata(Bytes::from_static(&[0, 2, 0x7f, 0xff]))]);
+            let response = conn
+                .send(ApiKey::JoinGroup, join_version, &request, WAIT)
+                .await
+                .unwrap();
+            match ResponseError::try_from_code(response.error_code) {
+                Some(ResponseError::MemberIdRequired) => member_id = response.member_id,
+                None => break response,
+                Some(other) => panic!("JoinGroup: {other}"),
+            }
+        };
+        assert_eq!(
+            joined.leader.as_str(),
+            leader_id,
+            "the first member stays leader"
+        );
+        let request = SyncGroupRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("garbled")))
+            .with_generation_id(joined.generation_id)
+            .with_member_id(joined.member_id.clone());
+        let sync_version = conn.version(ApiKey::SyncGroup);
+        let synced = conn
+            .send(ApiKey::SyncGroup, sync_version, &request, WAIT)
+            .await
+            .unwrap();
+        assert_eq!(synced.error_code, 0);
+        let assignment = ConnectAssignment::decode(&synced.assignment).unwrap();
+        assert_eq!(assignment.leader, leader_id);
+        assert!(assignment.connectors.is_empty() && assignment.tasks.is_empty());
+
+        // The leader went on with the members it could read: all the work is its own.
+        let leader = workers[0].latest().unwrap();
+        assert_eq!(leader.generation_id, joined.generation_id);
+        assert_eq!(leader.members.len(), 1);
+        assert_eq!(leader.allocation, configured());
+        for w in workers {
+            w.stop(Stop::Leave).await;
+        }
+        broker.stop().await;
+    }
+
+    /// Timer logic on tokio's paused clock: with the coordinator gone, the heartbeat loop
+    /// keeps trying and gives up once `session.timeout.ms` has passed without a heartbeat.
+    #[tokio::test(start_paused = true)]
+    async fn heartbeats_that_never_get_through_end_in_session_expired() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        drop(listener);
+        let session_timeout = Duration::from_secs(10);
+        let mut member = GroupMember::new(MembershipConfig {
+            session_timeout,
+            heartbeat_interval: Duration::from_secs(3),
+            request_timeout: Duration::from_secs(1),
+            retry_backoff: Duration::from_millis(100),
+            ..MembershipConfig::new(&address, "gone", "http://w:8083/")
+        });
+        let start = Instant::now();
+        let reason = member.heartbeat_until_rebalance().await.unwrap();
+        assert_eq!(reason, RebalanceNeeded::SessionExpired);
+        let waited = start.elapsed();
+        assert!(waited >= session_timeout, "gave up after {waited:?}");
+        assert!(
+            waited < session_timeout + Duration::from_secs(5),
+            "kept trying for {waited:?}"
+        );
+    }
+
     #[test]
     fn config_defaults_follow_kafka_connect() {
         let config = MembershipConfig::new("a:9092, b:9092", "g", "http://w:8083/");
