@@ -37,6 +37,9 @@ use tokio::time::Instant;
 use super::membership::{LeaderAssignor, LeaderRound};
 use super::protocol::{ConnectAssignment, ConnectorTaskId, CONFIG_MISMATCH, NO_ERROR};
 
+/// `scheduled.rebalance.max.delay.ms` default: how long work of a departed worker is held back.
+pub const DEFAULT_SCHEDULED_REBALANCE_MAX_DELAY: Duration = Duration::from_millis(300_000);
+
 /// A set of connector instances and tasks.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Work {

@@ -15,6 +15,11 @@
 //! 3. [`GroupMember::leave`] leaves the group on shutdown, so the others rebalance at once
 //!    instead of after `session.timeout.ms`.
 //!
+//! With the cooperative protocols a worker keeps running its work through a rebalance and
+//! stops only what an assignment revokes. When the group uses the eager `default` protocol
+//! (some member offers nothing newer), the herder must stop everything before it joins again:
+//! [`Generation::protocol`] says which applies.
+//!
 //! Retriable failures inside a join (MEMBER_ID_REQUIRED, REBALANCE_IN_PROGRESS, a moved or
 //! unavailable coordinator, a lost connection) are handled here, by joining again or finding the
 //! coordinator again after `retry.backoff.ms`; what is left for the caller is a
@@ -523,11 +528,16 @@ impl GroupMember {
     /// `connect-configs` offset this worker has read; `assignor` runs if this worker is
     /// elected leader.
     ///
+    /// Once the coordinator is found, retriable failures (a request timing out, a lost
+    /// connection, a moved coordinator, a rebalance starting again) are retried here; the call
+    /// returns when a generation is complete, or with an error joining again cannot fix.
+    /// Wrap it in a timeout or `select!` it against a cancellation to bound it.
+    ///
     /// # Errors
-    /// [`MembershipError`]: the coordinator cannot be found or reached
-    /// ([`is_retriable`](MembershipError::is_retriable)), refuses this member (e.g. another
-    /// protocol type in the group, an invalid session timeout), or the leader's assignment
-    /// cannot be read.
+    /// [`MembershipError`]: the coordinator cannot be found through any bootstrap server
+    /// within `request.timeout.ms` ([`is_retriable`](MembershipError::is_retriable)), it
+    /// refuses this member (e.g. another protocol type in the group, an invalid session
+    /// timeout), or the leader's assignment cannot be read.
     pub async fn join(
         &mut self,
         config_offset: i64,
