@@ -1062,6 +1062,18 @@ mod tests {
         async fn stop(mut self) {
             self.broker.take().unwrap().shutdown().await.unwrap();
         }
+
+        /// Stops the broker and starts it again on the same address and data.
+        async fn restart(&mut self) {
+            let address = self.bootstrap();
+            self.broker.take().unwrap().shutdown().await.unwrap();
+            let config = BrokerConfig {
+                group_initial_rebalance_delay_ms: 200,
+                group_min_session_timeout_ms: 500,
+                ..BrokerConfig::new(&address, self._dir.path())
+            };
+            self.broker = Some(Broker::start(config).await.unwrap());
+        }
     }
 
     fn member_config(
@@ -1495,11 +1507,52 @@ mod tests {
         assert_eq!(assignment.leader, leader_id);
         assert!(assignment.connectors.is_empty() && assignment.tasks.is_empty());
 
-        // The leader went on with the members it could read: all the work is its own.
-        let leader = workers[0].latest().unwrap();
-        assert_eq!(leader.generation_id, joined.generation_id);
+        // The leader went on with the members it could read: all the work is its own. Its
+        // SyncGroup answer may reach its task after ours reached us.
+        let generation = joined.generation_id;
+        let leader = tokio::time::timeout(
+            WAIT,
+            workers[0]
+                .generations
+                .wait_for(|g| g.as_ref().is_some_and(|g| g.generation_id >= generation)),
+        )
+        .await
+        .expect("the leader completes the generation")
+        .unwrap()
+        .clone()
+        .unwrap();
+        assert_eq!(leader.generation_id, generation);
         assert_eq!(leader.members.len(), 1);
         assert_eq!(leader.allocation, configured());
+        for w in workers {
+            w.stop(Stop::Leave).await;
+        }
+        broker.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn workers_find_a_restarted_coordinator_again() {
+        let mut broker = TestBroker::start().await;
+        let bootstrap = broker.bootstrap();
+        let config = |n| {
+            member_config(
+                &bootstrap,
+                "restarted",
+                n,
+                ConnectProtocol::Sessioned,
+                Duration::from_secs(10),
+            )
+        };
+        let mut workers: Vec<TestWorker> = (0..3)
+            .map(|n| TestWorker::spawn(config(n), configured()))
+            .collect();
+        settled(&mut workers, 3).await;
+        broker.restart().await;
+        // Their connections broke. A newcomer's join reaches the three only through
+        // heartbeats on new connections to the restarted coordinator.
+        workers.push(TestWorker::spawn(config(3), configured()));
+        let after = settled(&mut workers, 4).await;
+        assert_one_leader_and_complete(&after);
         for w in workers {
             w.stop(Stop::Leave).await;
         }
