@@ -19,8 +19,11 @@
 //! - [`kafka`]: librdkafka client configuration.
 //! - [`rest`]: the Kafka Connect-compatible REST API; [`metrics`] its `/metrics`.
 //! - [`cli`]: the `sluice` subcommands that talk to a broker.
+//! - [`cluster`]: worker groups (Kafka Connect's distributed mode): membership through the
+//!   broker's group coordinator and the leader's assignment of connectors and tasks.
 pub mod backoff;
 pub mod cli;
+pub mod cluster;
 pub mod config_store;
 pub mod configs_dir;
 pub mod connector_config;
