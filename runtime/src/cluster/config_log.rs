@@ -1764,3 +1764,328 @@ mod tests {
         }
     }
 }
+
+/// Against a real bundled broker, in-process.
+#[cfg(test)]
+mod broker_tests {
+    use rdkafka::producer::FutureRecord;
+    use sluice_broker::{Broker, BrokerConfig};
+
+    use super::*;
+    use crate::settings::WorkerSettings;
+
+    const TOPIC: &str = "connect-configs";
+    /// Long enough for a loaded machine.
+    const WAIT: Duration = Duration::from_secs(20);
+
+    struct Cluster {
+        broker: Broker,
+        clients: KafkaClients,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Cluster {
+        async fn start() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let broker = Broker::start(BrokerConfig::new("127.0.0.1:0", dir.path()))
+                .await
+                .unwrap();
+            let clients = KafkaClients::new(broker.bootstrap_servers(), &WorkerSettings::default());
+            clients.ensure_topic(TOPIC, 1, true).await.unwrap();
+            Self {
+                broker,
+                clients,
+                _dir: dir,
+            }
+        }
+
+        async fn log(&self) -> ConfigLog {
+            let producer = self.clients.internal_producer().unwrap();
+            ConfigLog::start(&self.clients, producer, TOPIC)
+                .await
+                .unwrap()
+        }
+
+        /// Writes one raw record with a producer of its own; returns its offset.
+        async fn produce(&self, key: &str, value: Option<&[u8]>) -> i64 {
+            let producer = self.clients.internal_producer().unwrap();
+            let mut record = FutureRecord::<str, [u8]>::to(TOPIC).key(key);
+            if let Some(value) = value {
+                record = record.payload(value);
+            }
+            let delivery = producer.send(record, WAIT).await.unwrap();
+            crate::kafka::release(producer);
+            delivery.offset
+        }
+
+        /// Every record of the topic, read with a plain consumer.
+        async fn raw_records(&self) -> Vec<(String, Option<String>)> {
+            let consumer = self.clients.reader().unwrap();
+            let records =
+                tokio::task::spawn_blocking(move || crate::offsets::read_topic(&consumer, TOPIC))
+                    .await
+                    .unwrap()
+                    .unwrap();
+            records
+                .into_iter()
+                .map(|(k, v)| {
+                    (
+                        String::from_utf8(k).unwrap(),
+                        v.map(|v| String::from_utf8(v).unwrap()),
+                    )
+                })
+                .collect()
+        }
+
+        async fn stop(self, logs: Vec<ConfigLog>) {
+            for log in logs {
+                log.shutdown().await;
+            }
+            self.broker.shutdown().await.unwrap();
+        }
+    }
+
+    fn props(pairs: &[(&str, &str)]) -> Props {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_second_reader_sees_what_a_writer_wrote() {
+        let cluster = Cluster::start().await;
+        let writer = cluster.log().await;
+        writer.read_to_end(WAIT).await.unwrap();
+        let source = props(&[("connector.class", "file-source"), ("topic", "lines")]);
+        let sink = props(&[("connector.class", "file-sink"), ("topics", "lines")]);
+        writer.put_connector("source", &source, None).await.unwrap();
+        writer
+            .put_connector("sink", &sink, Some(TargetState::Paused))
+            .await
+            .unwrap();
+        writer
+            .put_task_configs(
+                "source",
+                &[props(&[("task", "0")]), props(&[("task", "1")])],
+            )
+            .await
+            .unwrap();
+        writer
+            .put_target_state("sink", TargetState::Stopped)
+            .await
+            .unwrap();
+        let key = SessionKey {
+            key: vec![7; 32],
+            algorithm: "HmacSHA256".to_string(),
+            creation_timestamp: 1_700_000_000_000,
+        };
+        writer.put_session_key(&key).await.unwrap();
+        writer
+            .put_restart_request(
+                "source",
+                RestartRequest {
+                    include_tasks: true,
+                    only_failed: true,
+                },
+            )
+            .await
+            .unwrap();
+        let written = writer.read_to_end(WAIT).await.unwrap();
+
+        let reader = cluster.log().await;
+        let read = reader.read_to_end(WAIT).await.unwrap();
+        assert_eq!(read, written);
+        assert_eq!(read.connector_config("source"), Some(&source));
+        assert_eq!(read.connector_config("sink"), Some(&sink));
+        assert_eq!(read.target_state("source"), Some(TargetState::Started));
+        assert_eq!(read.target_state("sink"), Some(TargetState::Stopped));
+        assert_eq!(read.tasks("source"), vec![0, 1]);
+        assert_eq!(
+            read.task_config("source", 1),
+            Some(&props(&[("task", "1")]))
+        );
+        assert!(read.tasks("sink").is_empty());
+        assert_eq!(read.session_key.as_ref(), Some(&key));
+        assert_eq!(
+            read.restart_requests.get("source").map(|r| r.request),
+            Some(RestartRequest {
+                include_tasks: true,
+                only_failed: true
+            })
+        );
+        // 2 connectors + 1 initial state + 2 tasks + commit + state + key + restart.
+        assert_eq!(read.offset, 9);
+        cluster.stop(vec![writer, reader]).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn task_configs_appear_with_their_commit_and_leave_with_their_connector() {
+        let cluster = Cluster::start().await;
+        let log = cluster.log().await;
+        log.put_connector("c", &props(&[("connector.class", "x")]), None)
+            .await
+            .unwrap();
+        // The leader's task records, written by another producer, before its commit.
+        cluster
+            .produce("task-c-0", Some(br#"{"properties":{"n":"0"}}"#))
+            .await;
+        cluster
+            .produce("task-c-1", Some(br#"{"properties":{"n":"1"}}"#))
+            .await;
+        let before = log.read_to_end(WAIT).await.unwrap();
+        assert_eq!(before.offset, 3);
+        assert!(before.tasks("c").is_empty());
+        assert!(before.task_configs.is_empty());
+
+        cluster.produce("commit-c", Some(br#"{"tasks":2}"#)).await;
+        let after = log.read_to_end(WAIT).await.unwrap();
+        assert_eq!(after.tasks("c"), vec![0, 1]);
+        assert_eq!(after.task_config("c", 0), Some(&props(&[("n", "0")])));
+
+        log.delete_connector("c").await.unwrap();
+        let deleted = log.snapshot();
+        assert!(deleted.connector_config("c").is_none());
+        assert!(deleted.target_state("c").is_none());
+        assert!(deleted.task_configs.is_empty());
+        assert_eq!(deleted.task_count("c"), 0);
+        // A reader starting now agrees.
+        let late = cluster.log().await;
+        assert_eq!(late.read_to_end(WAIT).await.unwrap(), deleted);
+        // The tombstones Kafka Connect writes, in its order.
+        let raw = cluster.raw_records().await;
+        assert_eq!(
+            raw[raw.len() - 2..],
+            [
+                ("connector-c".to_string(), None),
+                ("target-state-c".to_string(), None)
+            ]
+        );
+        cluster.stop(vec![log, late]).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn read_to_end_reaches_a_record_another_producer_just_wrote() {
+        let cluster = Cluster::start().await;
+        let log = cluster.log().await;
+        assert_eq!(log.read_to_end(WAIT).await.unwrap().offset, -1);
+        // Malformed records first: logged and skipped.
+        cluster.produce("connector-bad", Some(b"{not json")).await;
+        cluster
+            .produce("commit-bad", Some(br#"{"tasks":"x"}"#))
+            .await;
+        cluster.produce("no-such-kind", Some(b"{}")).await;
+        cluster.produce("task-bad", None).await;
+        cluster
+            .produce(
+                "session-key",
+                Some(br#"{"key":"%%%","algorithm":"a","creation-timestamp":1}"#),
+            )
+            .await;
+        let offset = cluster
+            .produce(
+                "connector-good",
+                Some(br#"{"properties":{"connector.class":"file-source"}}"#),
+            )
+            .await;
+        let snapshot = log.read_to_end(WAIT).await.unwrap();
+        assert_eq!(snapshot.offset, offset + 1);
+        assert_eq!(snapshot.connectors().collect::<Vec<_>>(), vec!["good"]);
+        assert!(snapshot.session_key.is_none());
+        // And the reader keeps following.
+        let offset = cluster
+            .produce("target-state-good", Some(br#"{"state":"PAUSED"}"#))
+            .await;
+        let snapshot = log.read_to_end(WAIT).await.unwrap();
+        assert_eq!(snapshot.offset, offset + 1);
+        assert_eq!(snapshot.target_state("good"), Some(TargetState::Paused));
+        cluster.stop(vec![log]).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn records_are_written_in_kafka_connects_exact_json() {
+        let cluster = Cluster::start().await;
+        let log = cluster.log().await;
+        let class = props(&[(
+            "connector.class",
+            "org.apache.kafka.connect.file.FileStreamSourceConnector",
+        )]);
+        log.put_connector("local-file-source", &class, Some(TargetState::Stopped))
+            .await
+            .unwrap();
+        log.put_task_configs("local-file-source", &[props(&[("file", "test.txt")])])
+            .await
+            .unwrap();
+        log.put_target_state("local-file-source", TargetState::Paused)
+            .await
+            .unwrap();
+        log.put_target_state("local-file-source", TargetState::Started)
+            .await
+            .unwrap();
+        log.put_session_key(&SessionKey {
+            key: b"0123456789abcdef0123456789abcdef".to_vec(),
+            algorithm: "HmacSHA256".to_string(),
+            creation_timestamp: 1_700_000_000_123,
+        })
+        .await
+        .unwrap();
+        log.put_restart_request(
+            "local-file-source",
+            RestartRequest {
+                include_tasks: false,
+                only_failed: true,
+            },
+        )
+        .await
+        .unwrap();
+        log.put_task_configs("local-file-source", &[])
+            .await
+            .unwrap();
+
+        let expected: Vec<(&str, Option<&str>)> = vec![
+            (
+                "target-state-local-file-source",
+                Some(r#"{"state":"PAUSED","state.v2":"STOPPED"}"#),
+            ),
+            (
+                "connector-local-file-source",
+                Some(
+                    r#"{"properties":{"connector.class":"org.apache.kafka.connect.file.FileStreamSourceConnector"}}"#,
+                ),
+            ),
+            (
+                "task-local-file-source-0",
+                Some(r#"{"properties":{"file":"test.txt"}}"#),
+            ),
+            ("commit-local-file-source", Some(r#"{"tasks":1}"#)),
+            (
+                "target-state-local-file-source",
+                Some(r#"{"state":"PAUSED","state.v2":"PAUSED"}"#),
+            ),
+            (
+                "target-state-local-file-source",
+                Some(r#"{"state":"STARTED","state.v2":"STARTED"}"#),
+            ),
+            (
+                "session-key",
+                Some(
+                    r#"{"key":"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=","algorithm":"HmacSHA256","creation-timestamp":1700000000123}"#,
+                ),
+            ),
+            (
+                "restart-connector-local-file-source",
+                Some(r#"{"include-tasks":false,"only-failed":true}"#),
+            ),
+            ("commit-local-file-source", Some(r#"{"tasks":0}"#)),
+        ];
+        let expected: Vec<(String, Option<String>)> = expected
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+            .collect();
+        assert_eq!(cluster.raw_records().await, expected);
+        let snapshot = log.read_to_end(WAIT).await.unwrap();
+        assert!(snapshot.tasks("local-file-source").is_empty());
+        assert_eq!(snapshot.task_count("local-file-source"), 0);
+        cluster.stop(vec![log]).await;
+    }
+}
