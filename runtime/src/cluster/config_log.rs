@@ -158,13 +158,29 @@ pub enum ConfigLogError {
 }
 
 impl ConfigLogError {
-    /// True when trying again later can help (a timeout or a retriable client error).
+    /// True when trying again later can help: a timeout, or a client error that says the
+    /// broker was unreachable, slow or moving its leadership.
     pub fn is_retriable(&self) -> bool {
         match self {
             Self::ReadTimeout { .. } => true,
-            Self::Kafka { source, .. } => source
-                .rdkafka_error_code()
-                .is_some_and(|code| !matches!(code, rdkafka::types::RDKafkaErrorCode::Fatal)),
+            Self::Kafka { source, .. } => {
+                use rdkafka::types::RDKafkaErrorCode as Code;
+                matches!(
+                    source.rdkafka_error_code(),
+                    Some(
+                        Code::MessageTimedOut
+                            | Code::RequestTimedOut
+                            | Code::OperationTimedOut
+                            | Code::BrokerTransportFailure
+                            | Code::AllBrokersDown
+                            | Code::NotLeaderForPartition
+                            | Code::LeaderNotAvailable
+                            | Code::NotEnoughReplicas
+                            | Code::NetworkException
+                            | Code::QueueFull
+                    )
+                )
+            }
             Self::Partitions { .. } | Self::Stopped { .. } => false,
         }
     }
@@ -1343,6 +1359,8 @@ impl Follower {
 
     fn run(mut self) {
         let topic = self.topic.clone();
+        // A broker that is down makes every poll fail: say so once until a record arrives.
+        let mut last_error: Option<String> = None;
         while !self.stop.load(Ordering::Relaxed) {
             while let Ok(reply) = self.requests.try_recv() {
                 let end = self
@@ -1369,8 +1387,9 @@ impl Follower {
                         }
                     }
                 }
-                Some(Err(e)) => warn!(topic, error = %e, "config topic read error"),
+                Some(Err(e)) => report_read_error(&topic, &mut last_error, &e),
                 Some(Ok(first)) => {
+                    last_error = None;
                     let mut next = first.offset() + 1;
                     self.state
                         .apply(first.offset(), first.key(), first.payload());
@@ -1382,7 +1401,7 @@ impl Follower {
                                 self.state.apply(m.offset(), m.key(), m.payload());
                             }
                             Some(Err(e)) => {
-                                warn!(topic, error = %e, "config topic read error");
+                                report_read_error(&topic, &mut last_error, &e);
                                 break;
                             }
                             None => break,
@@ -1396,6 +1415,17 @@ impl Follower {
             }
         }
         debug!(topic, "config log reader stopped");
+    }
+}
+
+/// Logs a read error at `warn` the first time in a row, at `debug` when it repeats.
+fn report_read_error(topic: &str, last_error: &mut Option<String>, error: &KafkaError) {
+    let text = error.to_string();
+    if last_error.as_deref() == Some(text.as_str()) {
+        debug!(topic, error = %text, "config topic read error");
+    } else {
+        warn!(topic, error = %text, "config topic read error");
+        *last_error = Some(text);
     }
 }
 
@@ -2087,5 +2117,55 @@ mod broker_tests {
         assert!(snapshot.tasks("local-file-source").is_empty());
         assert_eq!(snapshot.task_count("local-file-source"), 0);
         cluster.stop(vec![log]).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_config_topic_with_several_partitions_is_refused() {
+        let cluster = Cluster::start().await;
+        cluster
+            .clients
+            .ensure_topic("configs-2", 2, true)
+            .await
+            .unwrap();
+        let producer = cluster.clients.internal_producer().unwrap();
+        let refused = ConfigLog::start(&cluster.clients, producer.clone(), "configs-2")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(refused, ConfigLogError::Partitions { partitions: 2, .. }),
+            "{refused}"
+        );
+        assert!(refused.to_string().contains("exactly one"), "{refused}");
+        crate::kafka::release(producer);
+        cluster.stop(vec![]).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn waiting_is_bounded_when_the_broker_is_gone() {
+        let cluster = Cluster::start().await;
+        let log = cluster.log().await;
+        let offset = cluster
+            .produce("connector-c", Some(br#"{"properties":{}}"#))
+            .await;
+        let snapshot = log.wait_for_offset(offset + 1, WAIT).await.unwrap();
+        assert_eq!(snapshot.connectors().collect::<Vec<_>>(), vec!["c"]);
+
+        let Cluster { broker, _dir, .. } = cluster;
+        broker.shutdown().await.unwrap();
+        let timeout = Duration::from_secs(1);
+        let started = tokio::time::Instant::now();
+        let err = log.read_to_end(timeout).await.unwrap_err();
+        assert!(matches!(err, ConfigLogError::ReadTimeout { .. }), "{err}");
+        assert!(err.is_retriable());
+        let err = log.wait_for_offset(offset + 5, timeout).await.unwrap_err();
+        assert!(
+            matches!(err, ConfigLogError::ReadTimeout { target, reached, .. }
+                if target == offset + 5 && reached == offset + 1),
+            "{err}"
+        );
+        assert!(started.elapsed() < WAIT);
+        // What was read stays available.
+        assert_eq!(log.snapshot(), snapshot);
+        log.shutdown().await;
     }
 }
