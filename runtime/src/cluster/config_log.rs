@@ -60,11 +60,16 @@
 //! - act on `restart-connector-<c>` records newer than the offset it had read at start
 //!   ([`ClusterConfigSnapshot::restart_requests`] keeps the latest per connector with its
 //!   offset), since Kafka Connect ignores those it finds while catching up;
+//! - resolve config provider references (`${env:...}`, `${file:...}`) when it hands configs
+//!   to the worker, as Kafka's snapshot does through its `WorkerConfigTransformer`: the
+//!   snapshot holds configs as stored, so secrets never reach the topic or this module;
 //! - replace [`crate::config_store::ConfigStore`], which today reads the topic once at start
 //!   and knows only connector and target-state records.
 //!
-//! Exactly-once source support (zombie fencing with `tasks-fencing-<c>` and a transactional
-//! config producer) is read but not written here.
+//! Not carried over from Kafka's `ClusterConfigState`: the per-connector task config
+//! generations and the set of connectors pending zombie fencing. Exactly-once source support
+//! (fencing with `tasks-fencing-<c>` and a transactional config producer) is read but not
+//! written here.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -2022,13 +2027,20 @@ mod broker_tests {
         assert_eq!(snapshot.offset, offset + 1);
         assert_eq!(snapshot.connectors().collect::<Vec<_>>(), vec!["good"]);
         assert!(snapshot.session_key.is_none());
-        // And the reader keeps following.
+        // And the reader keeps following, telling its subscribers.
+        let mut updates = log.subscribe();
+        updates.mark_unchanged();
         let offset = cluster
             .produce("target-state-good", Some(br#"{"state":"PAUSED"}"#))
             .await;
         let snapshot = log.read_to_end(WAIT).await.unwrap();
         assert_eq!(snapshot.offset, offset + 1);
         assert_eq!(snapshot.target_state("good"), Some(TargetState::Paused));
+        tokio::time::timeout(WAIT, updates.changed())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(updates.borrow().offset, offset + 1);
         cluster.stop(vec![log]).await;
     }
 
