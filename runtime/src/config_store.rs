@@ -1,7 +1,8 @@
 //! Connectors created through the REST API, and every connector's target state, kept in the
 //! compacted `connect-configs` topic in Kafka Connect's format:
 //! `connector-<name>` -> `{"properties": {...}}` (null when deleted) and
-//! `target-state-<name>` -> `{"state": "PAUSED", "state.v2": "STOPPED"}`.
+//! `target-state-<name>` -> `{"state": "PAUSED", "state.v2": "STOPPED"}`. The values are
+//! encoded by [`crate::cluster::config_log`], which a worker group follows continuously.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -9,17 +10,17 @@ use std::time::Duration;
 use rdkafka::producer::FutureRecord;
 
 use crate::kafka::SharedProducer;
-use serde_json::{json, Value as Json};
+use serde_json::Value as Json;
 use sluice_sdk::Props;
 use tracing::{info, warn};
 
+use crate::cluster::config_log;
 use crate::error::{Error, Result};
 use crate::kafka::KafkaClients;
 use crate::offsets::read_topic;
 use crate::task::TargetState;
 
-const CONNECTOR_PREFIX: &str = "connector-";
-const TARGET_STATE_PREFIX: &str = "target-state-";
+use config_log::{CONNECTOR_PREFIX, TARGET_STATE_PREFIX};
 
 /// What the configs topic held at start.
 #[derive(Debug, Default, Clone)]
@@ -131,8 +132,8 @@ impl ConfigStore {
     /// # Errors
     /// When Kafka does not acknowledge the write.
     pub async fn write_connector(&self, name: &str, props: Option<&Props>) -> Result<()> {
-        let value = props.map(|p| json!({ "properties": p }).to_string());
-        self.send(format!("{CONNECTOR_PREFIX}{name}"), value).await
+        let value = props.map(config_log::encode_connector_config);
+        self.send(config_log::connector_key(name), value).await
     }
 
     /// Stores a connector's target state (or with `None` removes it).
@@ -140,22 +141,14 @@ impl ConfigStore {
     /// # Errors
     /// When Kafka does not acknowledge the write.
     pub async fn write_target_state(&self, name: &str, state: Option<TargetState>) -> Result<()> {
-        let value = state.map(|s| {
-            // Kafka Connect writes "state" for old readers (which know no STOPPED) and the
-            // exact state in "state.v2".
-            let legacy = if s == TargetState::Started {
-                "STARTED"
-            } else {
-                "PAUSED"
-            };
-            json!({ "state": legacy, "state.v2": s.name() }).to_string()
-        });
-        self.send(format!("{TARGET_STATE_PREFIX}{name}"), value)
-            .await
+        // Kafka Connect writes "state" for old readers (which know no STOPPED) and the exact
+        // state in "state.v2".
+        let value = state.map(config_log::encode_target_state);
+        self.send(config_log::target_state_key(name), value).await
     }
 
-    async fn send(&self, key: String, value: Option<String>) -> Result<()> {
-        let mut record = FutureRecord::<String, String>::to(&self.topic).key(&key);
+    async fn send(&self, key: String, value: Option<Vec<u8>>) -> Result<()> {
+        let mut record = FutureRecord::<String, Vec<u8>>::to(&self.topic).key(&key);
         if let Some(v) = &value {
             record = record.payload(v);
         }

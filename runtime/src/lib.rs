@@ -20,7 +20,8 @@
 //! - [`rest`]: the Kafka Connect-compatible REST API; [`metrics`] its `/metrics`.
 //! - [`cli`]: the `sluice` subcommands that talk to a broker.
 //! - [`cluster`]: worker groups (Kafka Connect's distributed mode): membership through the
-//!   broker's group coordinator and the leader's assignment of connectors and tasks.
+//!   broker's group coordinator, the leader's assignment of connectors and tasks, and the
+//!   `connect-configs` log every member follows (not yet driving the herder).
 pub mod backoff;
 pub mod cli;
 pub mod cluster;

@@ -6,9 +6,12 @@
 //! - [`protocol`]: Kafka Connect's member metadata and assignment formats (v0 `default`,
 //!   v1 `compatible`, v2 `sessioned`), byte for byte.
 //! - [`assignor`]: the leader's assignment: incremental cooperative (KIP-415) and eager.
+//! - [`config_log`]: the `connect-configs` topic in Kafka Connect's formats: a reader that
+//!   follows it into a cluster config snapshot, and the writers of its records.
 //! - [`membership`]: the group client: coordinator discovery, JoinGroup, SyncGroup,
 //!   Heartbeat and LeaveGroup on the `kafka-protocol` codecs, over its own connection.
 
 pub mod assignor;
+pub mod config_log;
 pub mod membership;
 pub mod protocol;
