@@ -27,7 +27,7 @@ use crate::config_store::ConfigStore;
 use crate::connector_config::{parse_connector_config, ConnectorSettings, NAME};
 use crate::error::{Error, Result};
 use crate::kafka::KafkaClients;
-use crate::metrics::Metrics;
+use crate::metrics::{ConnectorView, Metrics, WorkerView};
 use crate::offsets::OffsetStore;
 use crate::settings::WorkerSettings;
 use crate::status::{ConnectorStatusView, State, StatusStore};
@@ -238,6 +238,42 @@ impl Herder {
     /// The metrics registry.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// `/metrics`: every measurement, with what the status store and the connector map know.
+    pub fn render_metrics(&self) -> String {
+        let mut statuses = self.status.snapshot();
+        let connectors = self
+            .map()
+            .iter()
+            .map(|(name, e)| {
+                (
+                    name.clone(),
+                    e.settings.plugin.class.clone(),
+                    e.settings.plugin.version.clone(),
+                )
+            })
+            .collect::<Vec<_>>();
+        let view = WorkerView {
+            worker_id: self.status.worker_id().to_string(),
+            connectors: connectors
+                .into_iter()
+                .map(|(name, class, version)| {
+                    let (status, ratios) = match statuses.remove(&name) {
+                        Some((status, ratios)) => (Some(status), ratios),
+                        None => (None, BTreeMap::new()),
+                    };
+                    ConnectorView {
+                        name,
+                        class,
+                        version,
+                        status,
+                        ratios,
+                    }
+                })
+                .collect(),
+        };
+        self.metrics.render(&view)
     }
 
     /// The connector classes this worker knows.

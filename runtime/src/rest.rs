@@ -641,7 +641,7 @@ async fn metrics(State(worker): State<AppState>) -> impl IntoResponse {
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4",
         )],
-        worker.metrics().render(),
+        worker.render_metrics(),
     )
 }
 

@@ -233,6 +233,11 @@ pub async fn run_sink_task(mut env: TaskEnv, mut task: Box<dyn SinkTask>) {
         }),
     );
     let mut backoff = Backoff::new(env.settings.errors.retry_delay_max);
+    let startups = env.registry.clone();
+    let startups = &startups.worker;
+    startups
+        .task_startup_attempts
+        .fetch_add(1, Ordering::Relaxed);
     loop {
         // A start waiting on an unreachable system is abandoned when the task is stopped.
         let started = tokio::select! {
@@ -242,6 +247,9 @@ pub async fn run_sink_task(mut env: TaskEnv, mut task: Box<dyn SinkTask>) {
         };
         match started {
             Ok(()) => {
+                startups
+                    .task_startup_successes
+                    .fetch_add(1, Ordering::Relaxed);
                 ctx.report_problem(None);
                 break;
             }
@@ -252,6 +260,9 @@ pub async fn run_sink_task(mut env: TaskEnv, mut task: Box<dyn SinkTask>) {
                 }
             }
             Err(e) => {
+                startups
+                    .task_startup_failures
+                    .fetch_add(1, Ordering::Relaxed);
                 env.status.set_task(
                     &connector,
                     id,
@@ -412,20 +423,20 @@ impl SinkState {
                 .map_err(|e| e.to_string())?;
         }
         let consumer = self.consumer.clone();
+        let started = Instant::now();
         let result = tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync))
             .await
             .map_err(|e| e.to_string())?;
+        env.metrics
+            .record_offset_commit(started.elapsed(), result.is_ok());
         match result {
             Ok(()) => {
-                env.metrics.offset_commits.fetch_add(1, Ordering::Relaxed);
+                env.metrics.active_records.store(0, Ordering::Relaxed);
                 debug!(connector = %env.connector, task = env.task_id, partitions = offsets.len(), "committed sink offsets");
             }
             Err(e) => {
                 // Not fatal: the records are in the sink; after a rebalance or restart they may
                 // be delivered again, never skipped.
-                env.metrics
-                    .offset_commit_failures
-                    .fetch_add(1, Ordering::Relaxed);
                 if env
                     .log_limiter
                     .admit("sink offset commit failures", env.task_name())
@@ -681,6 +692,9 @@ async fn sink_loop(
             r = tokio::task::spawn_blocking(move || poll_batch(&consumer, wait)) => r.map_err(|e| e.to_string())?,
         };
         state.handle_rebalances(env, task).await?;
+        env.metrics
+            .partition_count
+            .store(state.assigned.len() as i64, Ordering::Relaxed);
         env.metrics.sink_lag.store(
             state.consumer.context().lag.load(Ordering::Relaxed),
             Ordering::Relaxed,
@@ -699,6 +713,9 @@ async fn sink_loop(
             env.metrics
                 .records_in
                 .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            env.metrics
+                .active_records
+                .fetch_add(batch.len() as i64, Ordering::Relaxed);
             // The next offset of each partition in the batch (messages of a partition are in
             // order, and partitions come in runs).
             let mut ends: Vec<(&str, i32, i64)> = Vec::new();
@@ -739,7 +756,7 @@ async fn sink_loop(
             }
             env.metrics.records_out.fetch_add(count, Ordering::Relaxed);
             state.processed.extend(last);
-            env.metrics.record_batch(started.elapsed());
+            env.metrics.record_batch(started.elapsed(), batch.len());
         }
         if Instant::now() >= next_commit {
             state.flush_and_commit(env, task).await?;
@@ -773,7 +790,8 @@ async fn put_with_retry(
                 return Ok(true);
             }
             Err(e) if e.is_retriable() => {
-                env.metrics.errors.fetch_add(1, Ordering::Relaxed);
+                env.metrics.record_failure();
+                env.metrics.retries.fetch_add(1, Ordering::Relaxed);
                 env.status.set_task_problem(
                     &env.connector,
                     env.task_id,
@@ -788,7 +806,7 @@ async fn put_with_retry(
                 }
             }
             Err(e) => {
-                env.metrics.errors.fetch_add(1, Ordering::Relaxed);
+                env.metrics.record_failure();
                 return Err(format!(
                     "{} failed in stage {}: {e}",
                     env.settings.plugin.class,
