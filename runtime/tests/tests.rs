@@ -9,6 +9,7 @@ mod cli;
 mod config_folder;
 mod crash;
 mod elasticsearch;
+mod metrics;
 mod plugins;
 mod postgres;
 mod stock_quotes;
