@@ -19,7 +19,7 @@ use tracing::{info, warn, Instrument};
 
 use crate::connector_config::{common_def, sink_def, CONNECTOR_CLASS, NAME};
 use crate::error::Error;
-use crate::herder::{ConnectorInfo, Herder, Origin};
+use crate::herder::{ConnectorInfo, Health, Herder, Origin};
 use crate::status::ConnectorStatusView;
 use crate::task::TargetState;
 
@@ -108,6 +108,7 @@ pub fn router(worker: Arc<Herder>) -> Router {
             put(validate_config),
         )
         .route("/metrics", get(metrics))
+        .route("/health", get(health))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "HTTP 404 Not Found") })
         .layer(axum::middleware::from_fn(log_request))
         .with_state(worker)
@@ -633,6 +634,16 @@ async fn validate_config(
         "groups": groups,
         "configs": configs,
     })))
+}
+
+/// KIP-1017: 200 once startup is complete, 503 while starting or stopping.
+async fn health(State(worker): State<AppState>) -> Response {
+    let (status, state, message) = match worker.health() {
+        Health::Healthy(m) => (StatusCode::OK, "healthy", m),
+        Health::Starting(m) => (StatusCode::SERVICE_UNAVAILABLE, "starting", m),
+        Health::Unhealthy(m) => (StatusCode::SERVICE_UNAVAILABLE, "unhealthy", m),
+    };
+    (status, Json(json!({"status": state, "message": message}))).into_response()
 }
 
 async fn metrics(State(worker): State<AppState>) -> impl IntoResponse {

@@ -5,6 +5,7 @@
 
 mod support;
 
+mod admin;
 mod cli;
 mod config_folder;
 mod crash;
