@@ -71,8 +71,28 @@ pub struct TaskMetrics {
     pub dlq_failures: AtomicU64,
     /// When the last error happened, milliseconds since the epoch (0: never).
     pub last_error_ms: AtomicI64,
+    /// Sink: the consumer group and, per partition, its end offset and the group's lag.
+    pub partition_offsets: Mutex<PartitionOffsets>,
     rate_in: RateWindow,
     rate_out: RateWindow,
+}
+
+/// A partition's end offset and how far a consumer group's committed offset is behind it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionOffset {
+    /// The high watermark: the offset the next record will get.
+    pub end: i64,
+    /// End minus the group's committed offset (`None`: nothing committed yet).
+    pub lag: Option<i64>,
+}
+
+/// A sink task's view of its partitions, from librdkafka's statistics.
+#[derive(Debug, Default, Clone)]
+pub struct PartitionOffsets {
+    /// The task's consumer group.
+    pub group: String,
+    /// Per (topic, partition).
+    pub partitions: BTreeMap<(String, i32), PartitionOffset>,
 }
 
 impl Default for TaskMetrics {
@@ -100,6 +120,7 @@ impl Default for TaskMetrics {
             dlq_requests: AtomicU64::new(0),
             dlq_failures: AtomicU64::new(0),
             last_error_ms: AtomicI64::new(0),
+            partition_offsets: Mutex::new(PartitionOffsets::default()),
             rate_in: RateWindow::new(),
             rate_out: RateWindow::new(),
         }
@@ -405,6 +426,7 @@ impl Metrics {
         for ((connector, task), (kind, m)) in &tasks {
             render_task(&mut x, connector, *task, kind, m);
         }
+        render_partitions(&mut x, &tasks);
         let mut out = String::new();
         x.finish(&mut out);
         render_legacy(&mut out, &tasks);
@@ -812,6 +834,50 @@ fn render_task(x: &mut Exposition, connector: &str, task: u32, kind: &str, m: &T
     );
 }
 
+/// kafka_exporter's partition series, for the partitions the sink tasks read.
+fn render_partitions(x: &mut Exposition, tasks: &[TaskRow]) {
+    let mut ends: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    let mut lags: BTreeMap<(String, String, i32), i64> = BTreeMap::new();
+    for (_, (_, m)) in tasks {
+        let offsets = m
+            .partition_offsets
+            .lock()
+            .expect("partition offsets lock")
+            .clone();
+        for ((topic, partition), p) in offsets.partitions {
+            let end = ends.entry((topic.clone(), partition)).or_insert(p.end);
+            *end = (*end).max(p.end);
+            if let Some(lag) = p.lag {
+                lags.insert((offsets.group.clone(), topic, partition), lag);
+            }
+        }
+    }
+    for ((topic, partition), end) in ends {
+        let partition = partition.to_string();
+        x.sample(
+            "kafka_topic_partition_current_offset".to_string(),
+            "gauge",
+            "Current offset of a partition a sink task reads (its high watermark).",
+            &[("topic", &topic), ("partition", &partition)],
+            end as f64,
+        );
+    }
+    for ((group, topic, partition), lag) in lags {
+        let partition = partition.to_string();
+        x.sample(
+            "kafka_consumergroup_lag".to_string(),
+            "gauge",
+            "Current approximate lag of a sink connector's consumer group at topic/partition.",
+            &[
+                ("consumergroup", &group),
+                ("topic", &topic),
+                ("partition", &partition),
+            ],
+            lag as f64,
+        );
+    }
+}
+
 /// The series sluice exported before it followed Kafka Connect's names.
 fn render_legacy(out: &mut String, tasks: &[TaskRow]) {
     type Getter = fn(&TaskMetrics) -> i64;
@@ -999,6 +1065,27 @@ mod tests {
         ] {
             assert!(text.contains(line), "missing {line}\n{text}");
         }
+        metrics
+            .task("out", 0, "sink")
+            .partition_offsets
+            .lock()
+            .unwrap()
+            .clone_from(&PartitionOffsets {
+                group: "connect-out".into(),
+                partitions: BTreeMap::from([(
+                    ("lines".to_string(), 0),
+                    PartitionOffset {
+                        end: 10,
+                        lag: Some(3),
+                    },
+                )]),
+            });
+        let text = metrics.render(&view("orders"));
+        assert!(text
+            .contains("kafka_topic_partition_current_offset{topic=\"lines\",partition=\"0\"} 10"));
+        assert!(text.contains(
+            "kafka_consumergroup_lag{consumergroup=\"connect-out\",topic=\"lines\",partition=\"0\"} 3"
+        ));
         // Each family has one HELP line, however many samples.
         assert_eq!(
             text.matches("# HELP kafka_connect_task_error_metrics_total_retries ")

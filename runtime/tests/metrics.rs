@@ -34,10 +34,10 @@ fn dashboard_queries(dashboard: &Value) -> Vec<String> {
     queries
 }
 
-/// The metric names a PromQL expression uses (ours all start `kafka_connect_` or `sluice_`).
+/// The metric names a PromQL expression uses (ours all start `kafka_` or `sluice_`).
 fn metric_names(expr: &str) -> BTreeSet<String> {
     expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
-        .filter(|t| t.starts_with("kafka_connect_") || t.starts_with("sluice_"))
+        .filter(|t| t.starts_with("kafka_") || t.starts_with("sluice_"))
         .map(str::to_string)
         .collect()
 }
@@ -113,11 +113,18 @@ async fn dashboard_series_exist_and_counters_are_right() {
         "the counters to settle",
         || async {
             let text = scrape(&worker).await;
+            // Partition offsets come with librdkafka's statistics, every 5 s.
             let settled = sample(
                 &text,
-                "kafka_connect_source_task_metrics_source_record_write_total",
-                &source,
-            ) == Some(4.0)
+                "kafka_consumergroup_lag",
+                &[("consumergroup", "connect-out"), ("topic", "lines")],
+            )
+            .is_some()
+                && sample(
+                    &text,
+                    "kafka_connect_source_task_metrics_source_record_write_total",
+                    &source,
+                ) == Some(4.0)
                 && sample(
                     &text,
                     "kafka_connect_sink_task_metrics_sink_record_read_total",

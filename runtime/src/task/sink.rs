@@ -27,6 +27,7 @@ use crate::converter::Converter;
 use crate::dlq::{DeadLetterReporter, FailedRecord, Failure};
 use crate::errors::{Stage, DATA_EXCEPTION};
 use crate::kafka::off_async;
+use crate::metrics::PartitionOffset;
 use crate::status::{State, TaskProblemReporter};
 use crate::transforms::TransformRecord;
 
@@ -46,6 +47,8 @@ struct SinkConsumerContext {
     /// Offsets flushed by the sink and safe to commit, kept so a revocation can commit them.
     flushed: Mutex<BTreeMap<TopicPartition, i64>>,
     lag: std::sync::atomic::AtomicI64,
+    /// Per partition in the last statistics: the end offset and the group's lag.
+    partitions: Mutex<BTreeMap<(String, i32), PartitionOffset>>,
 }
 
 fn partitions_of(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
@@ -65,6 +68,25 @@ impl ClientContext for SinkConsumerContext {
             .map(|p| p.consumer_lag)
             .sum();
         self.lag.store(lag, Ordering::Relaxed);
+        let partitions = statistics
+            .topics
+            .values()
+            .flat_map(|t| {
+                t.partitions
+                    .values()
+                    .filter(|p| p.partition >= 0 && p.hi_offset >= 0)
+                    .map(|p| {
+                        (
+                            (t.topic.clone(), p.partition),
+                            PartitionOffset {
+                                end: p.hi_offset,
+                                lag: (p.consumer_lag >= 0).then_some(p.consumer_lag),
+                            },
+                        )
+                    })
+            })
+            .collect();
+        *self.partitions.lock().expect("partitions lock") = partitions;
     }
 }
 
@@ -321,6 +343,11 @@ async fn create_consumer(env: &TaskEnv) -> Result<SinkConsumer, String> {
         .clients
         .consumer_config(&group, &env.settings.consumer_overrides);
     config.set("statistics.interval.ms", "5000");
+    env.metrics
+        .partition_offsets
+        .lock()
+        .expect("partition offsets lock")
+        .group = config.get("group.id").unwrap_or(&group).to_string();
     let consumer: SinkConsumer = config
         .create_with_context(SinkConsumerContext::default())
         .map_err(|e| format!("cannot create the Kafka consumer: {e}"))?;
@@ -699,6 +726,19 @@ async fn sink_loop(
             state.consumer.context().lag.load(Ordering::Relaxed),
             Ordering::Relaxed,
         );
+        env.metrics
+            .partition_offsets
+            .lock()
+            .expect("partition offsets lock")
+            .partitions
+            .clone_from(
+                &state
+                    .consumer
+                    .context()
+                    .partitions
+                    .lock()
+                    .expect("partitions lock"),
+            );
         let batch = match polled {
             Ok(b) => b,
             Err(e) => {
