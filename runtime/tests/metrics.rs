@@ -303,4 +303,74 @@ async fn dashboard_series_exist_and_counters_are_right() {
         ),
         0.0
     );
+
+    // Pausing shows in the task counts and ratios; the sink flushes and commits on the way.
+    let (status, _) = worker
+        .request(reqwest::Method::PUT, "/connectors/out/pause", None)
+        .await;
+    assert_eq!(status, 202);
+    let text = wait_for(
+        Duration::from_secs(30),
+        "the paused task in /metrics",
+        || async {
+            let text = scrape(&worker).await;
+            let paused = sample(
+                &text,
+                "kafka_connect_connect_worker_metrics_connector_paused_task_count",
+                &[("connector", "out")],
+            ) == Some(1.0)
+                && sample(
+                    &text,
+                    "kafka_connect_connector_task_metrics_pause_ratio",
+                    &sink,
+                )
+                .is_some_and(|r| r > 0.0);
+            paused.then_some(text)
+        },
+    )
+    .await;
+    let get = |name: &str, labels: &[(&str, &str)]| {
+        sample(&text, name, labels).unwrap_or_else(|| panic!("no {name} {labels:?}:\n{text}"))
+    };
+    assert_eq!(
+        get(
+            "kafka_connect_connector_task_metrics_status",
+            &[("connector", "out"), ("status", "paused")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        get(
+            "kafka_connect_connector_metrics_status",
+            &[("connector", "out"), ("status", "paused")]
+        ),
+        1.0
+    );
+    assert!(
+        get(
+            "kafka_connect_sink_task_metrics_offset_commit_completion_total",
+            &sink
+        ) >= 1.0
+    );
+    assert_eq!(
+        get(
+            "kafka_connect_sink_task_metrics_sink_record_active_count",
+            &sink
+        ),
+        0.0,
+        "all committed"
+    );
+    assert_eq!(
+        get(
+            "kafka_connect_connector_task_metrics_offset_commit_success_percentage",
+            &sink
+        ),
+        1.0
+    );
+    assert!(
+        get(
+            "kafka_connect_connector_task_metrics_offset_commit_max_time_ms",
+            &sink
+        ) > 0.0
+    );
 }
