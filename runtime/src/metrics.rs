@@ -189,7 +189,13 @@ impl RateWindow {
             samples.pop_front();
         }
         let (then, before) = samples.front().copied().unwrap_or((now, total));
-        samples.push_back((now, total));
+        // At most one sample a second, so frequent scrapes keep the window small.
+        if samples
+            .back()
+            .is_none_or(|(t, _)| now.duration_since(*t) >= Duration::from_secs(1))
+        {
+            samples.push_back((now, total));
+        }
         let secs = now.duration_since(then).as_secs_f64();
         if secs < 0.001 {
             return 0.0;
