@@ -168,6 +168,7 @@ pub async fn run_config_dir(worker: Arc<Herder>, dir: PathBuf, token: Cancellati
     // Watch first, then read: a file written in between is seen by the next read.
     let mut watch = FolderWatch::start(&dir, tx.clone());
     sync_dir(&worker, &dir, &mut folder).await;
+    worker.mark_started();
     loop {
         tokio::select! {
             _ = token.cancelled() => return,

@@ -91,8 +91,10 @@ impl DeadLetterReporter {
     /// # Errors
     /// With `errors.tolerance=none`, or when the dead letter write itself fails.
     pub async fn report(&self, record: &FailedRecord, failure: &Failure) -> Result<(), String> {
-        self.metrics.errors.fetch_add(1, Ordering::Relaxed);
+        self.metrics.record_failure();
+        self.metrics.record_errors.fetch_add(1, Ordering::Relaxed);
         if self.policy.log_enable || !self.policy.tolerate_all {
+            self.metrics.errors_logged.fetch_add(1, Ordering::Relaxed);
             let (key, value) = if self.policy.log_include_messages {
                 (
                     record
@@ -138,6 +140,7 @@ impl DeadLetterReporter {
             return Err(format!("Tolerance exceeded in error handler: {summary}"));
         }
         if self.policy.dlq_topic.is_empty() {
+            self.metrics.records_skipped.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
         let mut headers = OwnedHeaders::new();
@@ -180,12 +183,15 @@ impl DeadLetterReporter {
         if let Some(ts) = record.timestamp {
             out = out.timestamp(ts);
         }
+        self.metrics.dlq_requests.fetch_add(1, Ordering::Relaxed);
         match self.producer.send(out, Duration::from_secs(30)).await {
             Ok(_) => {
                 self.metrics.dlq_records.fetch_add(1, Ordering::Relaxed);
+                self.metrics.records_skipped.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
             Err((e, _)) => {
+                self.metrics.dlq_failures.fetch_add(1, Ordering::Relaxed);
                 warn!(connector = %self.connector, task = self.task, topic = %self.policy.dlq_topic, error = %e, "dead letter write failed");
                 Err(format!(
                     "could not write a failed record to the dead letter topic '{}': {e} (the record failed with: {summary})",

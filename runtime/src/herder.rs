@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,7 +28,7 @@ use crate::config_store::ConfigStore;
 use crate::connector_config::{parse_connector_config, ConnectorSettings, NAME};
 use crate::error::{Error, Result};
 use crate::kafka::KafkaClients;
-use crate::metrics::Metrics;
+use crate::metrics::{ConnectorView, Metrics, WorkerView};
 use crate::offsets::OffsetStore;
 use crate::settings::WorkerSettings;
 use crate::status::{ConnectorStatusView, State, StatusStore};
@@ -89,6 +90,17 @@ struct Entry {
     runner: ConnectorRunner,
 }
 
+/// A worker's health (KIP-1017), with the message `GET /health` gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// Startup is complete.
+    Healthy(&'static str),
+    /// Still starting.
+    Starting(&'static str),
+    /// Cannot handle requests (shutting down).
+    Unhealthy(&'static str),
+}
+
 /// The herder.
 pub struct Herder {
     settings: WorkerSettings,
@@ -110,6 +122,10 @@ pub struct Herder {
     /// created again under that name waits for its predecessor.
     stopping: Mutex<BTreeMap<String, Finished>>,
     root: CancellationToken,
+    /// Set once the connector config folder has been read for the first time.
+    started: AtomicBool,
+    /// Set when the worker begins to stop.
+    shutting_down: AtomicBool,
 }
 
 impl std::fmt::Debug for Herder {
@@ -203,6 +219,8 @@ impl Herder {
             deciding: tokio::sync::Mutex::new(()),
             stopping: Mutex::new(BTreeMap::new()),
             root,
+            started: AtomicBool::new(false),
+            shutting_down: AtomicBool::new(false),
         });
         for (name, props) in stored.connectors {
             let target = stored
@@ -238,6 +256,63 @@ impl Herder {
     /// The metrics registry.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// Notes that startup is complete: the stored connectors and the config folder's are
+    /// known (KIP-1017's "completed startup").
+    pub fn mark_started(&self) {
+        if !self.started.swap(true, AtomicOrdering::AcqRel) {
+            info!("worker completed startup and is ready to handle requests");
+        }
+    }
+
+    /// The worker's health as `GET /health` reports it (KIP-1017).
+    pub fn health(&self) -> Health {
+        if self.shutting_down.load(AtomicOrdering::Acquire) || self.root.is_cancelled() {
+            Health::Unhealthy("Worker is shutting down.")
+        } else if !self.started.load(AtomicOrdering::Acquire) {
+            Health::Starting(
+                "Worker is still starting up: the connector config folder has not been read yet.",
+            )
+        } else {
+            Health::Healthy("Worker has completed startup and is ready to handle requests.")
+        }
+    }
+
+    /// `/metrics`: every measurement, with what the status store and the connector map know.
+    pub fn render_metrics(&self) -> String {
+        let mut statuses = self.status.snapshot();
+        let connectors = self
+            .map()
+            .iter()
+            .map(|(name, e)| {
+                (
+                    name.clone(),
+                    e.settings.plugin.class.clone(),
+                    e.settings.plugin.version.clone(),
+                )
+            })
+            .collect::<Vec<_>>();
+        let view = WorkerView {
+            worker_id: self.status.worker_id().to_string(),
+            connectors: connectors
+                .into_iter()
+                .map(|(name, class, version)| {
+                    let (status, ratios) = match statuses.remove(&name) {
+                        Some((status, ratios)) => (Some(status), ratios),
+                        None => (None, BTreeMap::new()),
+                    };
+                    ConnectorView {
+                        name,
+                        class,
+                        version,
+                        status,
+                        ratios,
+                    }
+                })
+                .collect(),
+        };
+        self.metrics.render(&view)
     }
 
     /// The connector classes this worker knows.
@@ -747,6 +822,7 @@ impl Herder {
     /// Stops every connector (tasks flush and commit first, within their deadline), for
     /// shutdown. Every connector stops at the same time.
     pub async fn shutdown(&self) {
+        self.shutting_down.store(true, AtomicOrdering::Release);
         let entries = std::mem::take(&mut *self.map());
         let mut finished: Vec<Finished> = entries.values().map(|e| e.runner.stop(false)).collect();
         finished.extend(

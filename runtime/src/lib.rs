@@ -17,7 +17,8 @@
 //! - [`errors`] and [`dlq`]: error tolerance and the dead letter queue; [`backoff`] the one
 //!   back-off every retry site uses.
 //! - [`kafka`]: librdkafka client configuration.
-//! - [`rest`]: the Kafka Connect-compatible REST API; [`metrics`] its `/metrics`.
+//! - [`rest`]: the Kafka Connect-compatible REST API; [`metrics`] its `/metrics`;
+//!   [`logging`] the log levels its `/admin/loggers` changes.
 //! - [`cli`]: the `sluice` subcommands that talk to a broker.
 //! - [`cluster`]: worker groups (Kafka Connect's distributed mode): membership through the
 //!   broker's group coordinator, the leader's assignment of connectors and tasks, and the
@@ -35,6 +36,7 @@ pub mod error;
 pub mod errors;
 pub mod herder;
 pub mod kafka;
+pub mod logging;
 pub mod metrics;
 pub mod offsets;
 pub mod plugin_loader;

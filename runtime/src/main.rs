@@ -7,7 +7,9 @@ use clap::{Parser, Subcommand};
 use sluice_runtime::cli;
 use sluice_runtime::run::start_worker;
 use sluice_runtime::settings::WorkerSettings;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{reload, EnvFilter};
 
 // Records are many small allocations freed on other threads (librdkafka's among them);
 // mimalloc handles that pattern much better than the system allocator.
@@ -72,18 +74,26 @@ struct WorkerArgs {
 
 /// Logs go to stderr so that the CLI tools' stdout stays machine-readable; servers log at
 /// info, the CLI tools only warnings, unless SLUICE_LOG or RUST_LOG say otherwise.
+/// The filter goes through a reload layer so that `/admin/loggers` can change it at run time.
 fn init_logging(default_level: &str) {
-    let filter = std::env::var("SLUICE_LOG")
-        .ok()
-        .map(EnvFilter::new)
-        .unwrap_or_else(|| {
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level))
-        });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
+    let directives = std::env::var("SLUICE_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| default_level.to_string());
+    let (filter, handle) = reload::Layer::new(EnvFilter::new(&directives));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_writer(std::io::stderr),
+        )
         .init();
+    // As at startup, a directive EnvFilter cannot parse is skipped rather than refused.
+    sluice_runtime::logging::install(&directives, move |directives| {
+        handle
+            .reload(EnvFilter::new(directives))
+            .map_err(|e| e.to_string())
+    });
 }
 
 async fn shutdown_signal() {

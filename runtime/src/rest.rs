@@ -19,7 +19,7 @@ use tracing::{info, warn, Instrument};
 
 use crate::connector_config::{common_def, sink_def, CONNECTOR_CLASS, NAME};
 use crate::error::Error;
-use crate::herder::{ConnectorInfo, Herder, Origin};
+use crate::herder::{ConnectorInfo, Health, Herder, Origin};
 use crate::status::ConnectorStatusView;
 use crate::task::TargetState;
 
@@ -108,6 +108,9 @@ pub fn router(worker: Arc<Herder>) -> Router {
             put(validate_config),
         )
         .route("/metrics", get(metrics))
+        .route("/health", get(health))
+        .route("/admin/loggers", get(list_loggers))
+        .route("/admin/loggers/{logger}", get(get_logger).put(set_logger))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "HTTP 404 Not Found") })
         .layer(axum::middleware::from_fn(log_request))
         .with_state(worker)
@@ -635,13 +638,75 @@ async fn validate_config(
     })))
 }
 
+/// KIP-1017: 200 once startup is complete, 503 while starting or stopping.
+async fn health(State(worker): State<AppState>) -> Response {
+    let (status, state, message) = match worker.health() {
+        Health::Healthy(m) => (StatusCode::OK, "healthy", m),
+        Health::Starting(m) => (StatusCode::SERVICE_UNAVAILABLE, "starting", m),
+        Health::Unhealthy(m) => (StatusCode::SERVICE_UNAVAILABLE, "unhealthy", m),
+    };
+    (status, Json(json!({"status": state, "message": message}))).into_response()
+}
+
+fn logger_json(level: &crate::logging::LoggerLevel) -> Value {
+    json!({"level": level.level, "last_modified": level.last_modified})
+}
+
+fn logging_error(e: crate::logging::Error) -> ApiError {
+    let status = match e {
+        // Kafka Connect answers an unknown level with 404.
+        crate::logging::Error::InvalidLevel(_) => StatusCode::NOT_FOUND,
+        crate::logging::Error::NotInstalled | crate::logging::Error::Apply { .. } => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    };
+    ApiError::new(status, e.to_string())
+}
+
+/// KIP-495: every logger with a level of its own.
+async fn list_loggers() -> ApiResult<Json<Value>> {
+    let loggers = crate::logging::loggers().map_err(logging_error)?;
+    Ok(Json(Value::Object(
+        loggers
+            .iter()
+            .map(|(name, level)| (name.clone(), logger_json(level)))
+            .collect(),
+    )))
+}
+
+/// KIP-495: the level in force for one logger.
+async fn get_logger(Path(logger): Path<String>) -> ApiResult<Json<Value>> {
+    let level = crate::logging::logger(&logger).map_err(logging_error)?;
+    Ok(Json(logger_json(&level)))
+}
+
+/// KIP-495: `{"level": "DEBUG"}` sets a logger and those below it; answers the loggers changed.
+/// A lone worker is the whole cluster, so `?scope=cluster` changes nothing more.
+async fn set_logger(
+    Path(logger): Path<String>,
+    body: Option<Json<Value>>,
+) -> ApiResult<Json<Value>> {
+    let level = body
+        .as_ref()
+        .and_then(|Json(b)| b.get("level"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "Desired 'level' parameter was not specified in request.",
+            )
+        })?;
+    let changed = crate::logging::set_level(&logger, level).map_err(logging_error)?;
+    Ok(Json(json!(changed)))
+}
+
 async fn metrics(State(worker): State<AppState>) -> impl IntoResponse {
     (
         [(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4",
         )],
-        worker.metrics().render(),
+        worker.render_metrics(),
     )
 }
 

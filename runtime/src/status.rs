@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rdkafka::producer::FutureRecord;
 
@@ -72,6 +73,60 @@ struct ConnectorEntry {
     kind: &'static str,
     connector: Status,
     tasks: BTreeMap<u32, Status>,
+    /// Per task: time spent in each state, for the running and pause ratios.
+    clocks: BTreeMap<u32, StateClock>,
+}
+
+/// How long a task has been in the running and paused states since it first had a status.
+#[derive(Debug, Clone)]
+struct StateClock {
+    born: Instant,
+    state: State,
+    since: Instant,
+    running: Duration,
+    paused: Duration,
+}
+
+impl StateClock {
+    fn new(state: State) -> Self {
+        let now = Instant::now();
+        Self {
+            born: now,
+            state,
+            since: now,
+            running: Duration::ZERO,
+            paused: Duration::ZERO,
+        }
+    }
+
+    fn enter(&mut self, state: State) {
+        let now = Instant::now();
+        let spent = now.duration_since(self.since);
+        match self.state {
+            State::Running => self.running += spent,
+            State::Paused => self.paused += spent,
+            _ => {}
+        }
+        self.state = state;
+        self.since = now;
+    }
+
+    /// Fractions of its life spent running and paused.
+    fn ratios(&self) -> (f64, f64) {
+        let now = Instant::now();
+        let life = now.duration_since(self.born).as_secs_f64();
+        if life <= 0.0 {
+            return (0.0, 0.0);
+        }
+        let current = now.duration_since(self.since);
+        let (mut running, mut paused) = (self.running, self.paused);
+        match self.state {
+            State::Running => running += current,
+            State::Paused => paused += current,
+            _ => {}
+        }
+        (running.as_secs_f64() / life, paused.as_secs_f64() / life)
+    }
 }
 
 /// A connector's status with its tasks', as `/connectors/{name}/status` shows it.
@@ -84,6 +139,9 @@ pub struct ConnectorStatusView {
     /// Each task's status.
     pub tasks: BTreeMap<u32, Status>,
 }
+
+/// Per task id: the fractions of its life spent running and paused.
+pub type TaskRatios = BTreeMap<u32, (f64, f64)>;
 
 /// Every status of this worker, published to the status topic.
 #[derive(Debug)]
@@ -133,6 +191,7 @@ impl StatusStore {
                     kind,
                     connector: Status::new(State::Unassigned),
                     tasks: BTreeMap::new(),
+                    clocks: BTreeMap::new(),
                 });
             entry.kind = kind;
             entry.connector = Status {
@@ -158,6 +217,11 @@ impl StatusStore {
                         problem: None,
                     },
                 );
+                entry
+                    .clocks
+                    .entry(task)
+                    .and_modify(|c| c.enter(state))
+                    .or_insert_with(|| StateClock::new(state));
             }
         }
         match &trace {
@@ -188,6 +252,7 @@ impl StatusStore {
         let mut entries = self.entries.lock().expect("status lock");
         if let Some(entry) = entries.get_mut(name) {
             entry.tasks.retain(|id, _| *id < count);
+            entry.clocks.retain(|id, _| *id < count);
         }
     }
 
@@ -210,6 +275,24 @@ impl StatusStore {
             connector: e.connector.clone(),
             tasks: e.tasks.clone(),
         })
+    }
+
+    /// Every connector's status, with per task the fractions of its life (since it first had
+    /// a status on this worker) spent running and paused.
+    pub fn snapshot(&self) -> BTreeMap<String, (ConnectorStatusView, TaskRatios)> {
+        let entries = self.entries.lock().expect("status lock");
+        entries
+            .iter()
+            .map(|(name, e)| {
+                let view = ConnectorStatusView {
+                    kind: e.kind,
+                    connector: e.connector.clone(),
+                    tasks: e.tasks.clone(),
+                };
+                let ratios = e.clocks.iter().map(|(id, c)| (*id, c.ratios())).collect();
+                (name.clone(), (view, ratios))
+            })
+            .collect()
     }
 
     fn publish(&self, key: String, state: State, trace: Option<String>) {

@@ -375,11 +375,21 @@ impl ConnectorActor {
                 }
             }
         };
+        let startups = &self.worker.metrics.worker;
+        startups
+            .connector_startup_attempts
+            .fetch_add(1, Ordering::Relaxed);
         let result: sluice_sdk::Result<(Instance, Vec<Props>)> = tokio::select! {
             biased;
             () = self.token.cancelled() => return,
             result = start => result,
         };
+        let outcome = if result.is_ok() {
+            &startups.connector_startup_successes
+        } else {
+            &startups.connector_startup_failures
+        };
+        outcome.fetch_add(1, Ordering::Relaxed);
         match result {
             Ok((instance, mut configs)) => {
                 configs.truncate(max.max(1));

@@ -5,10 +5,12 @@
 
 mod support;
 
+mod admin;
 mod cli;
 mod config_folder;
 mod crash;
 mod elasticsearch;
+mod metrics;
 mod plugins;
 mod postgres;
 mod stock_quotes;

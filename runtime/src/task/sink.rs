@@ -27,6 +27,7 @@ use crate::converter::Converter;
 use crate::dlq::{DeadLetterReporter, FailedRecord, Failure};
 use crate::errors::{Stage, DATA_EXCEPTION};
 use crate::kafka::off_async;
+use crate::metrics::PartitionOffset;
 use crate::status::{State, TaskProblemReporter};
 use crate::transforms::TransformRecord;
 
@@ -46,6 +47,8 @@ struct SinkConsumerContext {
     /// Offsets flushed by the sink and safe to commit, kept so a revocation can commit them.
     flushed: Mutex<BTreeMap<TopicPartition, i64>>,
     lag: std::sync::atomic::AtomicI64,
+    /// Per partition in the last statistics: the end offset and the group's lag.
+    partitions: Mutex<BTreeMap<(String, i32), PartitionOffset>>,
 }
 
 fn partitions_of(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
@@ -65,6 +68,25 @@ impl ClientContext for SinkConsumerContext {
             .map(|p| p.consumer_lag)
             .sum();
         self.lag.store(lag, Ordering::Relaxed);
+        let partitions = statistics
+            .topics
+            .values()
+            .flat_map(|t| {
+                t.partitions
+                    .values()
+                    .filter(|p| p.partition >= 0 && p.hi_offset >= 0)
+                    .map(|p| {
+                        (
+                            (t.topic.clone(), p.partition),
+                            PartitionOffset {
+                                end: p.hi_offset,
+                                lag: (p.consumer_lag >= 0).then_some(p.consumer_lag),
+                            },
+                        )
+                    })
+            })
+            .collect();
+        *self.partitions.lock().expect("partitions lock") = partitions;
     }
 }
 
@@ -233,6 +255,11 @@ pub async fn run_sink_task(mut env: TaskEnv, mut task: Box<dyn SinkTask>) {
         }),
     );
     let mut backoff = Backoff::new(env.settings.errors.retry_delay_max);
+    let startups = env.registry.clone();
+    let startups = &startups.worker;
+    startups
+        .task_startup_attempts
+        .fetch_add(1, Ordering::Relaxed);
     loop {
         // A start waiting on an unreachable system is abandoned when the task is stopped.
         let started = tokio::select! {
@@ -242,6 +269,9 @@ pub async fn run_sink_task(mut env: TaskEnv, mut task: Box<dyn SinkTask>) {
         };
         match started {
             Ok(()) => {
+                startups
+                    .task_startup_successes
+                    .fetch_add(1, Ordering::Relaxed);
                 ctx.report_problem(None);
                 break;
             }
@@ -252,6 +282,9 @@ pub async fn run_sink_task(mut env: TaskEnv, mut task: Box<dyn SinkTask>) {
                 }
             }
             Err(e) => {
+                startups
+                    .task_startup_failures
+                    .fetch_add(1, Ordering::Relaxed);
                 env.status.set_task(
                     &connector,
                     id,
@@ -310,6 +343,11 @@ async fn create_consumer(env: &TaskEnv) -> Result<SinkConsumer, String> {
         .clients
         .consumer_config(&group, &env.settings.consumer_overrides);
     config.set("statistics.interval.ms", "5000");
+    env.metrics
+        .partition_offsets
+        .lock()
+        .expect("partition offsets lock")
+        .group = config.get("group.id").unwrap_or(&group).to_string();
     let consumer: SinkConsumer = config
         .create_with_context(SinkConsumerContext::default())
         .map_err(|e| format!("cannot create the Kafka consumer: {e}"))?;
@@ -412,20 +450,20 @@ impl SinkState {
                 .map_err(|e| e.to_string())?;
         }
         let consumer = self.consumer.clone();
+        let started = Instant::now();
         let result = tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync))
             .await
             .map_err(|e| e.to_string())?;
+        env.metrics
+            .record_offset_commit(started.elapsed(), result.is_ok());
         match result {
             Ok(()) => {
-                env.metrics.offset_commits.fetch_add(1, Ordering::Relaxed);
+                env.metrics.active_records.store(0, Ordering::Relaxed);
                 debug!(connector = %env.connector, task = env.task_id, partitions = offsets.len(), "committed sink offsets");
             }
             Err(e) => {
                 // Not fatal: the records are in the sink; after a rebalance or restart they may
                 // be delivered again, never skipped.
-                env.metrics
-                    .offset_commit_failures
-                    .fetch_add(1, Ordering::Relaxed);
                 if env
                     .log_limiter
                     .admit("sink offset commit failures", env.task_name())
@@ -681,10 +719,26 @@ async fn sink_loop(
             r = tokio::task::spawn_blocking(move || poll_batch(&consumer, wait)) => r.map_err(|e| e.to_string())?,
         };
         state.handle_rebalances(env, task).await?;
+        env.metrics
+            .partition_count
+            .store(state.assigned.len() as i64, Ordering::Relaxed);
         env.metrics.sink_lag.store(
             state.consumer.context().lag.load(Ordering::Relaxed),
             Ordering::Relaxed,
         );
+        env.metrics
+            .partition_offsets
+            .lock()
+            .expect("partition offsets lock")
+            .partitions
+            .clone_from(
+                &state
+                    .consumer
+                    .context()
+                    .partitions
+                    .lock()
+                    .expect("partitions lock"),
+            );
         let batch = match polled {
             Ok(b) => b,
             Err(e) => {
@@ -699,6 +753,9 @@ async fn sink_loop(
             env.metrics
                 .records_in
                 .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            env.metrics
+                .active_records
+                .fetch_add(batch.len() as i64, Ordering::Relaxed);
             // The next offset of each partition in the batch (messages of a partition are in
             // order, and partitions come in runs).
             let mut ends: Vec<(&str, i32, i64)> = Vec::new();
@@ -739,7 +796,7 @@ async fn sink_loop(
             }
             env.metrics.records_out.fetch_add(count, Ordering::Relaxed);
             state.processed.extend(last);
-            env.metrics.record_batch(started.elapsed());
+            env.metrics.record_batch(started.elapsed(), batch.len());
         }
         if Instant::now() >= next_commit {
             state.flush_and_commit(env, task).await?;
@@ -773,7 +830,8 @@ async fn put_with_retry(
                 return Ok(true);
             }
             Err(e) if e.is_retriable() => {
-                env.metrics.errors.fetch_add(1, Ordering::Relaxed);
+                env.metrics.record_failure();
+                env.metrics.retries.fetch_add(1, Ordering::Relaxed);
                 env.status.set_task_problem(
                     &env.connector,
                     env.task_id,
@@ -788,7 +846,7 @@ async fn put_with_retry(
                 }
             }
             Err(e) => {
-                env.metrics.errors.fetch_add(1, Ordering::Relaxed);
+                env.metrics.record_failure();
                 return Err(format!(
                     "{} failed in stage {}: {e}",
                     env.settings.plugin.class,

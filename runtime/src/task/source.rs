@@ -320,6 +320,10 @@ impl SourceCommitter {
             self.dead_letters.report(&record, &failure).await?;
             self.tracker.acknowledge(id);
         }
+        self.env
+            .metrics
+            .active_records
+            .store(self.tracker.pending() as i64, Ordering::Relaxed);
         Ok(())
     }
 
@@ -334,25 +338,21 @@ impl SourceCommitter {
             .iter()
             .map(|(p, o)| (p.clone(), Some(o.clone())))
             .collect();
-        match self
+        let started = Instant::now();
+        let written = self
             .env
             .offsets
             .write(&self.env.connector, &entries, self.env.flush_timeout)
-            .await
-        {
+            .await;
+        self.env
+            .metrics
+            .record_offset_commit(started.elapsed(), written.is_ok());
+        match written {
             Ok(()) => {
-                self.env
-                    .metrics
-                    .offset_commits
-                    .fetch_add(1, Ordering::Relaxed);
                 self.committed_since_task_commit = true;
                 debug!(connector = %self.env.connector, task = self.env.task_id, partitions = entries.len(), "committed source offsets");
             }
             Err(e) => {
-                self.env
-                    .metrics
-                    .offset_commit_failures
-                    .fetch_add(1, Ordering::Relaxed);
                 if self
                     .env
                     .log_limiter
@@ -495,6 +495,10 @@ pub(crate) async fn start_task(
     ctx: SourceTaskContext,
 ) -> bool {
     let mut backoff = Backoff::new(env.settings.errors.retry_delay_max);
+    let startups = &env.registry.worker;
+    startups
+        .task_startup_attempts
+        .fetch_add(1, Ordering::Relaxed);
     loop {
         // A start waiting on an unreachable system is abandoned when the task is stopped.
         let started = tokio::select! {
@@ -504,6 +508,9 @@ pub(crate) async fn start_task(
         };
         match started {
             Ok(()) => {
+                startups
+                    .task_startup_successes
+                    .fetch_add(1, Ordering::Relaxed);
                 ctx.report_problem(None);
                 return true;
             }
@@ -514,6 +521,9 @@ pub(crate) async fn start_task(
                 }
             }
             Err(e) => {
+                startups
+                    .task_startup_failures
+                    .fetch_add(1, Ordering::Relaxed);
                 env.status.set_task(
                     &env.connector,
                     env.task_id,
@@ -563,7 +573,7 @@ async fn source_loop(
                 tokio::select! {
                     biased;
                     _ = env.token.cancelled() => return Ok(()),
-                    r = &mut poll => break r,
+                    r = &mut poll => break (r, started.elapsed()),
                     _ = tokio::time::sleep_until(next_commit) => {
                         committer.commit().await?;
                         next_commit = tokio::time::Instant::now() + interval;
@@ -571,6 +581,7 @@ async fn source_loop(
                 }
             }
         };
+        let (result, poll_time) = result;
         match result {
             Ok(records) => {
                 if reported_problem {
@@ -580,17 +591,19 @@ async fn source_loop(
                 }
                 backoff.reset();
                 if !records.is_empty() {
+                    let size = records.len();
                     env.metrics
                         .records_in
-                        .fetch_add(records.len() as u64, Ordering::Relaxed);
+                        .fetch_add(size as u64, Ordering::Relaxed);
+                    env.metrics.record_batch(poll_time, size);
                     for record in records {
                         committer.send(record).await?;
                     }
-                    env.metrics.record_batch(started.elapsed());
                 }
             }
             Err(e) if e.is_retriable() => {
-                env.metrics.errors.fetch_add(1, Ordering::Relaxed);
+                env.metrics.record_failure();
+                env.metrics.retries.fetch_add(1, Ordering::Relaxed);
                 env.status.set_task_problem(
                     &env.connector,
                     env.task_id,
@@ -605,7 +618,7 @@ async fn source_loop(
                 }
             }
             Err(e) => {
-                env.metrics.errors.fetch_add(1, Ordering::Relaxed);
+                env.metrics.record_failure();
                 return Err(format!(
                     "{} failed in stage {}: {e}",
                     env.settings.plugin.class,
