@@ -180,17 +180,23 @@ fn describe_difference(
 }
 
 /// Waits until index `index` holds exactly `expected` (id -> source), failing with the
-/// difference and the worker's log after [`WAIT`].
+/// difference and the worker's log once the index has not changed for [`WAIT`] (a loaded
+/// machine may take longer in all, but a sink that makes progress is not stuck).
 pub async fn wait_for_documents(
     worker: &WorkerProcess,
     server: &OsmemServer,
     index: &str,
     expected: &BTreeMap<String, Json>,
 ) {
-    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut deadline = tokio::time::Instant::now() + WAIT;
+    let mut previous_count = None;
     loop {
         // Counting is cheap; the documents are read only once the count is right.
         let count = server.count(index).await;
+        if previous_count != Some(count) {
+            previous_count = Some(count);
+            deadline = tokio::time::Instant::now() + WAIT;
+        }
         let last;
         if count == expected.len() as u64 {
             let actual: BTreeMap<String, Json> =
@@ -204,7 +210,7 @@ pub async fn wait_for_documents(
         }
         if tokio::time::Instant::now() > deadline {
             panic!(
-                "index '{index}' did not reach the expected documents within {WAIT:?}: {last}\n\
+                "index '{index}' did not reach the expected documents and did not change for {WAIT:?}: {last}\n\
                  worker log (end):\n{}",
                 log_tail(worker)
             );
