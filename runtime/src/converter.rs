@@ -1,8 +1,9 @@
 //! Converters between Connect data and Kafka bytes: JSON, string and byte array, named by
-//! short names or by Kafka Connect's class names, with Kafka Connect's behaviour.
+//! short names or by Kafka Connect's class names, with Kafka Connect's behaviour; and the
+//! converters of plugin libraries, registered by class name ([`register_converter`]) and named
+//! the same way.
 
-use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, RwLock};
 
 use sluice_sdk::json::{
     schema_from_json, schema_to_json, value_from_json, value_to_json, DecimalFormat,
@@ -26,19 +27,120 @@ pub fn class_name(name: &str) -> &str {
     }
 }
 
-/// Converts between a record's key or value and its Kafka bytes.
-pub trait Converter: Send + Sync + fmt::Debug {
-    /// Connect data to bytes (`None` is a Kafka null).
-    ///
-    /// # Errors
-    /// Why the data cannot be written in this format.
-    fn encode(&self, schema: Option<&Schema>, value: &Value) -> Result<Option<Vec<u8>>, String>;
+pub use sluice_sdk::convert::{Converter, ConverterPlugin};
 
-    /// Bytes (`None` is a Kafka null) to Connect data.
-    ///
-    /// # Errors
-    /// Why the bytes cannot be read in this format.
-    fn decode(&self, bytes: Option<&[u8]>) -> Result<(Option<SchemaRef>, Value), String>;
+/// The built-in converters' class names, each with its short names.
+pub const BUILTIN_CONVERTERS: [(&str, &[&str]); 3] = [
+    (JSON_CONVERTER, &["json"]),
+    (STRING_CONVERTER, &["string"]),
+    (BYTE_ARRAY_CONVERTER, &["bytearray", "bytes"]),
+];
+
+static PLUGIN_CONVERTERS: LazyLock<RwLock<Vec<ConverterPlugin>>> =
+    LazyLock::new(|| RwLock::new(Vec::new()));
+
+/// The converter classes registered by plugin libraries, in registration order.
+pub fn plugin_converters() -> Vec<ConverterPlugin> {
+    PLUGIN_CONVERTERS
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+}
+
+/// The registered converter class called `name` (class name or alias).
+pub fn find_plugin_converter(name: &str) -> Option<ConverterPlugin> {
+    let name = name.trim();
+    PLUGIN_CONVERTERS
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+        .find(|p| p.answers_to(name))
+        .cloned()
+}
+
+/// The first of `names` a built-in or registered converter already answers to.
+pub fn taken_converter_name<'a>(names: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    names.into_iter().find(|n| {
+        BUILTIN_CONVERTERS
+            .iter()
+            .any(|(class, short)| class == n || short.contains(n))
+            || find_plugin_converter(n).is_some()
+    })
+}
+
+/// A converter class registered twice.
+#[derive(Debug, thiserror::Error)]
+#[error("a converter called '{0}' is already registered")]
+pub struct DuplicateConverter(pub String);
+
+/// Adds a plugin's converter class, usable by `key.converter` / `value.converter`.
+///
+/// # Errors
+/// [`DuplicateConverter`] when its class or an alias is a built-in's or already registered.
+pub fn register_converter(plugin: ConverterPlugin) -> Result<(), DuplicateConverter> {
+    let names =
+        std::iter::once(plugin.class.as_str()).chain(plugin.aliases.iter().map(String::as_str));
+    if let Some(name) = taken_converter_name(names) {
+        return Err(DuplicateConverter(name.to_string()));
+    }
+    PLUGIN_CONVERTERS
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(plugin);
+    Ok(())
+}
+
+/// A plugin converter built from its sub-options, every error named with `prefix`.
+fn build_plugin_converter(
+    plugin: &ConverterPlugin,
+    role: ConverterRole,
+    prefix: &str,
+    sub: &[(&str, &str)],
+    errors: &mut ConfigErrors,
+) -> Option<Arc<dyn Converter>> {
+    let before = errors.0.len();
+    let own: Props = sub
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+        .collect();
+    for k in own.keys() {
+        if plugin.config_def.key(k).is_none() {
+            let known: Vec<&str> = plugin
+                .config_def
+                .keys()
+                .iter()
+                .map(|k| k.name.as_str())
+                .collect();
+            errors.push(
+                format!("{prefix}{k}"),
+                format!(
+                    "is not an option of the converter {}; its options are: {}",
+                    plugin.class,
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            );
+        }
+    }
+    let (config, parse_errors) = plugin.config_def.parse_lenient(&own);
+    for e in parse_errors.0 {
+        errors.push(format!("{prefix}{}", e.option), e.message);
+    }
+    if errors.0.len() != before {
+        return None;
+    }
+    match (plugin.factory)(&config, role == ConverterRole::Key) {
+        Ok(c) => Some(Arc::from(c)),
+        Err(found) => {
+            for e in found.0 {
+                errors.push(format!("{prefix}{}", e.option), e.message);
+            }
+            None
+        }
+    }
 }
 
 /// Whether a converter serves keys or values (selects the `key.converter`/`value.converter`
@@ -133,15 +235,23 @@ pub fn build_converter(
             }
             Arc::new(ByteArrayConverter::default())
         }
-        other => {
-            errors.push(
-                option,
-                format!(
-                    "names an unknown converter '{other}'; use json, string or bytearray (or {JSON_CONVERTER}, {STRING_CONVERTER}, {BYTE_ARRAY_CONVERTER})"
-                ),
-            );
-            Arc::new(ByteArrayConverter::default())
-        }
+        other => match find_plugin_converter(other) {
+            Some(plugin) => build_plugin_converter(&plugin, role, &prefix, &sub, &mut errors)
+                .unwrap_or_else(|| Arc::new(ByteArrayConverter::default())),
+            None => {
+                let plugins: String = plugin_converters()
+                    .iter()
+                    .map(|p| format!(", {}", p.class))
+                    .collect();
+                errors.push(
+                    option,
+                    format!(
+                        "names an unknown converter '{other}'; use json, string or bytearray (or {JSON_CONVERTER}, {STRING_CONVERTER}, {BYTE_ARRAY_CONVERTER}{plugins})"
+                    ),
+                );
+                Arc::new(ByteArrayConverter::default())
+            }
+        },
     };
     if errors.is_empty() {
         Ok(converter)
@@ -352,6 +462,90 @@ mod tests {
     use sluice_sdk::{Field, Struct};
 
     use sluice_sdk::config::props;
+    use sluice_sdk::{ConfigDef, ConfigKey, ConfigType, Importance};
+
+    /// Text with a configured prefix; keys get `k:` too.
+    #[derive(Debug)]
+    struct Prefixed(String, bool);
+
+    impl Converter for Prefixed {
+        fn encode(&self, _: Option<&Schema>, value: &Value) -> Result<Option<Vec<u8>>, String> {
+            let key = if self.1 { "k:" } else { "" };
+            let text = value.as_str().ok_or("text only")?;
+            Ok(Some(format!("{key}{}{text}", self.0).into_bytes()))
+        }
+
+        fn decode(&self, bytes: Option<&[u8]>) -> Result<(Option<SchemaRef>, Value), String> {
+            Ok((
+                None,
+                Value::from(String::from_utf8_lossy(bytes.unwrap_or_default()).as_ref()),
+            ))
+        }
+    }
+
+    #[test]
+    fn a_registered_converter_is_built_by_class_or_alias_with_its_options() {
+        let plugin = ConverterPlugin::new(
+            "com.example.PrefixedConverter",
+            "Prefixed text.",
+            ConfigDef::new().define(
+                ConfigKey::new("prefix", ConfigType::String, Importance::High, "Prefix.")
+                    .default_value(">"),
+            ),
+            |config, is_key| {
+                Ok(Box::new(Prefixed(
+                    config.get_str("prefix").unwrap_or_default().to_string(),
+                    is_key,
+                )))
+            },
+        )
+        .aliases(["prefixed"]);
+        register_converter(plugin.clone()).unwrap();
+        assert!(register_converter(plugin).is_err(), "registered twice");
+        let builtin_name = ConverterPlugin::new("json", "", ConfigDef::new(), |_, _| {
+            Ok(Box::new(StringConverter::default()))
+        });
+        assert_eq!(
+            register_converter(builtin_name).unwrap_err().to_string(),
+            "a converter called 'json' is already registered"
+        );
+
+        let key = build_converter(
+            ConverterRole::Key,
+            &props(&[("key.converter", "prefixed"), ("key.converter.prefix", "#")]),
+        )
+        .unwrap();
+        assert_eq!(
+            key.encode(None, &Value::from("a")).unwrap(),
+            Some(b"k:#a".to_vec())
+        );
+        let value = build_converter(
+            ConverterRole::Value,
+            &props(&[("value.converter", "com.example.PrefixedConverter")]),
+        )
+        .unwrap();
+        assert_eq!(
+            value.encode(None, &Value::from("a")).unwrap(),
+            Some(b">a".to_vec())
+        );
+        let err = build_converter(
+            ConverterRole::Value,
+            &props(&[
+                ("value.converter", "prefixed"),
+                ("value.converter.prefx", "#"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("option 'value.converter.prefx' is not an option of the converter com.example.PrefixedConverter; its options are: prefix"),
+            "{err}"
+        );
+        let err = build_converter(ConverterRole::Value, &props(&[("value.converter", "nope")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("com.example.PrefixedConverter)"), "{err}");
+    }
 
     #[test]
     fn json_envelope_matches_kafka_connect() {

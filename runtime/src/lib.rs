@@ -7,11 +7,13 @@
 //! - [`herder`]: what runs (configurations, origins, target states, the config topic);
 //!   [`worker`] running it (one actor per connector, which starts and stops its instance
 //!   and tasks); [`plugins`] the known connector classes;
-//!   [`plugin_loader`] connector plugins from dynamic libraries in `plugin.path`.
+//!   [`plugin_loader`] plugins (connectors, transforms, predicates, converters) from dynamic
+//!   libraries in `plugin.path`.
 //! - [`connector_config`]: the options every connector has, and config parsing.
 //! - [`configs_dir`]: connector JSON files, loaded and watched.
 //! - [`task`]: the source and sink task loops.
-//! - [`converter`]: JSON, string and byte array converters; [`transforms`] the SMTs.
+//! - [`converter`]: JSON, string and byte array converters and the plugins' ones;
+//!   [`transforms`] the SMTs and their registry.
 //! - [`offsets`]: source offset tracking and the `connect-offsets` store;
 //!   [`config_store`] the `connect-configs` topic; [`status`] the `connect-status` topic.
 //! - [`errors`] and [`dlq`]: error tolerance and the dead letter queue; [`backoff`] the one

@@ -1,22 +1,27 @@
-//! Connector plugins from dynamic libraries: the worker side of the plugin ABI
-//! ([`sluice_sdk::abi`]).
+//! Plugins from dynamic libraries (connectors, transforms, predicates, converters): the
+//! worker side of the plugin ABI ([`sluice_sdk::abi`]).
 //!
 //! At start the worker scans `plugin.path`: each entry is a library file, or a folder whose
 //! libraries (files ending in the platform's suffix, `.so` on Linux) are loaded, and so are
 //! those of its subfolders, one level down (a folder per plugin, as Kafka Connect lays them
 //! out). Each library is checked before anything of it runs beyond its loader: its
 //! `sluice_plugin_abi_version` symbol must answer this worker's [`ABI_VERSION`]; then its
-//! entry is called and its connector classes registered, option declarations included, beside
-//! the built-ins. A file that is not a library, a library without the symbols, one built for
-//! another ABI version or with `panic = "abort"`, and one claiming a class name (or alias)
-//! that a built-in or an earlier plugin has, each get one warning naming the file and the
-//! reason, and are skipped; the worker starts without them.
+//! entry is called and its classes registered, option declarations included, beside the
+//! built-ins: connector classes in the worker's list, transforms and predicates in
+//! [`crate::transforms::registry`], converters with [`crate::converter::register_converter`].
+//! A file that is not a library, a library without the symbols, one built for another ABI
+//! version or with `panic = "abort"`, and one claiming a class name (or alias) that a
+//! built-in or an earlier plugin has (among classes of the same sort), each get one warning
+//! naming the file and the reason, and are skipped whole; the worker starts without them.
 //!
 //! Loaded classes implement the SDK traits by calling into the library: every call runs on
 //! tokio's blocking pool, never on the async threads, and a panic or error inside the plugin
 //! comes back as an SDK [`Error`] (a panic is fatal), so it fails only its task or connector.
 //! A `poll` or `put` the worker abandons (when the task stops) is cancelled in the plugin.
-//! Libraries are never unloaded: replacing one takes a worker restart.
+//! Transforms, predicates and converters are synchronous and called in line, as the built-ins
+//! are (the ABI asks them not to block); their panics and errors become the record's error,
+//! which `errors.tolerance` handles. Libraries are never unloaded: replacing one takes a
+//! worker restart.
 
 #![allow(unsafe_code)]
 
@@ -28,20 +33,90 @@ use std::sync::{Arc, OnceLock};
 
 use serde_json::{json, Value as Json};
 use sluice_sdk::abi::encoding::{
-    config_def_from_json, config_errors_from_json, decode_sink_batch, decode_source_batch,
-    encode_sink_batch, partitions_to_json, props_from_json, props_to_json,
+    config_def_from_json, config_errors_from_json, decode_bytes, decode_data, decode_sink_batch,
+    decode_source_batch, decode_transform_batch, encode_bytes, encode_data, encode_sink_batch,
+    encode_transform_batch, partitions_to_json, props_from_json, props_to_json,
 };
 use sluice_sdk::abi::export::{error_to_status, status_to_error};
 use sluice_sdk::abi::{
     log_level, AbiVersionFn, BytesRef, EntryFn, HostApi, HostContext, OutBuf, PluginApi,
-    RawConnector, RawTask, ABI_VERSION, ABI_VERSION_SYMBOL, ENTRY_SYMBOL, STATUS_FATAL, STATUS_OK,
+    RawConnector, RawConverter, RawPredicate, RawTask, RawTransform, ABI_VERSION,
+    ABI_VERSION_SYMBOL, ENTRY_SYMBOL, STATUS_FATAL, STATUS_OK,
 };
 use sluice_sdk::{
-    async_trait, ConfigErrors, ConnectorContext, ConnectorKind, ConnectorPlugin, Error, Props,
-    Result, SinkConnector, SinkRecord, SinkTask, SinkTaskContext, SourceConnector, SourceRecord,
-    SourceTask, SourceTaskContext, TopicPartition,
+    async_trait, Config, ConfigDef, ConfigErrors, ConnectorContext, ConnectorKind, ConnectorPlugin,
+    Converter, ConverterPlugin, Error, Predicate, Props, Result, Schema, SchemaRef, SinkConnector,
+    SinkRecord, SinkTask, SinkTaskContext, SourceConnector, SourceRecord, SourceTask,
+    SourceTaskContext, TopicPartition, Transform, TransformPlugin, TransformRecord, Value,
 };
 use tracing::{debug, info, warn};
+
+/// Everything one library exports, described.
+#[derive(Debug, Default)]
+struct LibraryClasses {
+    connectors: Vec<ConnectorPlugin>,
+    /// Transforms and predicates.
+    transforms: Vec<TransformPlugin>,
+    converters: Vec<ConverterPlugin>,
+}
+
+impl LibraryClasses {
+    fn is_empty(&self) -> bool {
+        self.connectors.is_empty() && self.transforms.is_empty() && self.converters.is_empty()
+    }
+
+    fn class_names(&self) -> Vec<&str> {
+        self.connectors
+            .iter()
+            .map(|c| c.class.as_str())
+            .chain(self.transforms.iter().map(|t| t.class.as_str()))
+            .chain(self.converters.iter().map(|c| c.class.as_str()))
+            .collect()
+    }
+}
+
+/// The first transform, predicate or converter name of `classes` that is taken: by a
+/// built-in, an earlier plugin, or another class of the same library. Returns the name and
+/// what already has it.
+fn other_conflict(classes: &LibraryClasses) -> Option<(String, String)> {
+    let registry = crate::transforms::registry()
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut seen: Vec<&str> = Vec::new();
+    for t in &classes.transforms {
+        for name in std::iter::once(&t.class).chain(&t.aliases) {
+            if let Some(owner) = registry.find(name) {
+                return Some((
+                    name.clone(),
+                    format!("the {} {}", owner.kind_name(), owner.class),
+                ));
+            }
+            if seen.contains(&name.as_str()) {
+                return Some((
+                    name.clone(),
+                    "another class of the same library".to_string(),
+                ));
+            }
+            seen.push(name);
+        }
+    }
+    let mut seen: Vec<&str> = Vec::new();
+    for c in &classes.converters {
+        for name in std::iter::once(&c.class).chain(&c.aliases) {
+            if crate::converter::taken_converter_name([name.as_str()]).is_some() {
+                return Some((name.clone(), "a converter already registered".to_string()));
+            }
+            if seen.contains(&name.as_str()) {
+                return Some((
+                    name.clone(),
+                    "another class of the same library".to_string(),
+                ));
+            }
+            seen.push(name);
+        }
+    }
+    None
+}
 
 /// Loads every plugin library found in `plugin_path` and returns their connector classes.
 /// `known` are the classes already registered (the built-ins); a library claiming one of
@@ -57,7 +132,7 @@ pub fn load_plugins(plugin_path: &[PathBuf], known: &[ConnectorPlugin]) -> Vec<C
     for file in candidate_files(plugin_path) {
         match load_library(&file) {
             Ok(classes) => {
-                if let Some((name, owner)) = name_conflict(&classes, &taken) {
+                if let Some((name, owner)) = name_conflict(&classes.connectors, &taken) {
                     warn!(
                         file = %file.display(),
                         reason = %format!("it declares the connector class '{name}', which {owner} already provides; remove one of them from plugin.path"),
@@ -65,18 +140,33 @@ pub fn load_plugins(plugin_path: &[PathBuf], known: &[ConnectorPlugin]) -> Vec<C
                     );
                     continue;
                 }
-                for class in &classes {
+                if let Some((name, owner)) = other_conflict(&classes) {
+                    warn!(
+                        file = %file.display(),
+                        reason = %format!("it declares the class '{name}', which {owner} already has; remove one of them from plugin.path"),
+                        "skipping plugin library"
+                    );
+                    continue;
+                }
+                for class in &classes.connectors {
                     for name in std::iter::once(&class.class).chain(&class.aliases) {
                         taken.insert(name.clone(), file.display().to_string());
                     }
                 }
-                let names: Vec<&str> = classes.iter().map(|c| c.class.as_str()).collect();
-                info!(
-                    file = %file.display(),
-                    classes = %names.join(", "),
-                    "loaded connector plugin"
-                );
-                loaded.extend(classes);
+                let names = classes.class_names().join(", ");
+                for t in classes.transforms {
+                    // Checked just above; nothing else registers while the worker starts.
+                    if let Err(e) = crate::transforms::register_transform(t) {
+                        warn!(file = %file.display(), error = %e, "plugin class not registered");
+                    }
+                }
+                for c in classes.converters {
+                    if let Err(e) = crate::converter::register_converter(c) {
+                        warn!(file = %file.display(), error = %e, "plugin class not registered");
+                    }
+                }
+                info!(file = %file.display(), classes = %names, "loaded connector plugin");
+                loaded.extend(classes.connectors);
             }
             Err(reason) => {
                 warn!(file = %file.display(), reason = %reason, "skipping plugin library")
@@ -149,7 +239,7 @@ fn is_library_name(path: &Path) -> bool {
 }
 
 /// Loads one library and describes its classes; `Err` is the reason to skip it.
-fn load_library(path: &Path) -> std::result::Result<Vec<ConnectorPlugin>, String> {
+fn load_library(path: &Path) -> std::result::Result<LibraryClasses, String> {
     // SAFETY: loading runs the library's initialisers; that is the contract of plugin.path
     // (only trusted libraries belong there). The library is never unloaded, so every symbol
     // taken from it below lives as long as the process.
@@ -203,7 +293,7 @@ fn load_library(path: &Path) -> std::result::Result<Vec<ConnectorPlugin>, String
 fn describe_classes(
     library: &Arc<PluginLibrary>,
     description: &[u8],
-) -> std::result::Result<Vec<ConnectorPlugin>, String> {
+) -> std::result::Result<LibraryClasses, String> {
     let description: Json = serde_json::from_slice(description)
         .map_err(|e| format!("its description is not JSON: {e}"))?;
     if description["panic"] != "unwind" {
@@ -211,25 +301,19 @@ fn describe_classes(
             "it was built with panic = \"abort\", so a panic in it would stop the whole worker; build it with panic = \"unwind\" (the default)".to_string(),
         );
     }
-    let connectors = description["connectors"]
-        .as_array()
-        .ok_or("its description lists no \"connectors\"")?;
-    if connectors.is_empty() {
-        return Err("it declares no connector classes".to_string());
-    }
-    let mut classes = Vec::with_capacity(connectors.len());
-    for (id, c) in connectors.iter().enumerate() {
-        let name = c["class"]
-            .as_str()
-            .filter(|n| !n.is_empty())
-            .ok_or("a connector in its description has no \"class\"")?
-            .to_string();
-        let config_def = config_def_from_json(&c["options"])
-            .map_err(|e| format!("connector class '{name}': {e}"))?;
+    let list = |name: &str| -> &[Json] {
+        description[name]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    };
+    let mut classes = LibraryClasses::default();
+    for (id, c) in list("connectors").iter().enumerate() {
+        let header = ClassHeader::read(c, "connector")?;
         let class = Arc::new(PluginClass {
             library: library.clone(),
             id: id as u32,
-            name: name.clone(),
+            name: header.class.clone(),
         });
         let kind = match c["kind"].as_str() {
             Some("source") => ConnectorKind::Source(Arc::new(move || {
@@ -240,10 +324,87 @@ fn describe_classes(
             })),
             other => {
                 return Err(format!(
-                    "connector class '{name}' has kind {other:?}, not \"source\" or \"sink\""
+                    "connector class '{}' has kind {other:?}, not \"source\" or \"sink\"",
+                    header.class
                 ))
             }
         };
+        classes.connectors.push(ConnectorPlugin {
+            class: header.class,
+            aliases: header.aliases,
+            version: header.version,
+            config_def: header.config_def,
+            kind,
+        });
+    }
+    for (id, c) in list("transforms").iter().enumerate() {
+        let header = ClassHeader::read(c, "transform")?;
+        let class = plugin_class(library, id, &header);
+        classes.transforms.push(
+            TransformPlugin::transform(
+                header.class,
+                header.doc,
+                header.config_def,
+                move |config| new_transform(&class, config),
+            )
+            .aliases(header.aliases)
+            .version(header.version),
+        );
+    }
+    for (id, c) in list("predicates").iter().enumerate() {
+        let header = ClassHeader::read(c, "predicate")?;
+        let class = plugin_class(library, id, &header);
+        classes.transforms.push(
+            TransformPlugin::predicate(
+                header.class,
+                header.doc,
+                header.config_def,
+                move |config| new_predicate(&class, config),
+            )
+            .aliases(header.aliases)
+            .version(header.version),
+        );
+    }
+    for (id, c) in list("converters").iter().enumerate() {
+        let header = ClassHeader::read(c, "converter")?;
+        let class = plugin_class(library, id, &header);
+        classes.converters.push(
+            ConverterPlugin::new(
+                header.class,
+                header.doc,
+                header.config_def,
+                move |config, is_key| new_converter(&class, config, is_key),
+            )
+            .aliases(header.aliases)
+            .version(header.version),
+        );
+    }
+    if classes.is_empty() {
+        return Err(
+            "it declares no connector, transform, predicate or converter classes".to_string(),
+        );
+    }
+    Ok(classes)
+}
+
+/// What every class of a description has.
+struct ClassHeader {
+    class: String,
+    aliases: Vec<String>,
+    version: String,
+    doc: String,
+    config_def: ConfigDef,
+}
+
+impl ClassHeader {
+    fn read(c: &Json, sort: &str) -> std::result::Result<Self, String> {
+        let class = c["class"]
+            .as_str()
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| format!("a {sort} in its description has no \"class\""))?
+            .to_string();
+        let config_def = config_def_from_json(&c["options"])
+            .map_err(|e| format!("{sort} class '{class}': {e}"))?;
         let aliases = c["aliases"]
             .as_array()
             .map(|a| {
@@ -252,15 +413,240 @@ fn describe_classes(
                     .collect()
             })
             .unwrap_or_default();
-        classes.push(ConnectorPlugin {
-            class: name,
+        Ok(Self {
+            class,
             aliases,
             version: c["version"].as_str().unwrap_or("unknown").to_string(),
+            doc: c["doc"].as_str().unwrap_or_default().to_string(),
             config_def,
-            kind,
+        })
+    }
+}
+
+fn plugin_class(library: &Arc<PluginLibrary>, id: usize, header: &ClassHeader) -> Arc<PluginClass> {
+    Arc::new(PluginClass {
+        library: library.clone(),
+        id: id as u32,
+        name: header.class.clone(),
+    })
+}
+
+/// A failure creating a transform, predicate or converter, as option errors: the plugin's own
+/// per-option errors, or the failure itself on `type`.
+fn creation_errors(class: &PluginClass, error: Error) -> ConfigErrors {
+    match error {
+        Error::Config(errors) => errors,
+        other => {
+            let mut errors = ConfigErrors::default();
+            errors.push(
+                "type",
+                format!(
+                    "the plugin {} could not create {}: {other}",
+                    class.library.path.display(),
+                    class.name
+                ),
+            );
+            errors
+        }
+    }
+}
+
+fn new_transform(
+    class: &Arc<PluginClass>,
+    config: &Config,
+) -> std::result::Result<Box<dyn Transform>, ConfigErrors> {
+    let props = props_to_json(config.originals()).to_string();
+    let mut raw: *mut RawTransform = std::ptr::null_mut();
+    // SAFETY: `props` and `out` are valid for the call; `raw` is a writable slot.
+    call(|out| unsafe {
+        (class.api().transform_new)(class.id, BytesRef::new(props.as_bytes()), &mut raw, out)
+    })
+    .map_err(|e| creation_errors(class, e))?;
+    Ok(Box::new(PluginTransform {
+        class: class.clone(),
+        raw,
+    }))
+}
+
+fn new_predicate(
+    class: &Arc<PluginClass>,
+    config: &Config,
+) -> std::result::Result<Box<dyn Predicate>, ConfigErrors> {
+    let props = props_to_json(config.originals()).to_string();
+    let mut raw: *mut RawPredicate = std::ptr::null_mut();
+    // SAFETY: `props` and `out` are valid for the call; `raw` is a writable slot.
+    call(|out| unsafe {
+        (class.api().predicate_new)(class.id, BytesRef::new(props.as_bytes()), &mut raw, out)
+    })
+    .map_err(|e| creation_errors(class, e))?;
+    Ok(Box::new(PluginPredicate {
+        class: class.clone(),
+        raw,
+    }))
+}
+
+fn new_converter(
+    class: &Arc<PluginClass>,
+    config: &Config,
+    is_key: bool,
+) -> std::result::Result<Box<dyn Converter>, ConfigErrors> {
+    let props = props_to_json(config.originals()).to_string();
+    let mut raw: *mut RawConverter = std::ptr::null_mut();
+    // SAFETY: `props` and `out` are valid for the call; `raw` is a writable slot.
+    call(|out| unsafe {
+        (class.api().converter_new)(
+            class.id,
+            is_key,
+            BytesRef::new(props.as_bytes()),
+            &mut raw,
+            out,
+        )
+    })
+    .map_err(|e| creation_errors(class, e))?;
+    Ok(Box::new(PluginConverter {
+        class: class.clone(),
+        raw,
+    }))
+}
+
+/// A plugin's transform instance; freed in the plugin when dropped.
+#[derive(Debug)]
+struct PluginTransform {
+    class: Arc<PluginClass>,
+    raw: *mut RawTransform,
+}
+
+// SAFETY: the SDK's `Transform` is `Send + Sync`, so the plugin's instance may be called from
+// any thread, concurrently.
+unsafe impl Send for PluginTransform {}
+// SAFETY: as above.
+unsafe impl Sync for PluginTransform {}
+
+impl Transform for PluginTransform {
+    fn apply(
+        &self,
+        record: TransformRecord,
+    ) -> std::result::Result<Option<TransformRecord>, String> {
+        let batch = encode_transform_batch(std::slice::from_ref(&record));
+        // SAFETY: a live transform; the batch and `out` are valid for the call.
+        let out = call(|out| unsafe {
+            (self.class.api().transform_apply)(self.raw, BytesRef::new(&batch), out)
+        })
+        .map_err(|e| e.to_string())?;
+        let mut records = decode_transform_batch(&out).map_err(|e| e.to_string())?;
+        match records.len() {
+            0 => Ok(None),
+            1 => Ok(records.pop()),
+            n => Err(format!("the plugin answered {n} records for one")),
+        }
+    }
+}
+
+impl Drop for PluginTransform {
+    fn drop(&mut self) {
+        let free = self.class.api().transform_free;
+        let raw = SendPtr(self.raw.cast());
+        off_async_threads(move || {
+            let raw = raw;
+            // SAFETY: the handle is freed once, here, and never used again.
+            unsafe { free(raw.0.cast()) }
         });
     }
-    Ok(classes)
+}
+
+/// A plugin's predicate instance; freed in the plugin when dropped.
+#[derive(Debug)]
+struct PluginPredicate {
+    class: Arc<PluginClass>,
+    raw: *mut RawPredicate,
+}
+
+// SAFETY: the SDK's `Predicate` is `Send + Sync`.
+unsafe impl Send for PluginPredicate {}
+// SAFETY: as above.
+unsafe impl Sync for PluginPredicate {}
+
+impl Predicate for PluginPredicate {
+    fn test(&self, record: &TransformRecord) -> std::result::Result<bool, String> {
+        let batch = encode_transform_batch(std::slice::from_ref(record));
+        // SAFETY: a live predicate; the batch and `out` are valid for the call.
+        let out = call(|out| unsafe {
+            (self.class.api().predicate_test)(self.raw, BytesRef::new(&batch), out)
+        })
+        .map_err(|e| e.to_string())?;
+        match out.as_slice() {
+            [0] => Ok(false),
+            [1] => Ok(true),
+            other => Err(format!(
+                "the plugin answered {other:?}, not one byte 0 or 1"
+            )),
+        }
+    }
+}
+
+impl Drop for PluginPredicate {
+    fn drop(&mut self) {
+        let free = self.class.api().predicate_free;
+        let raw = SendPtr(self.raw.cast());
+        off_async_threads(move || {
+            let raw = raw;
+            // SAFETY: the handle is freed once, here, and never used again.
+            unsafe { free(raw.0.cast()) }
+        });
+    }
+}
+
+/// A plugin's converter instance; freed in the plugin when dropped.
+#[derive(Debug)]
+struct PluginConverter {
+    class: Arc<PluginClass>,
+    raw: *mut RawConverter,
+}
+
+// SAFETY: the SDK's `Converter` is `Send + Sync`.
+unsafe impl Send for PluginConverter {}
+// SAFETY: as above.
+unsafe impl Sync for PluginConverter {}
+
+impl Converter for PluginConverter {
+    fn encode(
+        &self,
+        schema: Option<&Schema>,
+        value: &Value,
+    ) -> std::result::Result<Option<Vec<u8>>, String> {
+        let data = encode_data(schema, value);
+        // SAFETY: a live converter; the data and `out` are valid for the call.
+        let out = call(|out| unsafe {
+            (self.class.api().converter_from_connect)(self.raw, BytesRef::new(&data), out)
+        })
+        .map_err(|e| e.to_string())?;
+        decode_bytes(&out).map_err(|e| e.to_string())
+    }
+
+    fn decode(
+        &self,
+        bytes: Option<&[u8]>,
+    ) -> std::result::Result<(Option<SchemaRef>, Value), String> {
+        let input = encode_bytes(bytes);
+        // SAFETY: a live converter; the input and `out` are valid for the call.
+        let out = call(|out| unsafe {
+            (self.class.api().converter_to_connect)(self.raw, BytesRef::new(&input), out)
+        })
+        .map_err(|e| e.to_string())?;
+        decode_data(&out).map_err(|e| e.to_string())
+    }
+}
+
+impl Drop for PluginConverter {
+    fn drop(&mut self) {
+        let free = self.class.api().converter_free;
+        let raw = SendPtr(self.raw.cast());
+        off_async_threads(move || {
+            let raw = raw;
+            // SAFETY: the handle is freed once, here, and never used again.
+            unsafe { free(raw.0.cast()) }
+        });
+    }
 }
 
 /// The worker's side of the ABI, handed to every plugin.
@@ -1028,7 +1414,9 @@ mod tests {
                     "display_name": null, "validator": {"at_least": 0.0}}]
             }]
         });
-        let classes = describe_classes(&library, description.to_string().as_bytes()).unwrap();
+        let classes = describe_classes(&library, description.to_string().as_bytes())
+            .unwrap()
+            .connectors;
         assert_eq!(classes.len(), 1);
         assert_eq!(classes[0].class, "generator");
         assert!(classes[0].answers_to("com.example.Generator"));
@@ -1044,10 +1432,75 @@ mod tests {
         abort["panic"] = json!("abort");
         let reason = describe_classes(&library, abort.to_string().as_bytes()).unwrap_err();
         assert!(reason.contains("panic = \"abort\""), "{reason}");
-        let mut odd = description;
+        let mut odd = description.clone();
         odd["connectors"][0]["kind"] = json!("transform");
         let reason = describe_classes(&library, odd.to_string().as_bytes()).unwrap_err();
         assert!(reason.contains("not \"source\" or \"sink\""), "{reason}");
+
+        // Transforms, predicates and converters, with or without connectors.
+        let others = json!({
+            "sdk_version": "0.1.0",
+            "panic": "unwind",
+            "connectors": [],
+            "transforms": [{"class": "com.example.Mask", "aliases": ["Mask"], "version": "1",
+                "doc": "Masks.", "options": []}],
+            "predicates": [{"class": "com.example.IsBig", "aliases": [], "version": "1",
+                "doc": "Big ones.", "options": []}],
+            "converters": [{"class": "com.example.Hex", "aliases": ["hex"], "version": "1",
+                "doc": "Hex text.", "options": []}],
+        });
+        let classes = describe_classes(&library, others.to_string().as_bytes()).unwrap();
+        assert!(classes.connectors.is_empty());
+        let kinds: Vec<(&str, &str)> = classes
+            .transforms
+            .iter()
+            .map(|t| (t.class.as_str(), t.kind_name()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("com.example.Mask", "transformation"),
+                ("com.example.IsBig", "predicate")
+            ]
+        );
+        assert_eq!(classes.transforms[0].doc, "Masks.");
+        assert!(classes.converters[0].answers_to("hex"));
+        assert_eq!(classes.class_names().len(), 3);
+
+        let mut empty = others;
+        for list in ["transforms", "predicates", "converters"] {
+            empty[list] = json!([]);
+        }
+        let reason = describe_classes(&library, empty.to_string().as_bytes()).unwrap_err();
+        assert!(
+            reason.contains("declares no connector, transform"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn a_library_may_not_take_a_built_in_transform_or_converter_name() {
+        let library = Arc::new(PluginLibrary {
+            path: PathBuf::from("libx.so"),
+            api: leaked_api(),
+        });
+        let describe = |transform: &str, converter: &str| {
+            let d = json!({
+                "panic": "unwind",
+                "transforms": [{"class": transform, "aliases": [], "options": []}],
+                "converters": [{"class": converter, "aliases": [], "options": []}],
+            });
+            describe_classes(&library, d.to_string().as_bytes()).unwrap()
+        };
+        let (name, owner) = other_conflict(&describe("Cast$Value", "com.example.Hex")).unwrap();
+        assert_eq!(name, "Cast$Value");
+        assert!(
+            owner.contains("transformation org.apache.kafka.connect.transforms.Cast$Value"),
+            "{owner}"
+        );
+        let (name, _) = other_conflict(&describe("com.example.Mask", "json")).unwrap();
+        assert_eq!(name, "json");
+        assert!(other_conflict(&describe("com.example.Mask", "com.example.Hex")).is_none());
     }
 
     /// A table whose functions are never called in these tests.
@@ -1102,6 +1555,55 @@ mod tests {
             STATUS_FATAL
         }
         unsafe extern "C" fn task_void(_: *mut RawTask) {}
+        unsafe extern "C" fn transform_new(
+            _: u32,
+            _: BytesRef,
+            _: *mut *mut RawTransform,
+            _: *mut OutBuf,
+        ) -> i32 {
+            STATUS_FATAL
+        }
+        unsafe extern "C" fn transform_apply(
+            _: *mut RawTransform,
+            _: BytesRef,
+            _: *mut OutBuf,
+        ) -> i32 {
+            STATUS_FATAL
+        }
+        unsafe extern "C" fn transform_free(_: *mut RawTransform) {}
+        unsafe extern "C" fn predicate_new(
+            _: u32,
+            _: BytesRef,
+            _: *mut *mut RawPredicate,
+            _: *mut OutBuf,
+        ) -> i32 {
+            STATUS_FATAL
+        }
+        unsafe extern "C" fn predicate_test(
+            _: *mut RawPredicate,
+            _: BytesRef,
+            _: *mut OutBuf,
+        ) -> i32 {
+            STATUS_FATAL
+        }
+        unsafe extern "C" fn predicate_free(_: *mut RawPredicate) {}
+        unsafe extern "C" fn converter_new(
+            _: u32,
+            _: bool,
+            _: BytesRef,
+            _: *mut *mut RawConverter,
+            _: *mut OutBuf,
+        ) -> i32 {
+            STATUS_FATAL
+        }
+        unsafe extern "C" fn converter_call(
+            _: *mut RawConverter,
+            _: BytesRef,
+            _: *mut OutBuf,
+        ) -> i32 {
+            STATUS_FATAL
+        }
+        unsafe extern "C" fn converter_free(_: *mut RawConverter) {}
         Box::leak(Box::new(PluginApi {
             abi_version: ABI_VERSION,
             describe: status,
@@ -1122,6 +1624,16 @@ mod tests {
             task_stop: task_out,
             task_cancel: task_void,
             task_free: task_void,
+            transform_new,
+            transform_apply,
+            transform_free,
+            predicate_new,
+            predicate_test,
+            predicate_free,
+            converter_new,
+            converter_from_connect: converter_call,
+            converter_to_connect: converter_call,
+            converter_free,
         }))
     }
 }

@@ -491,8 +491,9 @@ async fn reset_topics(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Connector classes; with `connectorsOnly=false` also every transform and predicate, as
-/// Kafka Connect lists them (`type` "transformation" / "predicate").
+/// Connector classes; with `connectorsOnly=false` also every transform, predicate and
+/// converter, as Kafka Connect lists them (`type` "transformation" / "predicate" /
+/// "converter"), plugins' included.
 async fn list_plugins(State(worker): State<AppState>, RawQuery(query): RawQuery) -> Json<Value> {
     let mut plugins: Vec<Value> = worker
         .plugins()
@@ -511,6 +512,12 @@ async fn list_plugins(State(worker): State<AppState>, RawQuery(query): RawQuery)
         others.sort_by(|a, b| (a.kind_name(), &a.class).cmp(&(b.kind_name(), &b.class)));
         plugins.extend(others.into_iter().map(|p| {
             json!({"class": p.class, "type": p.kind_name(), "version": p.version, "aliases": p.aliases})
+        }));
+        plugins.extend(crate::converter::BUILTIN_CONVERTERS.iter().map(|(class, short)| {
+            json!({"class": class, "type": "converter", "version": env!("CARGO_PKG_VERSION"), "aliases": short})
+        }));
+        plugins.extend(crate::converter::plugin_converters().into_iter().map(|p| {
+            json!({"class": p.class, "type": "converter", "version": p.version, "aliases": p.aliases})
         }));
     }
     Json(json!(plugins))
@@ -546,12 +553,14 @@ async fn plugin_config(
 ) -> ApiResult<Json<Value>> {
     let def = match worker.plugin(&plugin) {
         Some(p) => full_def(&p.kind, &p.config_def),
-        // A transform or predicate: its own options, as Kafka Connect describes them.
+        // A transform, predicate or plugin converter: its own options, as Kafka Connect
+        // describes them.
         None => crate::transforms::registry()
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .find(&plugin)
             .map(|p| p.config_def.clone())
+            .or_else(|| crate::converter::find_plugin_converter(&plugin).map(|p| p.config_def))
             .ok_or_else(|| {
                 ApiError::new(StatusCode::NOT_FOUND, format!("Unknown plugin {plugin}."))
             })?,

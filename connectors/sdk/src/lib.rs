@@ -14,21 +14,29 @@
 //! - [`config`]: option declarations ([`ConfigDef`]) and parsed configurations.
 //! - [`connector`]: the [`SourceConnector`]/[`SourceTask`] and [`SinkConnector`]/[`SinkTask`]
 //!   traits, their contexts, and the [`ConnectorPlugin`] descriptor.
+//! - [`transform`]: the [`Transform`] and [`Predicate`] traits over a [`TransformRecord`],
+//!   and the [`TransformPlugin`] descriptor (the runtime's built-in transforms use them too).
+//! - [`convert`]: the [`Converter`] trait and the [`ConverterPlugin`] descriptor.
+//! - [`plugin`]: [`PluginSet`], everything one plugin library exports.
 //! - [`error`]: the one [`Error`] type, retriable or fatal.
 //! - [`abi`]: the plugin C ABI (symbols, function tables, batch encoding) and the
-//!   [`export_plugin!`] macro that turns a crate of connectors into a plugin library.
+//!   [`export_plugin!`] macro that turns a crate of connectors, transforms, predicates and
+//!   converters into a plugin library.
 //! - `testing` (feature `testing`): helpers the connectors' integration tests share, such as
 //!   a TCP server that accepts connections and never answers.
 
 pub mod abi;
 pub mod config;
 pub mod connector;
+pub mod convert;
 pub mod error;
 pub mod json;
+pub mod plugin;
 pub mod record;
 pub mod schema;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod transform;
 pub mod value;
 
 pub use async_trait::async_trait;
@@ -38,9 +46,15 @@ pub use connector::{
     OffsetSnapshot, SinkConnector, SinkTask, SinkTaskContext, SourceConnector, SourceTask,
     SourceTaskContext, TaskStatusReporter,
 };
+pub use convert::{Converter, ConverterFactory, ConverterPlugin};
 pub use error::{ConfigError, ConfigErrors, Error, Result};
+pub use plugin::PluginSet;
 pub use record::{
     Header, SinkRecord, SourceOffset, SourcePartition, SourceRecord, TimestampType, TopicPartition,
 };
 pub use schema::{Field, LogicalType, Schema, SchemaRef, SchemaType};
+pub use transform::{
+    Predicate, PredicateFactory, Transform, TransformFactory, TransformKind, TransformPlugin,
+    TransformRecord,
+};
 pub use value::{Decimal, Struct, Value};

@@ -15,7 +15,7 @@ use super::{
 };
 
 pub(super) fn plugins() -> Vec<TransformPlugin> {
-    let mut out = vec![TransformPlugin::kafka_transform(
+    let mut out = vec![super::kafka_transform(
         "ValueToKey",
         "Replaces the record key with a struct (or map) of the named value fields.",
         ConfigDef::new().define(
@@ -34,7 +34,7 @@ pub(super) fn plugins() -> Vec<TransformPlugin> {
         },
     )];
     for side in Side::BOTH {
-        out.push(TransformPlugin::kafka_transform(
+        out.push(super::kafka_transform(
             &format!("ExtractField{}", side.suffix()),
             "Replaces the key or value with one of its fields (a nested one with field.syntax.version=V2).",
             ConfigDef::new()
@@ -46,7 +46,7 @@ pub(super) fn plugins() -> Vec<TransformPlugin> {
                 .define(replace_null_with_default_key()),
             move |c| ExtractField::new(side, c).map(|t| Box::new(t) as Box<dyn Transform>),
         ));
-        out.push(TransformPlugin::kafka_transform(
+        out.push(super::kafka_transform(
             &format!("HoistField{}", side.suffix()),
             "Wraps the key or value in a struct (or map) with one field.",
             ConfigDef::new().define(
@@ -55,7 +55,7 @@ pub(super) fn plugins() -> Vec<TransformPlugin> {
             ),
             move |c| Ok(Box::new(HoistField { side, field: c.get_str("field").unwrap_or_default().to_string() })),
         ));
-        out.push(TransformPlugin::kafka_transform(
+        out.push(super::kafka_transform(
             &format!("ReplaceField{}", side.suffix()),
             "Keeps (include), drops (exclude) and renames (renames) fields of the key or value.",
             ConfigDef::new()
@@ -106,7 +106,7 @@ pub(super) fn plugins() -> Vec<TransformPlugin> {
                 ),
             move |c| ReplaceField::new(side, c).map(|t| Box::new(t) as Box<dyn Transform>),
         ));
-        out.push(TransformPlugin::kafka_transform(
+        out.push(super::kafka_transform(
             &format!("InsertField{}", side.suffix()),
             "Adds the record's topic, partition, offset, timestamp or a constant as a field.",
             ConfigDef::new()
@@ -119,7 +119,7 @@ pub(super) fn plugins() -> Vec<TransformPlugin> {
             move |c| InsertField::new(side, c).map(|t| Box::new(t) as Box<dyn Transform>),
         ));
     }
-    out.push(TransformPlugin::kafka_transform(
+    out.push(super::kafka_transform(
         "RegexRouter",
         "Renames the topic with a regular expression and a replacement.",
         ConfigDef::new()

@@ -25,7 +25,7 @@ pub(super) fn plugins() -> Vec<TransformPlugin> {
     Side::BOTH
         .into_iter()
         .map(|side| {
-            TransformPlugin::kafka_transform(
+            super::kafka_transform(
                 &format!("Cast{}", side.suffix()),
                 "Casts fields, or the whole key or value, to another primitive type.",
                 ConfigDef::new()

@@ -19,13 +19,13 @@ use super::{
 
 pub(super) fn plugins() -> Vec<TransformPlugin> {
     let mut out = vec![
-        TransformPlugin::kafka_transform(
+        super::kafka_transform(
             "Filter",
             "Drops every record; give it a predicate to drop only the records that match.",
             ConfigDef::new(),
             |_| Ok(Box::new(Filter)),
         ),
-        TransformPlugin::kafka_transform(
+        super::kafka_transform(
             "InsertHeader",
             "Adds a header with a literal value to every record.",
             ConfigDef::new()
@@ -55,7 +55,7 @@ pub(super) fn plugins() -> Vec<TransformPlugin> {
                 }))
             },
         ),
-        TransformPlugin::kafka_transform(
+        super::kafka_transform(
             "DropHeaders",
             "Removes every header with one of the given names.",
             ConfigDef::new().define(
@@ -75,7 +75,7 @@ pub(super) fn plugins() -> Vec<TransformPlugin> {
         ),
     ];
     for side in Side::BOTH {
-        out.push(TransformPlugin::kafka_transform(
+        out.push(super::kafka_transform(
             &format!("HeaderFrom{}", side.suffix()),
             "Copies or moves fields of the key or value into headers.",
             ConfigDef::new()

@@ -23,8 +23,10 @@
 //! `/connector-plugins/{class}/config` describe every one of them from its declaration.
 //!
 //! # Layout
-//! - this file: [`TransformRecord`], the [`Transform`] and [`Predicate`] traits, the
-//!   [`Registry`] and the [`TransformChain`] built from a connector configuration.
+//! - this file: the [`Registry`] and the [`TransformChain`] built from a connector
+//!   configuration. [`TransformRecord`], the [`Transform`] and [`Predicate`] traits and the
+//!   [`TransformPlugin`] descriptor live in the SDK (`sluice_sdk::transform`), so plugin
+//!   libraries implement the same ones.
 //! - `basic`: `ValueToKey`, `ExtractField` (with `field.syntax.version=V2`), `HoistField`,
 //!   `ReplaceField`, `InsertField`, `RegexRouter`.
 //! - `headers`: `Filter`, `InsertHeader`, `DropHeaders`, `HeaderFrom`, and the text form of a
@@ -41,13 +43,12 @@ mod predicates;
 mod structure;
 mod timestamp;
 
-use std::fmt;
 use std::sync::{Arc, LazyLock, RwLock};
 
 use sluice_sdk::config::ConfigValue;
 use sluice_sdk::{
-    Config, ConfigDef, ConfigErrors, ConfigKey, ConfigType, Header, Importance, Props, Schema,
-    SchemaRef, Value,
+    Config, ConfigDef, ConfigErrors, ConfigKey, ConfigType, Importance, Props, Schema, SchemaRef,
+    Value,
 };
 
 /// The package of Kafka's transforms; their simple names (`Cast$Value`) work too.
@@ -65,150 +66,43 @@ const PREDICATE: &str = "predicate";
 /// `transforms.<alias>.negate`.
 const NEGATE: &str = "negate";
 
-/// The part of a record transforms may read and change (Kafka Connect's `ConnectRecord`).
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct TransformRecord {
-    /// Topic.
-    pub topic: String,
-    /// Kafka partition (sink records; sources when set).
-    pub kafka_partition: Option<i32>,
-    /// Kafka offset (sink records only).
-    pub kafka_offset: Option<i64>,
-    /// Key schema.
-    pub key_schema: Option<SchemaRef>,
-    /// Key.
-    pub key: Value,
-    /// Value schema.
-    pub value_schema: Option<SchemaRef>,
-    /// Value.
-    pub value: Value,
-    /// Timestamp (ms).
-    pub timestamp: Option<i64>,
-    /// Headers, in order; a name may repeat.
-    pub headers: Vec<Header>,
+pub use sluice_sdk::transform::{
+    Predicate, PredicateFactory, Transform, TransformFactory, TransformKind, TransformPlugin,
+    TransformRecord,
+};
+
+/// A built-in transform in Kafka's package: `simple` is e.g. `Cast$Value`.
+fn kafka_transform(
+    simple: &str,
+    doc: &str,
+    config_def: ConfigDef,
+    build: impl Fn(&Config) -> Result<Box<dyn Transform>, ConfigErrors> + Send + Sync + 'static,
+) -> TransformPlugin {
+    TransformPlugin::transform(
+        format!("{TRANSFORMS_PACKAGE}{simple}"),
+        doc,
+        config_def,
+        build,
+    )
+    .aliases([simple])
+    .version(env!("CARGO_PKG_VERSION"))
 }
 
-/// One configured transform. Implemented by the built-ins and by anything registered later.
-pub trait Transform: Send + Sync + fmt::Debug {
-    /// The record transformed, or `None` to drop it.
-    ///
-    /// # Errors
-    /// Why the record cannot be transformed (Kafka Connect's `DataException`); the chain adds
-    /// the transform's alias and class.
-    fn apply(&self, record: TransformRecord) -> Result<Option<TransformRecord>, String>;
-}
-
-/// One configured predicate (KIP-585).
-pub trait Predicate: Send + Sync + fmt::Debug {
-    /// Whether the record matches.
-    fn test(&self, record: &TransformRecord) -> bool;
-}
-
-/// Builds a transform from its parsed options. Errors name options without the
-/// `transforms.<alias>.` prefix; the chain adds it.
-pub type TransformFactory =
-    Arc<dyn Fn(&Config) -> Result<Box<dyn Transform>, ConfigErrors> + Send + Sync>;
-/// Builds a predicate from its parsed options.
-pub type PredicateFactory =
-    Arc<dyn Fn(&Config) -> Result<Box<dyn Predicate>, ConfigErrors> + Send + Sync>;
-
-/// What a registered plugin builds.
-#[derive(Clone)]
-pub enum PluginFactory {
-    /// A transform (`type` "transformation" in the REST listing).
-    Transform(TransformFactory),
-    /// A predicate (`type` "predicate").
-    Predicate(PredicateFactory),
-}
-
-impl fmt::Debug for PluginFactory {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Transform(_) => "Transform(..)",
-            Self::Predicate(_) => "Predicate(..)",
-        })
-    }
-}
-
-/// A transform or predicate class: its names, its options and how to build it.
-#[derive(Clone)]
-pub struct TransformPlugin {
-    /// Full class name, e.g. `org.apache.kafka.connect.transforms.Cast$Value`.
-    pub class: String,
-    /// Other names it answers to (the simple name, e.g. `Cast$Value`).
-    pub aliases: Vec<String>,
-    /// Version shown by the REST listing.
-    pub version: String,
-    /// One line on what it does.
-    pub doc: String,
-    /// Its options.
-    pub config_def: ConfigDef,
-    /// Its factory.
-    pub factory: PluginFactory,
-}
-
-impl fmt::Debug for TransformPlugin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TransformPlugin")
-            .field("class", &self.class)
-            .field("kind", &self.kind_name())
-            .finish_non_exhaustive()
-    }
-}
-
-impl TransformPlugin {
-    /// A built-in transform in Kafka's package: `simple` is e.g. `Cast$Value`.
-    fn kafka_transform(
-        simple: &str,
-        doc: &str,
-        config_def: ConfigDef,
-        build: impl Fn(&Config) -> Result<Box<dyn Transform>, ConfigErrors> + Send + Sync + 'static,
-    ) -> Self {
-        Self {
-            class: format!("{TRANSFORMS_PACKAGE}{simple}"),
-            aliases: vec![simple.to_string()],
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            doc: doc.to_string(),
-            config_def,
-            factory: PluginFactory::Transform(Arc::new(build)),
-        }
-    }
-
-    /// A built-in predicate in Kafka's package.
-    fn kafka_predicate(
-        simple: &str,
-        doc: &str,
-        config_def: ConfigDef,
-        build: impl Fn(&Config) -> Result<Box<dyn Predicate>, ConfigErrors> + Send + Sync + 'static,
-    ) -> Self {
-        Self {
-            class: format!("{PREDICATES_PACKAGE}{simple}"),
-            aliases: vec![simple.to_string()],
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            doc: doc.to_string(),
-            config_def,
-            factory: PluginFactory::Predicate(Arc::new(build)),
-        }
-    }
-
-    /// Kafka Connect's plugin type name: `transformation` or `predicate`.
-    pub fn kind_name(&self) -> &'static str {
-        match self.factory {
-            PluginFactory::Transform(_) => "transformation",
-            PluginFactory::Predicate(_) => "predicate",
-        }
-    }
-
-    /// Whether `name` is this plugin's class or one of its aliases.
-    pub fn answers_to(&self, name: &str) -> bool {
-        self.class == name || self.aliases.iter().any(|a| a == name)
-    }
-
-    fn simple_name(&self) -> &str {
-        self.aliases
-            .first()
-            .map_or(self.class.as_str(), String::as_str)
-    }
+/// A built-in predicate in Kafka's package.
+fn kafka_predicate(
+    simple: &str,
+    doc: &str,
+    config_def: ConfigDef,
+    build: impl Fn(&Config) -> Result<Box<dyn Predicate>, ConfigErrors> + Send + Sync + 'static,
+) -> TransformPlugin {
+    TransformPlugin::predicate(
+        format!("{PREDICATES_PACKAGE}{simple}"),
+        doc,
+        config_def,
+        build,
+    )
+    .aliases([simple])
+    .version(env!("CARGO_PKG_VERSION"))
 }
 
 /// The known transform and predicate classes.
@@ -346,7 +240,12 @@ impl TransformChain {
     ) -> Result<Option<TransformRecord>, TransformError> {
         for step in self.steps.iter() {
             if let Some(p) = &step.predicate {
-                if p.test(&record) == step.negate {
+                let matched = p.test(&record).map_err(|message| TransformError {
+                    alias: step.alias.clone(),
+                    class: step.class.clone(),
+                    message: format!("its predicate failed: {message}"),
+                })?;
+                if matched == step.negate {
                     continue;
                 }
             }
@@ -482,7 +381,7 @@ pub fn build_chain_with(
             continue;
         };
         let plugin = match registry.find(class) {
-            Some(p) if matches!(p.factory, PluginFactory::Predicate(_)) => p,
+            Some(p) if matches!(p.factory, TransformKind::Predicate(_)) => p,
             _ => {
                 errors.push(
                     format!("{prefix}{TYPE}"),
@@ -497,7 +396,7 @@ pub fn build_chain_with(
         let Some(config) = parse_options(plugin, &prefix, alias, props, &[], &mut errors) else {
             continue;
         };
-        if let PluginFactory::Predicate(factory) = &plugin.factory {
+        if let TransformKind::Predicate(factory) = &plugin.factory {
             match factory(&config) {
                 Ok(p) => built_predicates.push((alias.clone(), Arc::from(p))),
                 Err(e) => prefixed(&mut errors, &prefix, e),
@@ -513,7 +412,7 @@ pub fn build_chain_with(
             continue;
         };
         let plugin = match registry.find(class) {
-            Some(p) if matches!(p.factory, PluginFactory::Transform(_)) => p,
+            Some(p) if matches!(p.factory, TransformKind::Transform(_)) => p,
             _ => {
                 errors.push(
                     format!("{prefix}{TYPE}"),
@@ -565,7 +464,7 @@ pub fn build_chain_with(
         ) else {
             continue;
         };
-        if let PluginFactory::Transform(factory) = &plugin.factory {
+        if let TransformKind::Transform(factory) = &plugin.factory {
             match factory(&config) {
                 Ok(transform) => steps.push(Step {
                     alias: alias.clone(),
@@ -923,6 +822,41 @@ mod tests {
         }
     }
 
+    #[derive(Debug)]
+    struct Broken;
+    impl Predicate for Broken {
+        fn test(&self, _: &TransformRecord) -> Result<bool, String> {
+            Err("cannot tell".into())
+        }
+    }
+
+    #[test]
+    fn a_failing_predicate_fails_its_step_with_alias_and_class() {
+        let mut registry = Registry::builtin();
+        registry
+            .register(TransformPlugin::predicate(
+                "com.example.Broken",
+                "Always fails.",
+                ConfigDef::new(),
+                |_| Ok(Box::new(Broken)),
+            ))
+            .unwrap();
+        let c = build_chain_with(
+            &registry,
+            &props(&[
+                ("transforms", "f"),
+                ("transforms.f.type", "Filter"),
+                ("transforms.f.predicate", "p"),
+                ("predicates", "p"),
+                ("predicates.p.type", "com.example.Broken"),
+            ]),
+        )
+        .unwrap();
+        let err = c.apply(record(None, Value::Null)).unwrap_err();
+        assert_eq!(err.alias, "f");
+        assert_eq!(err.message, "its predicate failed: cannot tell");
+    }
+
     #[test]
     fn a_registered_class_builds_like_a_built_in_and_a_duplicate_is_refused() {
         let mut registry = Registry::builtin();
@@ -932,7 +866,7 @@ mod tests {
             version: "1.0".into(),
             doc: "Upper-cases the topic.".into(),
             config_def: ConfigDef::new(),
-            factory: PluginFactory::Transform(Arc::new(|_| Ok(Box::new(Upper)))),
+            factory: TransformKind::Transform(Arc::new(|_| Ok(Box::new(Upper)))),
         };
         registry.register(plugin.clone()).unwrap();
         assert!(registry.register(plugin).is_err());

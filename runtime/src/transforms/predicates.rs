@@ -8,7 +8,7 @@ use super::{Predicate, TransformPlugin, TransformRecord};
 
 pub(super) fn plugins() -> Vec<TransformPlugin> {
     vec![
-        TransformPlugin::kafka_predicate(
+        super::kafka_predicate(
             "TopicNameMatches",
             "Matches records whose topic name matches the regular expression.",
             ConfigDef::new().define(
@@ -26,7 +26,7 @@ pub(super) fn plugins() -> Vec<TransformPlugin> {
                 Ok(Box::new(TopicNameMatches { pattern }))
             },
         ),
-        TransformPlugin::kafka_predicate(
+        super::kafka_predicate(
             "HasHeaderKey",
             "Matches records with at least one header with the configured name.",
             ConfigDef::new().define(
@@ -44,7 +44,7 @@ pub(super) fn plugins() -> Vec<TransformPlugin> {
                 }))
             },
         ),
-        TransformPlugin::kafka_predicate(
+        super::kafka_predicate(
             "RecordIsTombstone",
             "Matches tombstone records, that is records with a null value.",
             ConfigDef::new(),
@@ -60,8 +60,8 @@ struct TopicNameMatches {
 }
 
 impl Predicate for TopicNameMatches {
-    fn test(&self, record: &TransformRecord) -> bool {
-        self.pattern.is_match(&record.topic)
+    fn test(&self, record: &TransformRecord) -> Result<bool, String> {
+        Ok(self.pattern.is_match(&record.topic))
     }
 }
 
@@ -72,8 +72,8 @@ struct HasHeaderKey {
 }
 
 impl Predicate for HasHeaderKey {
-    fn test(&self, record: &TransformRecord) -> bool {
-        record.headers.iter().any(|h| h.key == self.name)
+    fn test(&self, record: &TransformRecord) -> Result<bool, String> {
+        Ok(record.headers.iter().any(|h| h.key == self.name))
     }
 }
 
@@ -82,8 +82,8 @@ impl Predicate for HasHeaderKey {
 struct RecordIsTombstone;
 
 impl Predicate for RecordIsTombstone {
-    fn test(&self, record: &TransformRecord) -> bool {
-        record.value.is_null()
+    fn test(&self, record: &TransformRecord) -> Result<bool, String> {
+        Ok(record.value.is_null())
     }
 }
 

@@ -10,7 +10,7 @@ use super::{SchemaCache, Side, Transform, TransformPlugin, TransformRecord};
 pub(super) fn plugins() -> Vec<TransformPlugin> {
     let mut out = Vec::new();
     for side in Side::BOTH {
-        out.push(TransformPlugin::kafka_transform(
+        out.push(super::kafka_transform(
             &format!("Flatten{}", side.suffix()),
             "Flattens nested structs and maps into one level, joining names with the delimiter.",
             ConfigDef::new().define(
@@ -26,7 +26,7 @@ pub(super) fn plugins() -> Vec<TransformPlugin> {
                 }))
             },
         ));
-        out.push(TransformPlugin::kafka_transform(
+        out.push(super::kafka_transform(
             &format!("MaskField{}", side.suffix()),
             "Replaces fields with the empty value of their type, or with a replacement.",
             ConfigDef::new()
@@ -34,7 +34,7 @@ pub(super) fn plugins() -> Vec<TransformPlugin> {
                 .define(ConfigKey::new("replacement", ConfigType::String, Importance::Low, "Custom value replacement, that will be applied to all 'fields' values (numeric or non-empty string values only).").optional()),
             move |c| MaskField::new(side, c).map(|t| Box::new(t) as Box<dyn Transform>),
         ));
-        out.push(TransformPlugin::kafka_transform(
+        out.push(super::kafka_transform(
             &format!("SetSchemaMetadata{}", side.suffix()),
             "Sets the name and/or version of the key or value schema.",
             ConfigDef::new()

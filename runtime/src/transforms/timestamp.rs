@@ -25,7 +25,7 @@ const MILLIS_PER_DAY: i64 = 86_400_000;
 pub(super) fn plugins() -> Vec<TransformPlugin> {
     let mut out = Vec::new();
     for side in Side::BOTH {
-        out.push(TransformPlugin::kafka_transform(
+        out.push(super::kafka_transform(
             &format!("TimestampConverter{}", side.suffix()),
             "Converts timestamps between unix epoch numbers, strings and Connect's Date, Time and Timestamp.",
             ConfigDef::new()
@@ -40,7 +40,7 @@ pub(super) fn plugins() -> Vec<TransformPlugin> {
             move |c| TimestampConverter::new(side, c).map(|t| Box::new(t) as Box<dyn Transform>),
         ));
     }
-    out.push(TransformPlugin::kafka_transform(
+    out.push(super::kafka_transform(
         "TimestampRouter",
         "Renames the topic from the topic and the record timestamp (e.g. orders-20240131).",
         ConfigDef::new()

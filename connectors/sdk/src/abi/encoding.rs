@@ -1,13 +1,13 @@
 //! What crosses the plugin ABI: the record batch encoding, and the JSON forms of
 //! descriptions, configurations and option errors.
 //!
-//! # Batch encoding (ABI version 1)
+//! # Batch encoding (ABI version 2)
 //! A batch is a byte buffer. Integers are little-endian; `string` and `bytes` are a `u32`
 //! length then that many bytes (UTF-8 for strings); `opt<T>` is a `u8` 0 (absent) or 1
 //! followed by a `T`.
 //!
 //! ```text
-//! batch         = kind:u8 (1 source, 2 sink)  count:u32  record*count
+//! batch         = kind:u8 (1 source, 2 sink, 3 transform)  count:u32  record*count
 //! source record = partition  offset:string  topic:string  kafka_partition:opt<i32>
 //!                 key_schema:schema_ref  key:value  value_schema:schema_ref  value:value
 //!                 timestamp:opt<i64>  headers
@@ -15,6 +15,11 @@
 //!                 key_schema:schema_ref  key:value  value_schema:schema_ref  value:value
 //!                 timestamp:opt<i64>  timestamp_type:u8 (0 none, 1 create, 2 log append)
 //!                 headers
+//! transform record = topic:string  kafka_partition:opt<i32>  kafka_offset:opt<i64>
+//!                 key_schema:schema_ref  key:value  value_schema:schema_ref  value:value
+//!                 timestamp:opt<i64>  headers
+//! data          = kind:u8 4  schema:schema_ref  value:value   (a converter's Connect side)
+//! bytes buffer  = kind:u8 5  opt<bytes>                       (a converter's Kafka side)
 //! partition     = u8 0 (same source partition as the previous record)
 //!               | u8 1  string (the source partition as a JSON object)
 //! offset        = the source offset as a JSON object (Kafka Connect's offset form)
@@ -44,10 +49,14 @@ use crate::error::{ConfigError, ConfigErrors, Error, Result};
 use crate::json::{schema_from_json, schema_to_json};
 use crate::record::{Header, SinkRecord, SourceRecord, TimestampType, TopicPartition};
 use crate::schema::{Schema, SchemaRef};
+use crate::transform::TransformRecord;
 use crate::value::{Struct, Value};
 
 const KIND_SOURCE: u8 = 1;
 const KIND_SINK: u8 = 2;
+const KIND_TRANSFORM: u8 = 3;
+const KIND_DATA: u8 = 4;
+const KIND_BYTES: u8 = 5;
 /// Schemas compared by value with a new one before it is written again.
 const MAX_COMPARED_SCHEMAS: usize = 8;
 /// Deepest nesting of arrays, maps and structs a batch may hold.
@@ -188,6 +197,107 @@ pub fn decode_sink_batch(bytes: &[u8]) -> Result<Vec<SinkRecord>> {
             headers,
         });
     }
+    r.finish()?;
+    Ok(out)
+}
+
+/// Encodes records for transforms and predicates as a batch.
+pub fn encode_transform_batch(records: &[TransformRecord]) -> Vec<u8> {
+    let mut w = Writer::with_capacity(64 + records.len() * 96);
+    w.u8(KIND_TRANSFORM);
+    w.u32(records.len() as u32);
+    for r in records {
+        w.str(&r.topic);
+        w.opt(r.kafka_partition, |w, p| w.i32(p));
+        w.opt(r.kafka_offset, |w, o| w.i64(o));
+        w.schema(r.key_schema.as_ref());
+        w.value(&r.key);
+        w.schema(r.value_schema.as_ref());
+        w.value(&r.value);
+        w.opt(r.timestamp, |w, t| w.i64(t));
+        w.headers(&r.headers);
+    }
+    w.buf
+}
+
+/// Decodes a batch written by [`encode_transform_batch`].
+///
+/// # Errors
+/// [`Error::Fatal`] describing where the batch is malformed.
+pub fn decode_transform_batch(bytes: &[u8]) -> Result<Vec<TransformRecord>> {
+    let mut r = Reader::new(bytes);
+    let count = r.header(KIND_TRANSFORM, "transform")?;
+    let mut out = Vec::with_capacity(count.min(1 << 16));
+    for _ in 0..count {
+        let topic = r.string()?;
+        let kafka_partition = r.opt(Reader::i32)?;
+        let kafka_offset = r.opt(Reader::i64)?;
+        let key_schema = r.schema()?;
+        let key = r.value(0)?;
+        let value_schema = r.schema()?;
+        let value = r.value(0)?;
+        let timestamp = r.opt(Reader::i64)?;
+        let headers = r.headers()?;
+        out.push(TransformRecord {
+            topic,
+            kafka_partition,
+            kafka_offset,
+            key_schema,
+            key,
+            value_schema,
+            value,
+            timestamp,
+            headers,
+        });
+    }
+    r.finish()?;
+    Ok(out)
+}
+
+/// Encodes a converter's Connect side: a schema (or none) and a value.
+pub fn encode_data(schema: Option<&Schema>, value: &Value) -> Vec<u8> {
+    let mut w = Writer::with_capacity(64);
+    w.u8(KIND_DATA);
+    match schema {
+        None => w.u8(0),
+        Some(s) => {
+            w.u8(1);
+            w.str(&schema_to_json(s).to_string());
+        }
+    }
+    w.value(value);
+    w.buf
+}
+
+/// Decodes what [`encode_data`] wrote.
+///
+/// # Errors
+/// [`Error::Fatal`] describing where the buffer is malformed.
+pub fn decode_data(bytes: &[u8]) -> Result<(Option<SchemaRef>, Value)> {
+    let mut r = Reader::new(bytes);
+    r.kind(KIND_DATA, "data")?;
+    let schema = r.schema()?;
+    let value = r.value(0)?;
+    r.finish()?;
+    Ok((schema, value))
+}
+
+/// Encodes a converter's Kafka side: bytes, or a Kafka null.
+pub fn encode_bytes(bytes: Option<&[u8]>) -> Vec<u8> {
+    let mut w = Writer::with_capacity(8 + bytes.map_or(0, <[u8]>::len));
+    w.u8(KIND_BYTES);
+    w.opt(bytes, |w, b| w.bytes(b));
+    w.buf
+}
+
+/// Decodes what [`encode_bytes`] wrote.
+///
+/// # Errors
+/// [`Error::Fatal`] describing where the buffer is malformed.
+pub fn decode_bytes(bytes: &[u8]) -> Result<Option<Vec<u8>>> {
+    let mut r = Reader::new(bytes);
+    r.kind(KIND_BYTES, "bytes")?;
+    let out = r.opt(|r| r.bytes().map(<[u8]>::to_vec))?;
     r.finish()?;
     Ok(out)
 }
@@ -375,13 +485,18 @@ impl<'a> Reader<'a> {
     }
 
     fn header(&mut self, kind: u8, name: &str) -> Result<usize> {
+        self.kind(kind, name)?;
+        Ok(self.u32()? as usize)
+    }
+
+    fn kind(&mut self, kind: u8, name: &str) -> Result<()> {
         let found = self.u8()?;
         if found != kind {
             return Err(self.error(&format!(
                 "expected a {name} batch (kind {kind}), got kind {found}"
             )));
         }
-        Ok(self.u32()? as usize)
+        Ok(())
     }
 
     fn finish(&self) -> Result<()> {
@@ -844,6 +959,58 @@ mod tests {
             records
         );
         assert_eq!(decode_sink_batch(&encode_sink_batch(&[])).unwrap(), []);
+    }
+
+    #[test]
+    fn transform_batches_data_and_bytes_round_trip() {
+        let schema = order_schema();
+        let records = vec![
+            TransformRecord {
+                topic: "orders".into(),
+                kafka_partition: None,
+                kafka_offset: None,
+                key_schema: None,
+                key: Value::Null,
+                value_schema: Some(schema.clone()),
+                value: Value::Struct(Struct::new().with("id", 7i64)),
+                timestamp: None,
+                headers: vec![Header::text("h", "v")],
+            },
+            TransformRecord {
+                topic: "t".into(),
+                kafka_partition: Some(3),
+                kafka_offset: Some(9),
+                value_schema: Some(schema.clone()),
+                value: Value::Struct(Struct::new().with("id", 8i64)),
+                ..TransformRecord::default()
+            },
+        ];
+        let decoded = decode_transform_batch(&encode_transform_batch(&records)).unwrap();
+        assert_eq!(decoded, records);
+        assert!(
+            Arc::ptr_eq(
+                decoded[0].value_schema.as_ref().unwrap(),
+                decoded[1].value_schema.as_ref().unwrap()
+            ),
+            "a schema crosses once per batch"
+        );
+
+        let (s, v) = decode_data(&encode_data(Some(&schema), &Value::Int32(1))).unwrap();
+        assert_eq!((s.as_deref(), v), (Some(&*schema), Value::Int32(1)));
+        assert_eq!(
+            decode_data(&encode_data(None, &Value::Null)).unwrap(),
+            (None, Value::Null)
+        );
+        assert_eq!(
+            decode_bytes(&encode_bytes(Some(b"ab"))).unwrap(),
+            Some(b"ab".to_vec())
+        );
+        assert_eq!(decode_bytes(&encode_bytes(None)).unwrap(), None);
+        let wrong = decode_bytes(&encode_data(None, &Value::Null)).unwrap_err();
+        assert!(
+            wrong.to_string().contains("expected a bytes batch"),
+            "{wrong}"
+        );
     }
 
     #[test]

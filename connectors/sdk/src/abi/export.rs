@@ -4,8 +4,9 @@
 //! [`export_plugin!`](crate::export_plugin) calls [`entry`]; plugin authors do not use this
 //! module directly. Each entry point catches panics, runs the trait's future to completion on
 //! the plugin's own tokio runtime (a multi-threaded one, created on first use), and writes the
-//! result in the forms [`encoding`](super::encoding) describes. The plugin's `tracing` events
-//! go to the worker's log.
+//! result in the forms [`encoding`](super::encoding) describes. Transforms, predicates and
+//! converters are synchronous: their entry points call the trait directly, without the
+//! runtime. The plugin's `tracing` events go to the worker's log.
 
 use std::any::Any;
 use std::fmt;
@@ -17,13 +18,15 @@ use serde_json::{json, Value as Json};
 use tokio::sync::Notify;
 
 use super::encoding::{
-    config_def_to_json, config_errors_from_json, config_errors_to_json, decode_sink_batch,
-    encode_sink_batch, encode_source_batch, partitions_from_json, props_from_json, props_to_json,
+    config_def_to_json, config_errors_from_json, config_errors_to_json, decode_bytes, decode_data,
+    decode_sink_batch, decode_transform_batch, encode_bytes, encode_data, encode_sink_batch,
+    encode_source_batch, encode_transform_batch, partitions_from_json, props_from_json,
+    props_to_json,
 };
 use super::{
-    log_level, BytesRef, HostApi, HostContext, OutBuf, PluginApi, RawConnector, RawTask,
-    ABI_VERSION, STATUS_CANCELLED, STATUS_CONFIG, STATUS_FATAL, STATUS_OK, STATUS_PANIC,
-    STATUS_RETRIABLE,
+    log_level, BytesRef, HostApi, HostContext, OutBuf, PluginApi, RawConnector, RawConverter,
+    RawPredicate, RawTask, RawTransform, ABI_VERSION, STATUS_CANCELLED, STATUS_CONFIG,
+    STATUS_FATAL, STATUS_OK, STATUS_PANIC, STATUS_RETRIABLE,
 };
 use crate::config::Props;
 use crate::connector::{
@@ -31,11 +34,14 @@ use crate::connector::{
     OffsetSnapshot, SinkConnector, SinkTask, SinkTaskContext, SourceConnector, SourceTask,
     SourceTaskContext, TaskStatusReporter,
 };
+use crate::convert::{Converter, ConverterPlugin};
 use crate::error::{ConfigErrors, Error, Result};
+use crate::plugin::PluginSet;
 use crate::record::SinkRecord;
+use crate::transform::{Predicate, Transform, TransformKind, TransformPlugin, TransformRecord};
 
 static HOST: OnceLock<&'static HostApi> = OnceLock::new();
-static PLUGINS: OnceLock<Vec<ConnectorPlugin>> = OnceLock::new();
+static PLUGINS: OnceLock<PluginSet> = OnceLock::new();
 static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
 
 /// The table [`entry`] returns.
@@ -59,6 +65,16 @@ static PLUGIN_API: PluginApi = PluginApi {
     task_stop,
     task_cancel,
     task_free,
+    transform_new,
+    transform_apply,
+    transform_free,
+    predicate_new,
+    predicate_test,
+    predicate_free,
+    converter_new,
+    converter_from_connect,
+    converter_to_connect,
+    converter_free,
 };
 
 /// Registers the plugin's classes and returns its function table (the body of the
@@ -67,10 +83,7 @@ static PLUGIN_API: PluginApi = PluginApi {
 ///
 /// # Safety
 /// `host` must be null or point to a [`HostApi`] that lives as long as the process.
-pub unsafe fn entry(
-    host: *const HostApi,
-    plugins: impl FnOnce() -> Vec<ConnectorPlugin>,
-) -> *const PluginApi {
+pub unsafe fn entry(host: *const HostApi, plugins: impl FnOnce() -> PluginSet) -> *const PluginApi {
     if host.is_null() {
         return std::ptr::null();
     }
@@ -109,7 +122,21 @@ fn host() -> &'static HostApi {
 }
 
 fn plugins() -> &'static [ConnectorPlugin] {
-    PLUGINS.get().map(Vec::as_slice).unwrap_or_default()
+    PLUGINS.get().map_or(&[], |set| set.connectors.as_slice())
+}
+
+/// The plugin's transforms (`predicates` false) or predicates, in the order `describe` lists
+/// them (class numbers index this list).
+fn transforms_of(predicates: bool) -> impl Iterator<Item = &'static TransformPlugin> {
+    PLUGINS
+        .get()
+        .map_or(&[][..], |set| set.transforms.as_slice())
+        .iter()
+        .filter(move |t| matches!(t.factory, TransformKind::Predicate(_)) == predicates)
+}
+
+fn converters() -> &'static [ConverterPlugin] {
+    PLUGINS.get().map_or(&[], |set| set.converters.as_slice())
 }
 
 fn runtime() -> &'static tokio::runtime::Runtime {
@@ -385,10 +412,31 @@ unsafe extern "C" fn describe(out: *mut OutBuf) -> i32 {
                 })
             })
             .collect();
+        let describe_other = |class: &str, aliases: &[String], version: &str, doc: &str, def| {
+            json!({
+                "class": class,
+                "aliases": aliases,
+                "version": version,
+                "doc": doc,
+                "options": config_def_to_json(def),
+            })
+        };
+        let transforms = |predicates: bool| -> Vec<Json> {
+            transforms_of(predicates)
+                .map(|t| describe_other(&t.class, &t.aliases, &t.version, &t.doc, &t.config_def))
+                .collect()
+        };
+        let converters: Vec<Json> = converters()
+            .iter()
+            .map(|c| describe_other(&c.class, &c.aliases, &c.version, &c.doc, &c.config_def))
+            .collect();
         json_out(&json!({
             "sdk_version": env!("CARGO_PKG_VERSION"),
             "panic": if cfg!(panic = "unwind") { "unwind" } else { "abort" },
             "connectors": connectors,
+            "transforms": transforms(false),
+            "predicates": transforms(true),
+            "converters": converters,
         }))
     })
 }
@@ -723,6 +771,192 @@ unsafe extern "C" fn task_free(task: *mut RawTask) {
     let _ = catch_unwind(AssertUnwindSafe(move || drop(boxed)));
 }
 
+/// What a [`RawTransform`] handle points to.
+struct TransformBox(Box<dyn Transform>);
+
+/// What a [`RawPredicate`] handle points to.
+struct PredicateBox(Box<dyn Predicate>);
+
+/// What a [`RawConverter`] handle points to.
+struct ConverterBox(Box<dyn Converter>);
+
+/// The options of an instance, parsed by its declarations (custom validators included).
+fn parsed_options(def: &crate::config::ConfigDef, props: BytesRef) -> Result<crate::Config> {
+    def.parse(&props_from_json(&json_input(props)?)?)
+}
+
+/// The one record of a transform batch.
+fn one_record(record: BytesRef) -> Result<TransformRecord> {
+    // SAFETY: the worker's input buffer is valid for the call.
+    let mut records = decode_transform_batch(unsafe { record.as_slice() })?;
+    if records.len() != 1 {
+        return Err(Error::fatal(format!(
+            "expected a batch of one record, got {}",
+            records.len()
+        )));
+    }
+    Ok(records.remove(0))
+}
+
+/// Stores a new instance in the worker's handle slot.
+fn hand_over<T, R>(slot: *mut *mut R, instance: T) -> Result<Outcome> {
+    if slot.is_null() {
+        return Err(Error::fatal("null handle slot"));
+    }
+    // SAFETY: the worker passes a writable slot for the handle.
+    unsafe { *slot = Box::into_raw(Box::new(instance)).cast::<R>() };
+    Ok(Outcome::Done(Vec::new()))
+}
+
+/// # Safety
+/// `handle` must be null or a live handle made by [`hand_over`] with a `T`.
+unsafe fn instance_ref<'a, T, R>(handle: *mut R, what: &str) -> Result<&'a T> {
+    if handle.is_null() {
+        return Err(Error::fatal(format!("null {what} handle")));
+    }
+    // SAFETY: the caller promises a live handle holding a T.
+    Ok(unsafe { &*(handle as *const T) })
+}
+
+/// # Safety
+/// `handle` must be null or a live handle made by [`hand_over`] with a `T`, freed once.
+unsafe fn free_instance<T, R>(handle: *mut R) {
+    if handle.is_null() {
+        return;
+    }
+    // SAFETY: the handle came from Box::into_raw in hand_over and is freed once.
+    let boxed = unsafe { Box::from_raw(handle.cast::<T>()) };
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(boxed)));
+}
+
+unsafe extern "C" fn transform_new(
+    class: u32,
+    props: BytesRef,
+    transform: *mut *mut RawTransform,
+    out: *mut OutBuf,
+) -> i32 {
+    guarded("transform creation", out, || {
+        let plugin = transforms_of(false).nth(class as usize).ok_or_else(|| {
+            Error::fatal(format!("no transform class number {class} in this plugin"))
+        })?;
+        let config = parsed_options(&plugin.config_def, props)?;
+        let TransformKind::Transform(factory) = &plugin.factory else {
+            return Err(Error::fatal("not a transform class"));
+        };
+        hand_over(transform, TransformBox(factory(&config)?))
+    })
+}
+
+unsafe extern "C" fn transform_apply(
+    transform: *mut RawTransform,
+    record: BytesRef,
+    out: *mut OutBuf,
+) -> i32 {
+    guarded("transform", out, || {
+        // SAFETY: a live handle from transform_new.
+        let transform = unsafe { instance_ref::<TransformBox, _>(transform, "transform")? };
+        let record = one_record(record)?;
+        let result = transform.0.apply(record).map_err(Error::Fatal)?;
+        Ok(Outcome::Done(encode_transform_batch(result.as_slice())))
+    })
+}
+
+unsafe extern "C" fn transform_free(transform: *mut RawTransform) {
+    // SAFETY: a handle from transform_new, freed once.
+    unsafe { free_instance::<TransformBox, _>(transform) }
+}
+
+unsafe extern "C" fn predicate_new(
+    class: u32,
+    props: BytesRef,
+    predicate: *mut *mut RawPredicate,
+    out: *mut OutBuf,
+) -> i32 {
+    guarded("predicate creation", out, || {
+        let plugin = transforms_of(true).nth(class as usize).ok_or_else(|| {
+            Error::fatal(format!("no predicate class number {class} in this plugin"))
+        })?;
+        let config = parsed_options(&plugin.config_def, props)?;
+        let TransformKind::Predicate(factory) = &plugin.factory else {
+            return Err(Error::fatal("not a predicate class"));
+        };
+        hand_over(predicate, PredicateBox(factory(&config)?))
+    })
+}
+
+unsafe extern "C" fn predicate_test(
+    predicate: *mut RawPredicate,
+    record: BytesRef,
+    out: *mut OutBuf,
+) -> i32 {
+    guarded("predicate", out, || {
+        // SAFETY: a live handle from predicate_new.
+        let predicate = unsafe { instance_ref::<PredicateBox, _>(predicate, "predicate")? };
+        let record = one_record(record)?;
+        let matched = predicate.0.test(&record).map_err(Error::Fatal)?;
+        Ok(Outcome::Done(vec![u8::from(matched)]))
+    })
+}
+
+unsafe extern "C" fn predicate_free(predicate: *mut RawPredicate) {
+    // SAFETY: a handle from predicate_new, freed once.
+    unsafe { free_instance::<PredicateBox, _>(predicate) }
+}
+
+unsafe extern "C" fn converter_new(
+    class: u32,
+    is_key: bool,
+    props: BytesRef,
+    converter: *mut *mut RawConverter,
+    out: *mut OutBuf,
+) -> i32 {
+    guarded("converter creation", out, || {
+        let plugin = converters().get(class as usize).ok_or_else(|| {
+            Error::fatal(format!("no converter class number {class} in this plugin"))
+        })?;
+        let config = parsed_options(&plugin.config_def, props)?;
+        hand_over(converter, ConverterBox((plugin.factory)(&config, is_key)?))
+    })
+}
+
+unsafe extern "C" fn converter_from_connect(
+    converter: *mut RawConverter,
+    data: BytesRef,
+    out: *mut OutBuf,
+) -> i32 {
+    guarded("converter", out, || {
+        // SAFETY: a live handle from converter_new.
+        let converter = unsafe { instance_ref::<ConverterBox, _>(converter, "converter")? };
+        // SAFETY: the worker's input buffer is valid for the call.
+        let (schema, value) = decode_data(unsafe { data.as_slice() })?;
+        let bytes = converter
+            .0
+            .encode(schema.as_deref(), &value)
+            .map_err(Error::Fatal)?;
+        Ok(Outcome::Done(encode_bytes(bytes.as_deref())))
+    })
+}
+
+unsafe extern "C" fn converter_to_connect(
+    converter: *mut RawConverter,
+    bytes: BytesRef,
+    out: *mut OutBuf,
+) -> i32 {
+    guarded("converter", out, || {
+        // SAFETY: a live handle from converter_new.
+        let converter = unsafe { instance_ref::<ConverterBox, _>(converter, "converter")? };
+        // SAFETY: the worker's input buffer is valid for the call.
+        let bytes = decode_bytes(unsafe { bytes.as_slice() })?;
+        let (schema, value) = converter.0.decode(bytes.as_deref()).map_err(Error::Fatal)?;
+        Ok(Outcome::Done(encode_data(schema.as_deref(), &value)))
+    })
+}
+
+unsafe extern "C" fn converter_free(converter: *mut RawConverter) {
+    // SAFETY: a handle from converter_new, freed once.
+    unsafe { free_instance::<ConverterBox, _>(converter) }
+}
+
 /// Forwards the plugin's `tracing` events to the worker's log (spans are not forwarded).
 struct HostLogSubscriber {
     max_level: u32,
@@ -927,10 +1161,66 @@ mod tests {
         }
     }
 
+    #[derive(Debug)]
+    struct Upper(String);
+    impl Transform for Upper {
+        fn apply(
+            &self,
+            mut r: TransformRecord,
+        ) -> std::result::Result<Option<TransformRecord>, String> {
+            match r.value.as_str() {
+                Some("drop") => Ok(None),
+                Some("panic") => panic!("upper panics"),
+                Some(text) => {
+                    r.value = Value::String(format!("{}{}", text.to_uppercase(), self.0));
+                    Ok(Some(r))
+                }
+                None => Err("not a string".into()),
+            }
+        }
+    }
+
+    #[derive(Debug)]
+    struct IsNull;
+    impl Predicate for IsNull {
+        fn test(&self, r: &TransformRecord) -> std::result::Result<bool, String> {
+            Ok(r.value.is_null())
+        }
+    }
+
+    #[derive(Debug)]
+    struct Text(bool);
+    impl Converter for Text {
+        fn encode(
+            &self,
+            _: Option<&crate::Schema>,
+            v: &Value,
+        ) -> std::result::Result<Option<Vec<u8>>, String> {
+            match v {
+                Value::Null => Ok(None),
+                Value::String(s) => Ok(Some(
+                    format!("{}{s}", if self.0 { "k:" } else { "" }).into_bytes(),
+                )),
+                _ => Err("only text".into()),
+            }
+        }
+        fn decode(
+            &self,
+            b: Option<&[u8]>,
+        ) -> std::result::Result<(Option<crate::SchemaRef>, Value), String> {
+            Ok((
+                Some(Arc::new(crate::Schema::string())),
+                b.map_or(Value::Null, |b| {
+                    Value::String(String::from_utf8_lossy(b).into())
+                }),
+            ))
+        }
+    }
+
     fn api() -> &'static PluginApi {
         let api = unsafe {
             entry(&HOST_API, || {
-                vec![ConnectorPlugin {
+                PluginSet::from(vec![ConnectorPlugin {
                     class: "test-source".into(),
                     aliases: vec![],
                     version: "1".into(),
@@ -943,7 +1233,32 @@ mod tests {
                             })),
                     ),
                     kind: ConnectorKind::Source(Arc::new(|| Box::new(TestConnector(Props::new())))),
-                }]
+                }])
+                .transform(TransformPlugin::transform(
+                    "com.example.Upper",
+                    "Upper-cases string values.",
+                    ConfigDef::new().define(
+                        ConfigKey::new("suffix", ConfigType::String, Importance::High, "Suffix.")
+                            .default_value(""),
+                    ),
+                    |c| {
+                        Ok(Box::new(Upper(
+                            c.get_str("suffix").unwrap_or_default().into(),
+                        )))
+                    },
+                ))
+                .transform(TransformPlugin::predicate(
+                    "com.example.IsNull",
+                    "Null values.",
+                    ConfigDef::new(),
+                    |_| Ok(Box::new(IsNull)),
+                ))
+                .converter(ConverterPlugin::new(
+                    "com.example.Text",
+                    "UTF-8 text.",
+                    ConfigDef::new(),
+                    |_, is_key| Ok(Box::new(Text(is_key))),
+                ))
             })
         };
         assert!(!api.is_null());
@@ -996,6 +1311,129 @@ mod tests {
             call(|o| unsafe { (api.task_start)(task, ctx, BytesRef::new(input.as_bytes()), o) });
         assert_eq!(status, STATUS_OK, "{message}");
         task
+    }
+
+    #[test]
+    fn transforms_predicates_and_converters_cross_with_errors_and_panics() {
+        let api = api();
+        let (_, description) = call(|o| unsafe { (api.describe)(o) });
+        let description: Json = serde_json::from_str(&description).unwrap();
+        assert_eq!(description["transforms"][0]["class"], "com.example.Upper");
+        assert_eq!(
+            description["transforms"][0]["doc"],
+            "Upper-cases string values."
+        );
+        assert_eq!(description["transforms"][0]["options"][0]["name"], "suffix");
+        assert_eq!(description["predicates"][0]["class"], "com.example.IsNull");
+        assert_eq!(description["converters"][0]["class"], "com.example.Text");
+
+        // Options are checked by the declarations, in the plugin too.
+        let mut transform: *mut RawTransform = std::ptr::null_mut();
+        let props = json!({"suffix": "!"}).to_string();
+        let (status, message) = call(|o| unsafe {
+            (api.transform_new)(0, BytesRef::new(props.as_bytes()), &mut transform, o)
+        });
+        assert_eq!(status, STATUS_OK, "{message}");
+        let (status, _) = call(|o| unsafe {
+            (api.transform_new)(7, BytesRef::new(props.as_bytes()), &mut transform, o)
+        });
+        assert_eq!(status, STATUS_FATAL, "no such class");
+
+        let apply = |value: Value| {
+            let batch = encode_transform_batch(&[TransformRecord {
+                topic: "t".into(),
+                value,
+                ..TransformRecord::default()
+            }]);
+            let mut out = Vec::<u8>::new();
+            let status = unsafe {
+                (api.transform_apply)(
+                    transform,
+                    BytesRef::new(&batch),
+                    (&mut out as *mut Vec<u8>).cast(),
+                )
+            };
+            (status, out)
+        };
+        let (status, out) = apply(Value::from("abc"));
+        assert_eq!(status, STATUS_OK);
+        assert_eq!(
+            decode_transform_batch(&out).unwrap()[0].value,
+            Value::from("ABC!")
+        );
+        let (status, out) = apply(Value::from("drop"));
+        assert_eq!(
+            (status, decode_transform_batch(&out).unwrap()),
+            (STATUS_OK, vec![])
+        );
+        let (status, out) = apply(Value::Int32(1));
+        assert_eq!(
+            (status, out.as_slice()),
+            (STATUS_FATAL, &b"not a string"[..])
+        );
+        let (status, out) = apply(Value::from("panic"));
+        assert_eq!(
+            (status, String::from_utf8(out).unwrap()),
+            (
+                STATUS_PANIC,
+                "panicked in transform: upper panics".to_string()
+            )
+        );
+        unsafe { (api.transform_free)(transform) };
+
+        let mut predicate: *mut RawPredicate = std::ptr::null_mut();
+        let (status, _) =
+            call(|o| unsafe { (api.predicate_new)(0, BytesRef::new(b"{}"), &mut predicate, o) });
+        assert_eq!(status, STATUS_OK);
+        for (value, expected) in [(Value::Null, 1u8), (Value::from("x"), 0)] {
+            let batch = encode_transform_batch(&[TransformRecord {
+                value,
+                ..TransformRecord::default()
+            }]);
+            let mut out = Vec::<u8>::new();
+            let status = unsafe {
+                (api.predicate_test)(
+                    predicate,
+                    BytesRef::new(&batch),
+                    (&mut out as *mut Vec<u8>).cast(),
+                )
+            };
+            assert_eq!((status, out), (STATUS_OK, vec![expected]));
+        }
+        unsafe { (api.predicate_free)(predicate) };
+
+        let mut converter: *mut RawConverter = std::ptr::null_mut();
+        let (status, _) = call(|o| unsafe {
+            (api.converter_new)(0, true, BytesRef::new(b"{}"), &mut converter, o)
+        });
+        assert_eq!(status, STATUS_OK);
+        let data = encode_data(None, &Value::from("id"));
+        let mut out = Vec::<u8>::new();
+        let status = unsafe {
+            (api.converter_from_connect)(
+                converter,
+                BytesRef::new(&data),
+                (&mut out as *mut Vec<u8>).cast(),
+            )
+        };
+        assert_eq!(status, STATUS_OK);
+        assert_eq!(decode_bytes(&out).unwrap(), Some(b"k:id".to_vec()));
+        let bytes = encode_bytes(Some(b"back"));
+        let mut out = Vec::<u8>::new();
+        let status = unsafe {
+            (api.converter_to_connect)(
+                converter,
+                BytesRef::new(&bytes),
+                (&mut out as *mut Vec<u8>).cast(),
+            )
+        };
+        assert_eq!(status, STATUS_OK);
+        assert_eq!(decode_data(&out).unwrap().1, Value::from("back"));
+        let data = encode_data(None, &Value::Int8(1));
+        let (status, message) =
+            call(|o| unsafe { (api.converter_from_connect)(converter, BytesRef::new(&data), o) });
+        assert_eq!((status, message.as_str()), (STATUS_FATAL, "only text"));
+        unsafe { (api.converter_free)(converter) };
     }
 
     #[test]

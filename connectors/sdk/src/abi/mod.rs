@@ -2,11 +2,15 @@
 //!
 //! A plugin author implements the same traits as the built-in connectors
 //! ([`SourceConnector`](crate::SourceConnector)/[`SourceTask`](crate::SourceTask) or
-//! [`SinkConnector`](crate::SinkConnector)/[`SinkTask`](crate::SinkTask)), describes them with
-//! [`ConnectorPlugin`](crate::ConnectorPlugin)s, and writes one line:
+//! [`SinkConnector`](crate::SinkConnector)/[`SinkTask`](crate::SinkTask)), transforms and
+//! predicates ([`Transform`](crate::Transform), [`Predicate`](crate::Predicate)) and converters
+//! ([`Converter`](crate::Converter)), describes them with [`ConnectorPlugin`](crate::ConnectorPlugin)s,
+//! [`TransformPlugin`](crate::TransformPlugin)s and [`ConverterPlugin`](crate::ConverterPlugin)s
+//! gathered in a [`PluginSet`](crate::PluginSet), and writes one line:
 //!
 //! ```text
-//! sluice_sdk::export_plugin!(my_plugin::plugins); // fn plugins() -> Vec<ConnectorPlugin>
+//! sluice_sdk::export_plugin!(my_plugin::plugins); // fn plugins() -> PluginSet
+//!                                                 // (or Vec<ConnectorPlugin>)
 //! ```
 //!
 //! in a crate built with `crate-type = ["cdylib"]`. The macro generates the two exported
@@ -26,9 +30,10 @@
 //! [`STATUS_CANCELLED`]) and writes its result, or on failure its UTF-8 error message, into
 //! an [`OutBuf`] the worker owns, through [`HostApi::out_write`]. Memory never changes owner:
 //! an [`OutBuf`] is only ever grown by its owner's write function, each side reads the
-//! other's input buffers only during the call, and copies what it keeps. Connectors and tasks are opaque handles ([`RawConnector`],
-//! [`RawTask`]) created by the plugin and freed by the worker through the plugin
-//! ([`PluginApi::connector_free`], [`PluginApi::task_free`]).
+//! other's input buffers only during the call, and copies what it keeps. Connectors, tasks,
+//! transforms, predicates and converters are opaque handles ([`RawConnector`], [`RawTask`],
+//! [`RawTransform`], [`RawPredicate`], [`RawConverter`]) created by the plugin and freed by the
+//! worker through the plugin ([`PluginApi::connector_free`], [`PluginApi::task_free`], ...).
 //!
 //! Every entry point catches panics: a panic becomes [`STATUS_PANIC`] with the panic message,
 //! and the worker fails the task (or connector) with it. A plugin must therefore be built with
@@ -38,6 +43,11 @@
 //! which may come from another thread while a `source_poll` or `sink_put` runs and must return
 //! at once. Calls block the calling (worker) thread; the worker makes them off its async
 //! threads. The plugin runs its futures on its own tokio runtime, created on first use.
+//!
+//! Transforms, predicates and converters are different: they are synchronous, called once per
+//! record in line with the task that uses them (on whatever thread runs it), and concurrently
+//! from several tasks on one handle (their traits take `&self` and are `Sync`). They must
+//! not block. There is no deadline to enforce on them: they return or panic.
 //!
 //! # Payloads
 //! Records cross in the batch encoding of [`encoding`]. Everything else (descriptions,
@@ -63,7 +73,11 @@ pub mod encoding;
 pub mod export;
 
 /// The version of this ABI. See "The version rule" above.
-pub const ABI_VERSION: u32 = 1;
+///
+/// Version 2 added transforms, predicates and converters (the `transform_*`, `predicate_*`
+/// and `converter_*` functions, the description's `transforms`, `predicates` and
+/// `converters` lists, and the transform batch and data encodings).
+pub const ABI_VERSION: u32 = 2;
 
 /// Name of the exported `extern "C" fn() -> u32` returning the plugin's [`ABI_VERSION`].
 pub const ABI_VERSION_SYMBOL: &str = "sluice_plugin_abi_version";
@@ -161,6 +175,27 @@ pub struct RawTask {
     _opaque: [u8; 0],
 }
 
+/// A plugin-owned transform instance.
+#[repr(C)]
+#[derive(Debug)]
+pub struct RawTransform {
+    _opaque: [u8; 0],
+}
+
+/// A plugin-owned predicate instance.
+#[repr(C)]
+#[derive(Debug)]
+pub struct RawPredicate {
+    _opaque: [u8; 0],
+}
+
+/// A plugin-owned converter instance.
+#[repr(C)]
+#[derive(Debug)]
+pub struct RawConverter {
+    _opaque: [u8; 0],
+}
+
 /// What the worker offers a plugin. Lives as long as the process.
 #[repr(C)]
 #[derive(Debug)]
@@ -201,7 +236,8 @@ pub struct HostApi {
 
 /// What a plugin offers the worker: its table of functions.
 ///
-/// `class` arguments index the `connectors` array of `describe`'s answer.
+/// `class` arguments index the `connectors` array of `describe`'s answer (the `transforms`,
+/// `predicates` or `converters` array for the functions of those).
 #[repr(C)]
 #[derive(Debug)]
 pub struct PluginApi {
@@ -213,7 +249,10 @@ pub struct PluginApi {
     /// "type": "INT", "default": "10" | null, "nullable": false, "importance": "HIGH", "doc":
     /// .., "group": .. | null, "display_name": .. | null, "validator": null | {"one_of":
     /// [..]} | {"at_least": n} | {"between": [a, b]} | {"non_empty": true} | {"custom":
-    /// true}}]}]}`. Custom validators run inside the plugin, in `connector_validate`.
+    /// true}}]}], "transforms": [..], "predicates": [..], "converters": [..]}`, the last three
+    /// with the same `class`, `aliases`, `version` and `options` as a connector (no `kind`) and
+    /// a one-line `doc`. Custom validators run inside the plugin, in `connector_validate`, and
+    /// for the other kinds when the instance is created.
     pub describe: unsafe extern "C" fn(out: *mut OutBuf) -> i32,
     /// Validates a configuration (JSON object of strings) on a fresh connector of `class`:
     /// the connector's own `validate` plus the options with custom validators. Writes a JSON
@@ -277,6 +316,64 @@ pub struct PluginApi {
     pub task_cancel: unsafe extern "C" fn(task: *mut RawTask),
     /// Frees a task; the handle is not used again.
     pub task_free: unsafe extern "C" fn(task: *mut RawTask),
+    /// Creates a transform of `class` (an index into `transforms`) into `*transform`, from its
+    /// options (JSON object of strings, the `transforms.<alias>.` prefix removed, already
+    /// checked against the declarations). Bad options: [`STATUS_CONFIG`].
+    pub transform_new: unsafe extern "C" fn(
+        class: u32,
+        props: BytesRef,
+        transform: *mut *mut RawTransform,
+        out: *mut OutBuf,
+    ) -> i32,
+    /// Applies a transform to `record` (a transform batch of one record, see [`encoding`]).
+    /// Writes a transform batch of the record transformed, or of none when it is dropped;
+    /// a record the transform cannot handle is [`STATUS_FATAL`] with the reason.
+    pub transform_apply: unsafe extern "C" fn(
+        transform: *mut RawTransform,
+        record: BytesRef,
+        out: *mut OutBuf,
+    ) -> i32,
+    /// Frees a transform; the handle is not used again.
+    pub transform_free: unsafe extern "C" fn(transform: *mut RawTransform),
+    /// Creates a predicate of `class` (an index into `predicates`), as `transform_new`.
+    pub predicate_new: unsafe extern "C" fn(
+        class: u32,
+        props: BytesRef,
+        predicate: *mut *mut RawPredicate,
+        out: *mut OutBuf,
+    ) -> i32,
+    /// Tests `record` (a transform batch of one record); writes one byte, 1 when it matches,
+    /// 0 when not; a record it cannot test is [`STATUS_FATAL`] with the reason.
+    pub predicate_test: unsafe extern "C" fn(
+        predicate: *mut RawPredicate,
+        record: BytesRef,
+        out: *mut OutBuf,
+    ) -> i32,
+    /// Frees a predicate; the handle is not used again.
+    pub predicate_free: unsafe extern "C" fn(predicate: *mut RawPredicate),
+    /// Creates a converter of `class` (an index into `converters`) for keys (`is_key`) or
+    /// values, from its options (JSON object of strings, the `value.converter.` prefix
+    /// removed, already checked against the declarations). Bad options: [`STATUS_CONFIG`].
+    pub converter_new: unsafe extern "C" fn(
+        class: u32,
+        is_key: bool,
+        props: BytesRef,
+        converter: *mut *mut RawConverter,
+        out: *mut OutBuf,
+    ) -> i32,
+    /// Connect data to bytes: `data` is a data buffer (schema and value, see [`encoding`]);
+    /// writes a bytes buffer. Data the format cannot hold is [`STATUS_FATAL`] with the reason.
+    pub converter_from_connect:
+        unsafe extern "C" fn(converter: *mut RawConverter, data: BytesRef, out: *mut OutBuf) -> i32,
+    /// Bytes to Connect data: `bytes` is a bytes buffer; writes a data buffer. Bytes the
+    /// format cannot read are [`STATUS_FATAL`] with the reason.
+    pub converter_to_connect: unsafe extern "C" fn(
+        converter: *mut RawConverter,
+        bytes: BytesRef,
+        out: *mut OutBuf,
+    ) -> i32,
+    /// Frees a converter; the handle is not used again.
+    pub converter_free: unsafe extern "C" fn(converter: *mut RawConverter),
 }
 
 /// The type of the [`ABI_VERSION_SYMBOL`] function.
@@ -285,13 +382,13 @@ pub type AbiVersionFn = unsafe extern "C" fn() -> u32;
 /// The type of the [`ENTRY_SYMBOL`] function.
 pub type EntryFn = unsafe extern "C" fn(host: *const HostApi) -> *const PluginApi;
 
-/// Generates a plugin library's exported symbols from a function returning its
-/// [`ConnectorPlugin`](crate::ConnectorPlugin)s, exactly as a built-in connector crate
-/// describes its classes.
+/// Generates a plugin library's exported symbols from a function returning its classes: a
+/// [`PluginSet`](crate::PluginSet), or just its [`ConnectorPlugin`](crate::ConnectorPlugin)s,
+/// described exactly as the built-ins describe theirs.
 ///
 /// ```no_run
-/// pub fn plugins() -> Vec<sluice_sdk::ConnectorPlugin> {
-///     Vec::new() // the plugin's connector classes
+/// pub fn plugins() -> sluice_sdk::PluginSet {
+///     sluice_sdk::PluginSet::new() // .connector(..), .transform(..), .converter(..)
 /// }
 /// sluice_sdk::export_plugin!(plugins);
 /// # fn main() {}
@@ -321,7 +418,7 @@ macro_rules! export_plugin {
             host: *const $crate::abi::HostApi,
         ) -> *const $crate::abi::PluginApi {
             // SAFETY: forwarded from the worker, which promises a process-long HostApi.
-            unsafe { $crate::abi::export::entry(host, || ($plugins)()) }
+            unsafe { $crate::abi::export::entry(host, || $crate::PluginSet::from(($plugins)())) }
         }
     };
 }
