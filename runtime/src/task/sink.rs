@@ -323,7 +323,11 @@ pub async fn run_sink_task(mut env: TaskEnv, mut task: Box<dyn SinkTask>) {
     if let Err(e) = task.stop().await {
         warn!(connector = %connector, task = id, error = %e, "task stop failed");
     }
-    let consumer = state.consumer.clone();
+    // Closing a consumer leaves its group and joins its threads: it must happen on a blocking
+    // thread, and this must be the last handle to it (one left in `state` would be dropped,
+    // closed and joined on this async thread, holding up every task scheduled there: with
+    // hundreds of sinks stopping at once, they would then close one by one).
+    let SinkState { consumer, .. } = state;
     let _ = tokio::task::spawn_blocking(move || {
         consumer.unsubscribe();
         drop(consumer);
