@@ -18,9 +18,11 @@ use crate::settings::WorkerSettings;
 /// The embedded broker.
 #[derive(Debug)]
 pub struct EmbeddedBroker {
-    broker: Broker,
+    /// Always `Some` until [`EmbeddedBroker::stop`] takes it.
+    broker: Option<Broker>,
     token: CancellationToken,
-    runtime: tokio::runtime::Runtime,
+    /// Always `Some` until [`EmbeddedBroker::stop`] or drop takes it.
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
 /// Threads of the embedded broker's runtime.
@@ -54,28 +56,31 @@ impl EmbeddedBroker {
                 ))
             })?;
         Ok(Self {
-            broker,
+            broker: Some(broker),
             token,
-            runtime,
+            runtime: Some(runtime),
         })
+    }
+
+    fn broker(&self) -> &Broker {
+        self.broker.as_ref().expect("the broker until stop")
     }
 
     /// `host:port` for clients.
     pub fn bootstrap_servers(&self) -> String {
-        self.broker.bootstrap_servers()
+        self.broker().bootstrap_servers()
     }
 
     /// The cluster id the broker reports.
     pub fn cluster_id(&self) -> String {
-        self.broker.cluster_id().to_string()
+        self.broker().cluster_id().to_string()
     }
 
     /// Stops the broker after flushing its logs.
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         self.token.cancel();
-        let Self {
-            broker, runtime, ..
-        } = self;
+        let runtime = self.runtime.take().expect("the runtime until stop or drop");
+        let broker = self.broker.take().expect("the broker until stop");
         match runtime.spawn(broker.wait()).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => warn!(error = %e, "embedded broker stopped with an error"),
@@ -83,6 +88,18 @@ impl EmbeddedBroker {
         }
         // Its tasks are done; dropping a runtime blocks, which async code must not do.
         runtime.shutdown_background();
+    }
+}
+
+impl Drop for EmbeddedBroker {
+    /// Dropped without [`EmbeddedBroker::stop`] (a worker that failed to start after its
+    /// broker did): stop the broker without blocking, so the start's own error is reported
+    /// instead of a panic about dropping a runtime in async code.
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            self.token.cancel();
+            runtime.shutdown_background();
+        }
     }
 }
 
