@@ -613,7 +613,7 @@ async function pageNew(root) {
             el("option", { value: "" }, d.default_value === null ? "(not set)" : `(default: ${d.default_value})`), el("option", { value: "true" }, "true"), el("option", { value: "false" }, "false"));
         } else {
           input = el("input", { id, name: d.name, "data-field": d.name, type: d.type === "PASSWORD" ? "password" : "text",
-            placeholder: d.default_value === null || d.default_value === undefined ? "" : `default: ${d.default_value}`,
+            placeholder: d.default_value === null || d.default_value === undefined || d.default_value === "" ? "" : `default: ${d.default_value}`,
             "aria-describedby": id + "-doc " + id + "-err" });
         }
         input.addEventListener(d.type === "BOOLEAN" ? "change" : "input", scheduleValidate);
