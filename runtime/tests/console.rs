@@ -65,7 +65,7 @@ impl Browser {
                     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                     "--no-first-run", "--disable-background-networking",
                     "--disable-component-update", "--disable-sync",
-                    "--disable-dev-shm-usage", "--window-size=1366,900",
+                    "--disable-dev-shm-usage", "--disable-breakpad", "--window-size=1366,900",
                     format!("--user-data-dir={}", profile.display()),
                 ],
             }),
@@ -138,7 +138,13 @@ impl Browser {
 }
 
 impl Drop for Browser {
+    /// After a panic the session was never closed: stop the whole group chromedriver leads
+    /// (Chromium included), not only chromedriver.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-KILL")
+            .arg(format!("-{}", self.driver.id()))
+            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
