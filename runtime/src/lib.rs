@@ -21,6 +21,8 @@
 //! - [`kafka`]: librdkafka client configuration.
 //! - [`rest`]: the Kafka Connect-compatible REST API; [`metrics`] its `/metrics`;
 //!   [`logging`] the log levels its `/admin/loggers` changes.
+//! - [`console`]: the web console at `/ui` (embedded assets) and its `/ui/api/` reads of
+//!   topics, records, dead letters and consumer groups.
 //! - [`cli`]: the `sluice` subcommands that talk to a broker.
 //! - [`cluster`]: worker groups (Kafka Connect's distributed mode): membership through the
 //!   broker's group coordinator, the leader's assignment of connectors and tasks, and the
@@ -31,6 +33,7 @@ pub mod cluster;
 pub mod config_store;
 pub mod configs_dir;
 pub mod connector_config;
+pub mod console;
 pub mod converter;
 pub mod dlq;
 pub mod embedded;

@@ -111,6 +111,7 @@ pub fn router(worker: Arc<Herder>) -> Router {
         .route("/health", get(health))
         .route("/admin/loggers", get(list_loggers))
         .route("/admin/loggers/{logger}", get(get_logger).put(set_logger))
+        .merge(crate::console::router(&worker))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "HTTP 404 Not Found") })
         .layer(axum::middleware::from_fn(log_request))
         .with_state(worker)

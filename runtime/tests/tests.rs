@@ -8,6 +8,7 @@ mod support;
 mod admin;
 mod cli;
 mod config_folder;
+mod console;
 mod crash;
 mod elasticsearch;
 mod metrics;
