@@ -22,6 +22,10 @@ use sluice_runtime::run::start_worker_with;
 use sluice_runtime::settings::WorkerSettings;
 use sluice_sdk::Props;
 
+// The allocator the `sluice` binary uses (see `main.rs`), so the figures are the product's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The example plugin's generator, compiled in.
 #[allow(dead_code, unreachable_pub)]
 #[path = "../../examples/plugin-source/src/generator.rs"]
