@@ -14,8 +14,8 @@
 //! - [`task`]: the source and sink task loops.
 //! - [`converter`]: JSON, string and byte array converters and the plugins' ones;
 //!   [`transforms`] the SMTs and their registry.
-//! - [`offsets`]: source offset tracking and the `connect-offsets` store;
-//!   [`config_store`] the `connect-configs` topic; [`status`] the `connect-status` topic.
+//! - [`offsets`]: source offset tracking and the `connect-offsets` store; [`status`] the
+//!   `connect-status` topic (the `connect-configs` topic is [`cluster::config_log`]'s).
 //! - [`errors`] and [`dlq`]: error tolerance and the dead letter queue; [`backoff`] the one
 //!   back-off every retry site uses.
 //! - [`kafka`]: librdkafka client configuration.
@@ -26,11 +26,10 @@
 //! - [`cli`]: the `sluice` subcommands that talk to a broker.
 //! - [`cluster`]: worker groups (Kafka Connect's distributed mode): membership through the
 //!   broker's group coordinator, the leader's assignment of connectors and tasks, and the
-//!   `connect-configs` log every member follows (not yet driving the herder).
+//!   `connect-configs` log every member follows; the [`herder`] drives them.
 pub mod backoff;
 pub mod cli;
 pub mod cluster;
-pub mod config_store;
 pub mod configs_dir;
 pub mod connector_config;
 pub mod console;

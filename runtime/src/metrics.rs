@@ -243,6 +243,14 @@ pub struct WorkerView {
     pub worker_id: String,
     /// Every connector on this worker.
     pub connectors: Vec<ConnectorView>,
+    /// The group's leader as `host:port` of its REST API (`None` before the first join).
+    pub leader: Option<String>,
+    /// The generation of the last assignment applied.
+    pub epoch: Option<i32>,
+    /// Rebalances completed by this worker.
+    pub completed_rebalances: u64,
+    /// Whether a rebalance is under way.
+    pub rebalancing: bool,
 }
 
 /// Every task's counters.
@@ -551,23 +559,33 @@ impl Metrics {
                 count(State::Restarting),
             );
         }
-        // A lone worker is a Connect cluster of one: it leads itself and never rebalances.
-        let worker_id = view.worker_id.as_str();
-        x.connect(
-            REBALANCE_GROUP,
-            "leader-name",
-            "gauge",
-            "The name of the group leader (info: the value is the label).",
-            &[("leader_name", worker_id)],
-            1.0,
-        );
+        if let Some(leader) = &view.leader {
+            x.connect(
+                REBALANCE_GROUP,
+                "leader-name",
+                "gauge",
+                "The name of the group leader (info: the value is the label).",
+                &[("leader_name", leader.as_str())],
+                1.0,
+            );
+        }
+        if let Some(epoch) = view.epoch {
+            x.connect(
+                REBALANCE_GROUP,
+                "epoch",
+                "gauge",
+                "The epoch or generation number of this worker.",
+                &[],
+                f64::from(epoch),
+            );
+        }
         x.connect(
             REBALANCE_GROUP,
             "completed-rebalances-total",
             "counter",
             "The total number of rebalances completed by this worker.",
             &[],
-            0.0,
+            view.completed_rebalances as f64,
         );
         x.connect(
             REBALANCE_GROUP,
@@ -575,7 +593,7 @@ impl Metrics {
             "gauge",
             "Whether this worker is currently rebalancing.",
             &[],
-            0.0,
+            if view.rebalancing { 1.0 } else { 0.0 },
         );
     }
 }
@@ -990,6 +1008,10 @@ mod tests {
         );
         WorkerView {
             worker_id: "127.0.0.1:8083".into(),
+            leader: Some("127.0.0.1:8083".into()),
+            epoch: Some(1),
+            completed_rebalances: 1,
+            rebalancing: false,
             connectors: vec![ConnectorView {
                 name: metrics_of.into(),
                 class: "file-source".into(),
@@ -1066,7 +1088,9 @@ mod tests {
             "kafka_connect_connect_worker_metrics_task_count 1",
             "kafka_connect_connect_worker_metrics_connector_startup_attempts_total 1",
             "kafka_connect_connect_worker_metrics_connector_running_task_count{connector=\"orders\"} 1",
-            "kafka_connect_connect_worker_rebalance_metrics_completed_rebalances_total 0",
+            "kafka_connect_connect_worker_rebalance_metrics_completed_rebalances_total 1",
+            "kafka_connect_connect_worker_rebalance_metrics_epoch 1",
+            "kafka_connect_connect_worker_rebalance_metrics_leader_name{leader_name=\"127.0.0.1:8083\"} 1",
             "kafka_connect_task_error_metrics_total_record_failures{connector=\"orders\",task=\"0\"} 0",
         ] {
             assert!(text.contains(line), "missing {line}\n{text}");

@@ -82,7 +82,10 @@ pub fn router(worker: Arc<Herder>) -> Router {
             get(get_config).put(put_config).patch(patch_config),
         )
         .route("/connectors/{name}/status", get(get_status))
-        .route("/connectors/{name}/tasks", get(get_tasks))
+        .route(
+            "/connectors/{name}/tasks",
+            get(get_tasks).post(put_task_configs),
+        )
         .route(
             "/connectors/{name}/tasks/{task}/status",
             get(get_task_status),
@@ -352,6 +355,18 @@ async fn get_tasks(
         .enumerate()
         .map(|(i, c)| json!({"id": {"connector": name, "task": i}, "config": c}))
         .collect::<Vec<_>>())))
+}
+
+/// Kafka Connect's internal `POST /connectors/{c}/tasks`: a member hands the task
+/// configurations its connector instance generated to the leader, which writes them.
+async fn put_task_configs(
+    State(worker): State<AppState>,
+    Path(name): Path<String>,
+    body: Result<Json<Vec<Props>>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<StatusCode> {
+    let Json(configs) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    worker.receive_task_configs(&name, configs).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn get_task_status(

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::cluster::protocol::ConnectProtocol;
 use crate::error::{Error, Result};
 
 /// Prefix of the environment variables that set worker settings.
@@ -70,7 +71,52 @@ pub const SETTINGS: &[SettingDoc] = &[
     SettingDoc {
         name: "group.id",
         default: "connect-cluster",
-        doc: "Worker group name, used as the worker id prefix in status records.",
+        doc: "Connect cluster this worker belongs to: workers with the same group.id on one Kafka cluster share their connectors and tasks.",
+    },
+    SettingDoc {
+        name: "session.timeout.ms",
+        default: "10000",
+        doc: "The group coordinator drops a worker it hears nothing from for this long.",
+    },
+    SettingDoc {
+        name: "heartbeat.interval.ms",
+        default: "3000",
+        doc: "Time between a worker's heartbeats to the group coordinator.",
+    },
+    SettingDoc {
+        name: "rebalance.timeout.ms",
+        default: "60000",
+        doc: "How long the coordinator waits for every worker to rejoin in a rebalance.",
+    },
+    SettingDoc {
+        name: "scheduled.rebalance.max.delay.ms",
+        default: "10000",
+        doc: "How long work of a worker that left is held back for it before it goes to the others (Kafka Connect's default is 300000; 10 s keeps a restart calm and recovers a crash in seconds).",
+    },
+    SettingDoc {
+        name: "connect.protocol",
+        default: "sessioned",
+        doc: "Newest group protocol offered: sessioned, compatible or eager.",
+    },
+    SettingDoc {
+        name: "worker.sync.timeout.ms",
+        default: "3000",
+        doc: "How long a worker reads the config topic to catch up with its group before giving up and rejoining.",
+    },
+    SettingDoc {
+        name: "worker.unsync.backoff.ms",
+        default: "5000",
+        doc: "Pause before rejoining after a worker could not catch up with the config topic (Kafka Connect's default is 300000).",
+    },
+    SettingDoc {
+        name: "rest.advertised.host.name",
+        default: "",
+        doc: "Host name other workers reach this worker's REST API at (unset: the REST listen address).",
+    },
+    SettingDoc {
+        name: "rest.advertised.port",
+        default: "",
+        doc: "Port other workers reach this worker's REST API at (unset: the port it listens on).",
     },
     SettingDoc {
         name: "offset.storage.topic",
@@ -134,6 +180,25 @@ const NOT_SETTINGS: &[&str] = &["test_", "bench_"];
 /// Kafka client properties applied to every client (security and the like).
 const CLIENT_WIDE: &[&str] = &["security.protocol", "ssl.", "sasl.", "client.id"];
 
+/// How a worker takes part in its group (Kafka Connect's names and meanings).
+#[derive(Debug, Clone)]
+pub struct GroupSettings {
+    /// `session.timeout.ms`.
+    pub session_timeout: Duration,
+    /// `heartbeat.interval.ms`.
+    pub heartbeat_interval: Duration,
+    /// `rebalance.timeout.ms`.
+    pub rebalance_timeout: Duration,
+    /// `scheduled.rebalance.max.delay.ms`.
+    pub scheduled_rebalance_max_delay: Duration,
+    /// `connect.protocol`.
+    pub connect_protocol: ConnectProtocol,
+    /// `worker.sync.timeout.ms`.
+    pub sync_timeout: Duration,
+    /// `worker.unsync.backoff.ms`.
+    pub unsync_backoff: Duration,
+}
+
 /// The worker's settings.
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -149,8 +214,14 @@ pub struct WorkerSettings {
     pub rest_addr: SocketAddr,
     /// Plugin library locations.
     pub plugin_path: Vec<PathBuf>,
-    /// Worker group.
+    /// `group.id`: the Connect cluster.
     pub group_id: String,
+    /// Group membership and config-sync settings.
+    pub group: GroupSettings,
+    /// `rest.advertised.host.name` (`None`: the REST listen address's host).
+    pub rest_advertised_host: Option<String>,
+    /// `rest.advertised.port` (`None`: the REST port actually bound).
+    pub rest_advertised_port: Option<u16>,
     /// Offsets topic.
     pub offset_topic: String,
     /// Configs topic.
@@ -182,6 +253,23 @@ impl Default for WorkerSettings {
 }
 
 impl WorkerSettings {
+    /// `host:port` other workers reach this worker's REST API at: the advertised host and
+    /// port when set, else the REST address (once bound, the port actually in use). Status
+    /// records name the worker by it, as Kafka Connect's `worker_id`.
+    pub fn advertised_rest_addr(&self) -> String {
+        let host = self
+            .rest_advertised_host
+            .clone()
+            .unwrap_or_else(|| self.rest_addr.ip().to_string());
+        let port = self.rest_advertised_port.unwrap_or(self.rest_addr.port());
+        format!("{host}:{port}")
+    }
+
+    /// The URL other workers reach this worker's REST API at (`http://host:port/`).
+    pub fn advertised_rest_url(&self) -> String {
+        format!("http://{}/", self.advertised_rest_addr())
+    }
+
     /// Reads `sluice.toml` from `dir` (when present) and `SLUICE_*` variables.
     ///
     /// # Errors
@@ -332,6 +420,30 @@ impl WorkerSettings {
                 .map(PathBuf::from)
                 .collect(),
             group_id: get("group.id"),
+            group: GroupSettings {
+                session_timeout: ms("session.timeout.ms")?,
+                heartbeat_interval: ms("heartbeat.interval.ms")?,
+                rebalance_timeout: ms("rebalance.timeout.ms")?,
+                scheduled_rebalance_max_delay: ms("scheduled.rebalance.max.delay.ms")?,
+                connect_protocol: ConnectProtocol::from_setting(get("connect.protocol").trim())
+                    .map_err(|_| {
+                        Error::Settings(format!(
+                            "worker setting 'connect.protocol' must be one of sessioned, compatible, eager (got '{}')",
+                            get("connect.protocol")
+                        ))
+                    })?,
+                sync_timeout: ms("worker.sync.timeout.ms")?,
+                unsync_backoff: ms("worker.unsync.backoff.ms")?,
+            },
+            rest_advertised_host: non_empty(get("rest.advertised.host.name")),
+            rest_advertised_port: match non_empty(get("rest.advertised.port")) {
+                None => None,
+                Some(p) => Some(p.parse::<u16>().map_err(|_| {
+                    Error::Settings(format!(
+                        "worker setting 'rest.advertised.port' must be a port number (got '{p}')"
+                    ))
+                })?),
+            },
             offset_topic: get("offset.storage.topic"),
             config_topic: get("config.storage.topic"),
             status_topic: get("status.storage.topic"),
@@ -429,6 +541,43 @@ fn flatten(prefix: &str, value: config::Value, out: &mut BTreeMap<String, String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn group_settings_have_kafka_connect_names() {
+        let s = WorkerSettings::default();
+        assert_eq!(s.group_id, "connect-cluster");
+        assert_eq!(s.group.session_timeout, Duration::from_secs(10));
+        assert_eq!(s.group.heartbeat_interval, Duration::from_secs(3));
+        assert_eq!(
+            s.group.scheduled_rebalance_max_delay,
+            Duration::from_secs(10)
+        );
+        assert_eq!(s.group.connect_protocol, ConnectProtocol::Sessioned);
+        assert_eq!(s.advertised_rest_url(), "http://127.0.0.1:8083/");
+        let map = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        let s = WorkerSettings::from_map(&map(&[
+            ("connect.protocol", "compatible"),
+            ("rest.advertised.host.name", "worker-1.example"),
+            ("rest.advertised.port", "18083"),
+            ("scheduled.rebalance.max.delay.ms", "0"),
+        ]))
+        .unwrap();
+        assert_eq!(s.group.connect_protocol, ConnectProtocol::Compatible);
+        assert_eq!(s.advertised_rest_addr(), "worker-1.example:18083");
+        assert!(s.group.scheduled_rebalance_max_delay.is_zero());
+        let err = WorkerSettings::from_map(&map(&[("connect.protocol", "bogus")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("'connect.protocol'") && err.contains("bogus"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn defaults_need_no_file() {

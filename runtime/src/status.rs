@@ -256,6 +256,16 @@ impl StatusStore {
         }
     }
 
+    /// Forgets a task that now runs on another worker, in memory only: the status topic keeps
+    /// what its new owner writes.
+    pub fn forget_task(&self, name: &str, task: u32) {
+        let mut entries = self.entries.lock().expect("status lock");
+        if let Some(entry) = entries.get_mut(name) {
+            entry.tasks.remove(&task);
+            entry.clocks.remove(&task);
+        }
+    }
+
     /// Forgets a deleted connector (and tombstones its status records).
     pub fn remove(&self, name: &str) {
         let removed = self.entries.lock().expect("status lock").remove(name);

@@ -10,8 +10,17 @@
 //! An actor takes commands in order (target state, restarts, task reconfiguration, failure)
 //! and stops when its cancellation token is cancelled: a slow connector start is abandoned at
 //! once, and running tasks get the graceful shutdown deadline to flush and commit.
+//!
+//! A connector that belongs to the worker group runs in *cluster* mode: its actor runs only
+//! what the group assigned to this worker (its [`Placement`]): the connector instance, when
+//! assigned, generates task configurations and hands them to the herder (which has the leader
+//! write them to `connect-configs`) instead of starting them; tasks run with the committed
+//! configurations the placement carries. A new placement stops what it no longer holds (or
+//! holds with a changed configuration) and starts what it newly holds; a task that stays is
+//! left running. Only the worker that runs the connector instance reports the connector's
+//! status.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,7 +28,7 @@ use std::time::Duration;
 use sluice_sdk::{
     ConnectorContext, ConnectorHost, ConnectorKind, Props, SinkConnector, SourceConnector,
 };
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -81,7 +90,23 @@ enum Command {
     RestartTask(u32),
     ReconfigureTasks,
     Fail(String),
+    Place(Placement, oneshot::Sender<()>),
 }
+
+/// The part of a cluster connector this worker runs, as the group assigned it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Placement {
+    /// Whether this worker runs the connector instance.
+    pub instance: bool,
+    /// The tasks this worker runs, with their committed configurations.
+    pub tasks: BTreeMap<u32, Props>,
+    /// Every committed task configuration of the connector (what `/tasks` shows).
+    pub all_tasks: Vec<Props>,
+}
+
+/// Where the instance of a cluster connector sends the task configurations it generated
+/// (connector name, configurations); the herder has the group's leader write them.
+pub type TaskConfigSink = Arc<dyn Fn(&str, Vec<Props>) + Send + Sync>;
 
 /// The herder's handle on one running connector actor; clones address the same actor.
 #[derive(Debug, Clone)]
@@ -139,6 +164,14 @@ impl ConnectorRunner {
         let _ = self.commands.send(Command::RestartTask(id));
     }
 
+    /// Gives a cluster connector its new placement; the answer resolves once what the
+    /// placement no longer holds has stopped and what it newly holds has been started.
+    pub fn place(&self, placement: Placement) -> oneshot::Receiver<()> {
+        let (done, applied) = oneshot::channel();
+        let _ = self.commands.send(Command::Place(placement, done));
+        applied
+    }
+
     /// The task configurations now in force.
     pub fn task_configs(&self) -> Vec<Props> {
         self.shared
@@ -191,7 +224,9 @@ impl Worker {
 
     /// Starts an actor for connector `name` in state `target`, under `parent`. When `after`
     /// is given (the actor of the connector's previous configuration), the new one waits for
-    /// it to finish first, so two instances of one connector never run at once.
+    /// it to finish first, so two instances of one connector never run at once. With
+    /// `cluster`, the connector runs in cluster mode (see the [module docs](self)) and starts
+    /// nothing until it is given a [`Placement`].
     pub fn run_connector(
         &self,
         name: &str,
@@ -199,6 +234,7 @@ impl Worker {
         target: TargetState,
         parent: &CancellationToken,
         after: Option<Finished>,
+        cluster: Option<TaskConfigSink>,
     ) -> ConnectorRunner {
         let (commands, rx) = mpsc::unbounded_channel();
         let token = parent.child_token();
@@ -221,6 +257,8 @@ impl Worker {
             tasks: Vec::new(),
             token: token.clone(),
             shared: shared.clone(),
+            cluster,
+            placement: Placement::default(),
         };
         tokio::spawn(actor.run(rx, after));
         ConnectorRunner {
@@ -268,6 +306,10 @@ struct ConnectorActor {
     tasks: Vec<RunningTask>,
     token: CancellationToken,
     shared: Arc<RunnerShared>,
+    /// Set in cluster mode: where generated task configurations go.
+    cluster: Option<TaskConfigSink>,
+    /// In cluster mode, what this worker runs of the connector.
+    placement: Placement,
 }
 
 impl ConnectorActor {
@@ -307,6 +349,10 @@ impl ConnectorActor {
     }
 
     fn set_connector_status(&self, state: State, trace: Option<String>) {
+        if self.cluster.is_some() && !self.placement.instance {
+            // Another worker runs the instance and reports its status.
+            return;
+        }
         self.worker
             .status
             .set_connector(&self.name, self.kind(), state, trace);
@@ -338,12 +384,88 @@ impl ConnectorActor {
                 self.stop_instance().await;
                 self.set_connector_status(State::Failed, Some(trace));
             }
+            Command::Place(placement, done) => {
+                self.place(placement).await;
+                let _ = done.send(());
+            }
+        }
+    }
+
+    /// Applies a new placement (cluster mode): stops what it no longer holds, starts what it
+    /// newly holds, leaves the rest alone.
+    async fn place(&mut self, placement: Placement) {
+        let old = std::mem::replace(&mut self.placement, placement);
+        self.set_task_configs(self.placement.all_tasks.clone());
+        let changed: Vec<u32> = self
+            .tasks
+            .iter()
+            .map(|t| t.id)
+            .filter(|id| old.tasks.get(id) != self.placement.tasks.get(id))
+            .collect();
+        if !changed.is_empty() {
+            let (stop, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.tasks)
+                .into_iter()
+                .partition(|t| changed.contains(&t.id));
+            self.tasks = keep;
+            info!(connector = %self.name, tasks = ?changed, "stopping tasks no longer assigned here");
+            stop_running_tasks(&self.name, stop, self.worker.shutdown_timeout).await;
+            for id in &changed {
+                if !self.placement.tasks.contains_key(id) {
+                    self.worker.status.forget_task(&self.name, *id);
+                }
+            }
+        }
+        if old.instance && !self.placement.instance {
+            info!(connector = %self.name, "connector instance no longer assigned here; stopping it");
+            self.stop_instance().await;
+        }
+        if self.target() != TargetState::Stopped {
+            if self.placement.instance && self.instance.is_none() && !old.instance {
+                self.set_connector_status(State::Unassigned, None);
+                self.start_instance().await;
+            }
+            let running: BTreeSet<u32> = self.tasks.iter().map(|t| t.id).collect();
+            let start: Vec<u32> = self
+                .placement
+                .tasks
+                .keys()
+                .copied()
+                .filter(|id| !running.contains(id))
+                .collect();
+            for id in start {
+                self.spawn_task(id);
+            }
+        }
+        if self.tasks.is_empty() && self.instance.is_none() {
+            self.shared.idle.send_replace(true);
+        }
+    }
+
+    /// Cluster mode: hands task configurations that differ from the committed ones to the
+    /// herder.
+    fn publish_task_configs(&self, configs: Vec<Props>) {
+        if let Some(sink) = &self.cluster {
+            if configs != self.placement.all_tasks {
+                info!(connector = %self.name, tasks = configs.len(), "task configurations changed; publishing them");
+                sink(&self.name, configs);
+            }
         }
     }
 
     async fn start_connector(&mut self) {
         if self.target() == TargetState::Stopped {
             self.set_connector_status(State::Stopped, None);
+            return;
+        }
+        if self.cluster.is_some() {
+            if self.placement.instance {
+                self.set_connector_status(State::Unassigned, None);
+                self.start_instance().await;
+            }
+            let ids: Vec<u32> = self.placement.tasks.keys().copied().collect();
+            for id in ids {
+                self.spawn_task(id);
+            }
             return;
         }
         self.set_connector_status(State::Unassigned, None);
@@ -394,7 +516,11 @@ impl ConnectorActor {
             Ok((instance, mut configs)) => {
                 configs.truncate(max.max(1));
                 self.instance = Some(instance);
-                self.set_task_configs(configs);
+                if self.cluster.is_some() {
+                    self.publish_task_configs(configs);
+                } else {
+                    self.set_task_configs(configs);
+                }
                 let state = if self.target() == TargetState::Paused {
                     State::Paused
                 } else {
@@ -421,17 +547,19 @@ impl ConnectorActor {
     }
 
     fn spawn_task(&mut self, id: u32) {
-        let Some(instance) = &self.instance else {
-            return;
+        let task_config = if self.cluster.is_some() {
+            self.placement.tasks.get(&id).cloned()
+        } else if self.instance.is_some() {
+            self.shared
+                .task_configs
+                .lock()
+                .expect("task configs lock")
+                .get(id as usize)
+                .cloned()
+        } else {
+            None
         };
-        let Some(task_config) = self
-            .shared
-            .task_configs
-            .lock()
-            .expect("task configs lock")
-            .get(id as usize)
-            .cloned()
-        else {
+        let Some(task_config) = task_config else {
             return;
         };
         let worker = &self.worker;
@@ -456,9 +584,17 @@ impl ConnectorActor {
             flush_timeout: worker.flush_timeout,
             log_limiter: worker.log_limiter.clone(),
         };
-        let handle = match instance {
-            Instance::Source(c) => tokio::spawn(run_source_task(env, c.create_task())),
-            Instance::Sink(c) => tokio::spawn(run_sink_task(env, c.create_task())),
+        // A task needs only its class: in cluster mode the instance may run elsewhere, so a
+        // fresh, unstarted one creates it.
+        let handle = match (&self.instance, &self.settings.plugin.kind) {
+            (Some(Instance::Source(c)), _) => tokio::spawn(run_source_task(env, c.create_task())),
+            (Some(Instance::Sink(c)), _) => tokio::spawn(run_sink_task(env, c.create_task())),
+            (None, ConnectorKind::Source(factory)) => {
+                tokio::spawn(run_source_task(env, factory().create_task()))
+            }
+            (None, ConnectorKind::Sink(factory)) => {
+                tokio::spawn(run_sink_task(env, factory().create_task()))
+            }
         };
         self.tasks.retain(|t| t.id != id);
         self.tasks.push(RunningTask { id, token, handle });
@@ -504,7 +640,9 @@ impl ConnectorActor {
             (_, TargetState::Stopped) => {
                 self.stop_tasks().await;
                 self.stop_instance().await;
-                self.set_task_configs(Vec::new());
+                if self.cluster.is_none() {
+                    self.set_task_configs(Vec::new());
+                }
                 self.set_connector_status(State::Stopped, None);
             }
             (TargetState::Stopped, _) => self.start_connector().await,
@@ -539,7 +677,7 @@ impl ConnectorActor {
             self.start_connector().await;
             return;
         }
-        if restart_connector {
+        if restart_connector && (self.cluster.is_none() || self.placement.instance) {
             self.set_connector_status(State::Restarting, None);
             self.stop_instance().await;
             self.start_instance().await;
@@ -553,6 +691,9 @@ impl ConnectorActor {
     }
 
     async fn restart_task(&mut self, id: u32) {
+        if self.cluster.is_some() && !self.placement.tasks.contains_key(&id) {
+            return;
+        }
         if let Some(pos) = self.tasks.iter().position(|t| t.id == id) {
             let task = self.tasks.remove(pos);
             self.worker
@@ -573,6 +714,10 @@ impl ConnectorActor {
         match configs {
             Ok(mut configs) => {
                 configs.truncate(max.max(1));
+                if self.cluster.is_some() {
+                    self.publish_task_configs(configs);
+                    return;
+                }
                 if configs != *self.shared.task_configs.lock().expect("task configs lock") {
                     info!(
                         connector = %self.name,

@@ -18,6 +18,7 @@ mod stock_quotes;
 mod transforms;
 mod worker_errors;
 mod worker_file;
+mod worker_group;
 mod worker_hardening;
 mod worker_pipeline;
 mod worker_rest;

@@ -44,27 +44,20 @@
 //! held configs are dropped either way. A commit for a connector that has no config (deleted,
 //! and compaction removed the tombstone) is ignored.
 //!
-//! # What the herder still has to do to use this
-//! Nothing here is wired in yet. A distributed herder built on this module must:
-//! - start one [`ConfigLog`] per worker on the group's config topic (created with one
-//!   partition and `cleanup.policy=compact`), and [`ConfigLog::read_to_end`] before it joins;
-//! - put [`ClusterConfigSnapshot::offset`] in its member metadata; as leader, read to the
-//!   highest offset a member reported (`worker.sync.timeout.ms`) before assigning, and as a
-//!   member, read to the assignment's offset before starting what it was given; on timeout,
-//!   leave the group and rejoin, as Kafka's `refreshConfigSnapshot` does;
-//! - react to snapshot changes ([`ConfigLog::subscribe`]): start, stop, reconfigure or
-//!   pause what changed, and ask the leader to regenerate task configs for connectors listed
-//!   in [`ClusterConfigSnapshot::inconsistent`];
-//! - as leader only, call [`ConfigLog::put_task_configs`] after a connector's `taskConfigs`
-//!   changed, and rotate the session key with [`ConfigLog::put_session_key`] (KIP-507);
-//! - act on `restart-connector-<c>` records newer than the offset it had read at start
-//!   ([`ClusterConfigSnapshot::restart_requests`] keeps the latest per connector with its
-//!   offset), since Kafka Connect ignores those it finds while catching up;
-//! - resolve config provider references (`${env:...}`, `${file:...}`) when it hands configs
-//!   to the worker, as Kafka's snapshot does through its `WorkerConfigTransformer`: the
-//!   snapshot holds configs as stored, so secrets never reach the topic or this module;
-//! - replace [`crate::config_store::ConfigStore`], which today reads the topic once at start
-//!   and knows only connector and target-state records.
+//! # How the herder uses this
+//! The [herder](crate::herder) starts one [`ConfigLog`] per worker and reads it to its end
+//! before it starts; its group loop puts [`ClusterConfigSnapshot::offset`] in the member
+//! metadata, the leader assigns from the snapshot current when it assigns (a leader behind a
+//! member answers CONFIG_MISMATCH and everyone catches up), and a member reads up to the
+//! assignment's offset before applying it (or backs off and rejoins). Snapshot changes are
+//! applied as they are read; only the leader calls [`ConfigLog::put_task_configs`].
+//!
+//! Still to do in the herder: regenerate task configs of connectors listed in
+//! [`ClusterConfigSnapshot::inconsistent`]; rotate the session key with
+//! [`ConfigLog::put_session_key`] and sign internal requests (KIP-507); act on
+//! `restart-connector-<c>` records newer than the offset it had read at start
+//! ([`ClusterConfigSnapshot::restart_requests`]); resolve config provider references
+//! (`${env:...}`, `${file:...}`) when handing configs to the worker.
 //!
 //! Not carried over from Kafka's `ClusterConfigState`: the per-connector task config
 //! generations and the set of connectors pending zombie fencing. Exactly-once source support
@@ -1217,6 +1210,22 @@ impl ConfigLog {
                 vec![(commit_key(connector), Some(encode_commit(count)))],
                 deadline,
             )
+            .await?;
+        self.wait_until_read(end, deadline, READ_WRITE_TIMEOUT)
+            .await
+            .map(drop)
+    }
+
+    /// Removes a connector's target state (a tombstone) and waits until it has been read back:
+    /// for a connector that has no `connector-<c>` record (one a worker's file defines).
+    ///
+    /// # Errors
+    /// When Kafka does not acknowledge the write or it is not read back within
+    /// [`READ_WRITE_TIMEOUT`].
+    pub async fn delete_target_state(&self, connector: &str) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + READ_WRITE_TIMEOUT;
+        let end = self
+            .send(vec![(target_state_key(connector), None)], deadline)
             .await?;
         self.wait_until_read(end, deadline, READ_WRITE_TIMEOUT)
             .await

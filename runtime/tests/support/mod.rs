@@ -159,6 +159,40 @@ impl WorkerOptions {
     }
 }
 
+impl WorkerOptions {
+    /// A member of worker group `group` on the cluster at `bootstrap`, with group timings short
+    /// enough for tests: heartbeats every 500 ms, the broker's minimum session timeout (6 s),
+    /// and work of a departed worker held back for `delay_ms`.
+    pub fn group_member(dir: &Path, bootstrap: &str, group: &str, delay_ms: u64) -> Self {
+        Self::new(dir)
+            .bootstrap(bootstrap)
+            .env("SLUICE_GROUP_ID", group)
+            .env("SLUICE_HEARTBEAT_INTERVAL_MS", "500")
+            .env("SLUICE_SESSION_TIMEOUT_MS", "6000")
+            .env(
+                "SLUICE_SCHEDULED_REBALANCE_MAX_DELAY_MS",
+                delay_ms.to_string(),
+            )
+            .env("SLUICE_OFFSET_FLUSH_INTERVAL_MS", "200")
+    }
+}
+
+/// The value of the first sample of `name` in Prometheus text whose labels include every one
+/// of `labels`.
+pub fn metric_sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find(|l| {
+            let (series, _) = l.rsplit_once(' ').unwrap_or((l, ""));
+            (series == name || series.starts_with(&format!("{name}{{")))
+                && labels
+                    .iter()
+                    .all(|(k, v)| series.contains(&format!("{k}=\"{v}\"")))
+        })
+        .and_then(|l| l.rsplit_once(' '))
+        .and_then(|(_, v)| v.parse().ok())
+}
+
 /// A `sluice worker` process and a REST client for it.
 #[derive(Debug)]
 pub struct WorkerProcess {
@@ -246,6 +280,29 @@ impl WorkerProcess {
         format!("http://127.0.0.1:{}{path}", self.rest_port)
     }
 
+    /// The worker's id in status records and group metrics: `127.0.0.1:<rest port>`.
+    pub fn worker_id(&self) -> String {
+        format!("127.0.0.1:{}", self.rest_port)
+    }
+
+    /// `/metrics` as text.
+    pub async fn metrics_text(&self) -> String {
+        let resp = self
+            .http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics");
+        resp.text().await.unwrap_or_default()
+    }
+
+    /// The value of the first `/metrics` sample of `name` whose labels include every one of
+    /// `labels`.
+    pub async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let text = self.metrics_text().await;
+        metric_sample(&text, name, labels)
+    }
+
     /// Kafka bootstrap servers the worker uses.
     pub fn bootstrap(&self) -> String {
         self.options
@@ -322,8 +379,30 @@ impl WorkerProcess {
 
     /// Waits until task `task` of `connector` is in `state`.
     pub async fn wait_for_task_state(&self, connector: &str, task: u32, state: &str) -> Value {
+        let limit = Duration::from_secs(60);
+        let waited = tokio::time::timeout(
+            limit,
+            self.wait_for_task_state_within(limit * 2, connector, task, state),
+        )
+        .await;
+        match waited {
+            Ok(v) => v,
+            Err(_) => panic!(
+                "timed out after {limit:?} waiting for {connector} task {task} to be {state}; the worker's log:\n{}",
+                self.log()
+            ),
+        }
+    }
+
+    async fn wait_for_task_state_within(
+        &self,
+        limit: Duration,
+        connector: &str,
+        task: u32,
+        state: &str,
+    ) -> Value {
         wait_for(
-            Duration::from_secs(60),
+            limit,
             &format!("{connector} task {task} to be {state}"),
             || async move {
                 self.task_state(connector, task)

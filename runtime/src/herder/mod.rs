@@ -3,6 +3,22 @@
 //! and hands each connector to the [`Worker`], which runs it (Kafka Connect's Herder and
 //! Worker split).
 //!
+//! # Worker groups
+//! Every worker is a member of its group (`group.id`), alone or with others: the group's
+//! leader assigns connector instances and tasks of the connectors in `connect-configs`, and
+//! this worker runs exactly what it was assigned ([`group`] drives the membership). The config
+//! topic is the source of truth: a REST change is written there and read back before it is
+//! applied, and changes made on other workers are applied as they are read. A connector
+//! defined by a file in this worker's `configs/` folder is this worker's own: it runs here,
+//! instance and tasks, outside the group's assignment, and is not published to the config
+//! topic (only its target state is stored there).
+//!
+//! # Layout
+//! - this module: the connector map, REST and file operations, reconciling the map with the
+//!   config topic and the group's assignment;
+//! - [`group`]: the membership loop (join, catch up with the config topic, apply the
+//!   assignment, heartbeat, rejoin) and the leader's duties (writing task configurations).
+//!
 //! The connector map is locked for plain map operations only. Validation (which may reach an
 //! outside system) happens before any lock is taken and has a deadline; config-topic writes
 //! are serialised by a separate decision lock; starting and stopping happen in each
@@ -12,7 +28,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -24,7 +40,9 @@ use sluice_sdk::{ConfigErrors, ConnectorKind, ConnectorPlugin, Props};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::config_store::ConfigStore;
+use crate::cluster::assignor::Work;
+use crate::cluster::config_log::{ClusterConfigSnapshot, ConfigLog, READ_WRITE_TIMEOUT};
+use crate::cluster::protocol::ConnectorTaskId;
 use crate::connector_config::{parse_connector_config, ConnectorSettings, NAME};
 use crate::error::{Error, Result};
 use crate::kafka::KafkaClients;
@@ -33,7 +51,11 @@ use crate::offsets::OffsetStore;
 use crate::settings::WorkerSettings;
 use crate::status::{ConnectorStatusView, State, StatusStore};
 use crate::task::TargetState;
-use crate::worker::{ConnectorRunner, Finished, Worker, WorkerParts};
+use crate::worker::{ConnectorRunner, Finished, Placement, TaskConfigSink, Worker, WorkerParts};
+
+pub mod group;
+
+pub use group::GroupView;
 
 /// How long a connector's own validation (which may contact its outside system) may take
 /// before the worker answers on its behalf. Connectors bound their calls with their own,
@@ -88,6 +110,8 @@ struct Entry {
     origin: Origin,
     target: TargetState,
     runner: ConnectorRunner,
+    /// The placement last given to a group connector's actor.
+    placement: Option<Placement>,
 }
 
 /// A worker's health (KIP-1017), with the message `GET /health` gives.
@@ -108,7 +132,23 @@ pub struct Herder {
     cluster_id: Option<String>,
     plugins: Vec<ConnectorPlugin>,
     offsets: Arc<OffsetStore>,
-    configs: ConfigStore,
+    /// The config topic, followed continuously; the group's source of truth.
+    config_log: ConfigLog,
+    /// The last config snapshot applied to the connector map (under `deciding`).
+    applied: Mutex<Arc<ClusterConfigSnapshot>>,
+    /// What the group said last.
+    group: Mutex<GroupView>,
+    /// Serialises placement rounds.
+    placing: tokio::sync::Mutex<()>,
+    /// Serialises the leader's task config writes: interleaved `task-`/`commit-` records of
+    /// two writes would leave the connector inconsistent.
+    writing_task_configs: tokio::sync::Mutex<()>,
+    /// Ends the group and config-sync loops (after the connectors stopped).
+    group_stop: CancellationToken,
+    /// The group and config-sync loops, awaited on shutdown.
+    loops: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Itself, for the task config sink handed to group connectors.
+    me: Weak<Herder>,
     status: Arc<StatusStore>,
     metrics: Arc<Metrics>,
     worker: Worker,
@@ -126,6 +166,8 @@ pub struct Herder {
     started: AtomicBool,
     /// Set when the worker begins to stop.
     shutting_down: AtomicBool,
+    /// Wakes the config-sync loop after a local change.
+    resync: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Herder {
@@ -168,23 +210,25 @@ impl Herder {
         crate::kafka::release(admin);
         let created = created?;
         let internal_producer = clients.internal_producer()?;
-        let (offsets, configs) = tokio::join!(
+        let (offsets, config_log) = tokio::join!(
             OffsetStore::load(
                 &clients,
                 &settings.offset_topic,
                 created[0],
                 internal_producer.clone()
             ),
-            ConfigStore::load(
-                &clients,
-                &settings.config_topic,
-                created[1],
-                internal_producer.clone()
-            ),
+            async {
+                let log =
+                    ConfigLog::start(&clients, internal_producer.clone(), &settings.config_topic)
+                        .await?;
+                log.read_to_end(READ_WRITE_TIMEOUT).await?;
+                Ok::<_, crate::cluster::config_log::ConfigLogError>(log)
+            },
         );
         let offsets = Arc::new(offsets?);
-        let (configs, stored) = configs?;
-        let worker_id = settings.rest_addr.to_string();
+        let config_log = config_log.map_err(config_log_error)?;
+        let stored_targets = config_log.snapshot().target_states.clone();
+        let worker_id = settings.advertised_rest_addr();
         let status = Arc::new(StatusStore::new(
             worker_id,
             settings.status_topic.clone(),
@@ -204,37 +248,36 @@ impl Herder {
             shutdown_timeout: settings.shutdown_timeout,
             log_limiter,
         });
-        let herder = Arc::new(Self {
+        let herder = Arc::new_cyclic(|me| Self {
             settings,
             clients,
             cluster_id: cluster_id.filter(|id| !id.is_empty()),
             plugins,
             offsets,
-            configs,
+            config_log,
+            applied: Mutex::new(Arc::new(ClusterConfigSnapshot::default())),
+            group: Mutex::new(GroupView::default()),
+            placing: tokio::sync::Mutex::new(()),
+            writing_task_configs: tokio::sync::Mutex::new(()),
+            group_stop: root.child_token(),
+            loops: Mutex::new(Vec::new()),
+            me: me.clone(),
             status,
             metrics,
             worker,
             connectors: Mutex::new(BTreeMap::new()),
-            stored_targets: Mutex::new(stored.target_states.clone()),
+            stored_targets: Mutex::new(stored_targets),
             deciding: tokio::sync::Mutex::new(()),
             stopping: Mutex::new(BTreeMap::new()),
             root,
             started: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
+            resync: tokio::sync::Notify::new(),
         });
-        for (name, props) in stored.connectors {
-            let target = stored
-                .target_states
-                .get(&name)
-                .copied()
-                .unwrap_or(TargetState::Started);
-            if let Err(e) = herder
-                .put(&name, props, Origin::Rest, target, Put::Restore)
-                .await
-            {
-                error!(connector = %name, error = %e, "cannot start stored connector");
-            }
-        }
+        // The connectors stored in the config topic exist from the start; they run once the
+        // group has assigned them.
+        herder.sync_with_config_log().await;
+        group::start_loops(&herder);
         Ok(herder)
     }
 
@@ -293,8 +336,18 @@ impl Herder {
                 )
             })
             .collect::<Vec<_>>();
+        let group = self.group_view();
         let view = WorkerView {
             worker_id: self.status.worker_id().to_string(),
+            leader: group.leader_url.as_deref().map(|url| {
+                url.trim_start_matches("http://")
+                    .trim_start_matches("https://")
+                    .trim_end_matches('/')
+                    .to_string()
+            }),
+            epoch: group.generation,
+            completed_rebalances: group.completed_rebalances,
+            rebalancing: group.rebalancing,
             connectors: connectors
                 .into_iter()
                 .map(|(name, class, version)| {
@@ -435,6 +488,23 @@ impl Herder {
             }
         }
         let _deciding = self.deciding.lock().await;
+        let created = self
+            .put_decided(name, raw, settings, origin, initial_target, mode)
+            .await;
+        self.resync.notify_one();
+        created
+    }
+
+    /// The rest of [`Self::put`], with the decision lock held.
+    async fn put_decided(
+        &self,
+        name: &str,
+        raw: Props,
+        settings: ConnectorSettings,
+        origin: Origin,
+        initial_target: TargetState,
+        mode: Put,
+    ) -> Result<bool> {
         let existing = {
             let map = self.map();
             map.get(name)
@@ -461,7 +531,10 @@ impl Herder {
                     }
                     (Origin::Rest, Origin::File(path)) => {
                         warn!(connector = name, file = %path.display(), "a file now defines a connector created through REST; the file takes over");
-                        self.configs.write_connector(name, None).await?;
+                        self.config_log
+                            .delete_connector(name)
+                            .await
+                            .map_err(config_log_error)?;
                     }
                     _ => {}
                 }
@@ -473,8 +546,11 @@ impl Herder {
             }
             None => true,
         };
-        if origin == Origin::Rest {
-            self.configs.write_connector(name, Some(&raw)).await?;
+        if origin == Origin::Rest && mode != Put::Restore {
+            self.config_log
+                .put_connector(name, &raw, None)
+                .await
+                .map_err(config_log_error)?;
         }
         let settings = Arc::new(settings);
         let kind = settings.plugin.kind.name();
@@ -492,9 +568,10 @@ impl Herder {
             };
             self.status.set_connector(name, kind, state, None);
         }
-        let runner = self
-            .worker
-            .run_connector(name, settings.clone(), target, &self.root, after);
+        let sink = (origin == Origin::Rest).then(|| self.task_config_sink());
+        let runner =
+            self.worker
+                .run_connector(name, settings.clone(), target, &self.root, after, sink);
         self.map().insert(
             name.to_string(),
             Entry {
@@ -503,6 +580,7 @@ impl Herder {
                 origin,
                 target,
                 runner,
+                placement: None,
             },
         );
         info!(connector = name, created, "connector configured");
@@ -531,9 +609,16 @@ impl Herder {
             return Ok(());
         }
         if entry_origin == Origin::Rest {
-            self.configs.write_connector(name, None).await?;
+            self.config_log
+                .delete_connector(name)
+                .await
+                .map_err(config_log_error)?;
+        } else {
+            self.config_log
+                .delete_target_state(name)
+                .await
+                .map_err(config_log_error)?;
         }
-        self.configs.write_target_state(name, None).await?;
         self.stored_targets
             .lock()
             .expect("stored targets lock")
@@ -545,6 +630,7 @@ impl Herder {
             stopping.insert(name.to_string(), finished);
         }
         info!(connector = name, "connector deleted");
+        self.resync.notify_one();
         Ok(())
     }
 
@@ -556,7 +642,12 @@ impl Herder {
     pub async fn set_target_state(&self, name: &str, target: TargetState) -> Result<()> {
         let _deciding = self.deciding.lock().await;
         self.runner(name)?;
-        self.configs.write_target_state(name, Some(target)).await?;
+        // Like Kafka Connect, the acknowledgement is enough: the config-sync loop applies only
+        // changes between the snapshots it reads, so reading this back changes nothing here.
+        self.config_log
+            .put_target_state(name, target)
+            .await
+            .map_err(config_log_error)?;
         self.stored_targets
             .lock()
             .expect("stored targets lock")
@@ -820,7 +911,7 @@ impl Herder {
     }
 
     /// Stops every connector (tasks flush and commit first, within their deadline), for
-    /// shutdown. Every connector stops at the same time.
+    /// shutdown, then leaves the group. Every connector stops at the same time.
     pub async fn shutdown(&self) {
         self.shutting_down.store(true, AtomicOrdering::Release);
         let entries = std::mem::take(&mut *self.map());
@@ -830,6 +921,148 @@ impl Herder {
         );
         futures::future::join_all(finished.into_iter().map(Finished::wait)).await;
         info!(connectors = entries.len(), "all connectors stopped");
+        self.group_stop.cancel();
+        let loops = std::mem::take(&mut *self.loops.lock().expect("loops lock"));
+        for handle in loops {
+            if tokio::time::timeout(Duration::from_secs(5), handle)
+                .await
+                .is_err()
+            {
+                warn!("the group loop did not end within 5 s");
+            }
+        }
+    }
+
+    /// Applies what the config topic holds to the connector map: connectors created,
+    /// changed or deleted (on any worker) and target states changed since the last call.
+    async fn sync_with_config_log(&self) {
+        let _deciding = self.deciding.lock().await;
+        let snapshot = self.config_log.snapshot();
+        let previous = std::mem::replace(
+            &mut *self.applied.lock().expect("applied lock"),
+            snapshot.clone(),
+        );
+        for (name, props) in &snapshot.connector_configs {
+            if previous.connector_configs.get(name) == Some(props) {
+                continue;
+            }
+            let target = snapshot.target_state(name).unwrap_or(TargetState::Started);
+            self.stored_targets
+                .lock()
+                .expect("stored targets lock")
+                .insert(name.clone(), target);
+            let result = match parse_connector_config(
+                props,
+                &self.settings.connector_defaults,
+                &self.plugins,
+            ) {
+                Ok(settings) => {
+                    self.put_decided(
+                        name,
+                        props.clone(),
+                        settings,
+                        Origin::Rest,
+                        target,
+                        Put::Restore,
+                    )
+                    .await
+                }
+                Err(e) => Err(Error::InvalidConfig(format!("connector '{name}': {e}"))),
+            };
+            if let Err(e) = result {
+                error!(connector = %name, error = %e, "cannot run a connector of the config topic");
+            }
+        }
+        for name in previous.connector_configs.keys() {
+            if snapshot.connector_configs.contains_key(name) {
+                continue;
+            }
+            let removed = {
+                let mut map = self.map();
+                match map.get(name) {
+                    Some(e) if e.origin == Origin::Rest => map.remove(name),
+                    _ => None,
+                }
+            };
+            if let Some(entry) = removed {
+                info!(connector = %name, "connector deleted from the config topic");
+                let finished = entry.runner.stop(true);
+                let mut stopping = self.stopping.lock().expect("stopping lock");
+                stopping.retain(|_, f| !f.is_finished());
+                stopping.insert(name.clone(), finished);
+            }
+        }
+        for name in snapshot.connector_configs.keys() {
+            let target = snapshot.target_state(name).unwrap_or(TargetState::Started);
+            if previous.target_state(name) == Some(target) {
+                continue;
+            }
+            self.stored_targets
+                .lock()
+                .expect("stored targets lock")
+                .insert(name.clone(), target);
+            let runner = {
+                let mut map = self.map();
+                match map.get_mut(name) {
+                    Some(e) if e.target != target => {
+                        e.target = target;
+                        Some(e.runner.clone())
+                    }
+                    _ => None,
+                }
+            };
+            if let Some(runner) = runner {
+                runner.set_target(target);
+            }
+        }
+    }
+
+    /// Gives every group connector's actor its part of the group's assignment, and waits
+    /// (up to the graceful shutdown deadline) until what was taken away has stopped.
+    async fn place_connectors(&self) {
+        let _placing = self.placing.lock().await;
+        let snapshot = self.config_log.snapshot();
+        let allocation = self.group_view().allocation;
+        let mut applied = Vec::new();
+        {
+            let mut map = self.map();
+            for (name, entry) in map.iter_mut() {
+                if entry.origin != Origin::Rest {
+                    continue;
+                }
+                let placement = placement_of(name, &snapshot, allocation.as_ref());
+                if entry.placement.as_ref() != Some(&placement) {
+                    entry.placement = Some(placement.clone());
+                    applied.push(entry.runner.place(placement));
+                }
+            }
+        }
+        let deadline = self.settings.shutdown_timeout + Duration::from_secs(2);
+        if tokio::time::timeout(deadline, futures::future::join_all(applied))
+            .await
+            .is_err()
+        {
+            warn!(
+                timeout_ms = deadline.as_millis() as u64,
+                "some connectors did not apply their assignment in time"
+            );
+        }
+    }
+
+    /// What the group says now.
+    pub fn group_view(&self) -> GroupView {
+        self.group.lock().expect("group lock").clone()
+    }
+
+    /// Where group connectors send the task configurations they generate.
+    fn task_config_sink(&self) -> TaskConfigSink {
+        let me = self.me.clone();
+        Arc::new(move |connector: &str, configs: Vec<Props>| {
+            if let Some(herder) = me.upgrade() {
+                let connector = connector.to_string();
+                tokio::spawn(async move { herder.publish_task_configs(connector, configs).await });
+            }
+        })
     }
 }
 
@@ -861,6 +1094,44 @@ async fn connector_validate(settings: &ConnectorSettings) -> ConfigErrors {
             errors
         }
     }
+}
+
+/// A connector's part of this worker's allocation (`None`: not in the group yet).
+fn placement_of(
+    name: &str,
+    snapshot: &ClusterConfigSnapshot,
+    allocation: Option<&Work>,
+) -> Placement {
+    let all_tasks: Vec<Props> = snapshot
+        .tasks(name)
+        .into_iter()
+        .filter_map(|n| snapshot.task_config(name, n).cloned())
+        .collect();
+    let Some(allocation) = allocation else {
+        return Placement {
+            all_tasks,
+            ..Placement::default()
+        };
+    };
+    let tasks = snapshot
+        .tasks(name)
+        .into_iter()
+        .filter(|n| {
+            allocation
+                .tasks
+                .contains(&ConnectorTaskId::new(name, *n as i32))
+        })
+        .filter_map(|n| snapshot.task_config(name, n).map(|c| (n, c.clone())))
+        .collect();
+    Placement {
+        instance: allocation.connectors.contains(name),
+        tasks,
+        all_tasks,
+    }
+}
+
+fn config_log_error(e: crate::cluster::config_log::ConfigLogError) -> Error {
+    Error::Other(e.to_string())
 }
 
 fn not_found(name: &str) -> Error {

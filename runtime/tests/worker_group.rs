@@ -1,0 +1,254 @@
+//! Worker groups: a `sluice broker` and several `sluice worker`s sharing a `group.id` form one
+//! Connect cluster. One scenario, in phases, to keep the number of processes started down:
+//! twelve connectors created on a follower spread over three workers; the leader is killed
+//! mid-stream and its work resumes on the others; a fourth worker joins and takes work without
+//! any task restarting elsewhere. Every line written to an input arrives in its output.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::support::{read_lines, wait_for, BrokerProcess, WorkerOptions, WorkerProcess};
+
+const GROUP: &str = "pipelines";
+const PIPELINES: usize = 6;
+/// `scheduled.rebalance.max.delay.ms` of the workers.
+const DELAY_MS: u64 = 2_000;
+const LEADER_NAME: &str = "kafka_connect_connect_worker_rebalance_metrics_leader_name";
+const EPOCH: &str = "kafka_connect_connect_worker_rebalance_metrics_epoch";
+const TASK_STARTS: &str = "kafka_connect_connect_worker_metrics_task_startup_attempts_total";
+const CONNECTOR_STARTS: &str =
+    "kafka_connect_connect_worker_metrics_connector_startup_attempts_total";
+
+/// The group's leader as `worker` reports it, with its epoch.
+async fn leader_of(worker: &WorkerProcess) -> Option<(String, i64)> {
+    let text = worker.metrics_text().await;
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{LEADER_NAME}{{")))?;
+    let leader = line.split("leader_name=\"").nth(1)?.split('"').next()?;
+    let epoch = crate::support::metric_sample(&text, EPOCH, &[])? as i64;
+    Some((leader.to_string(), epoch))
+}
+
+/// Waits until every worker reports the same leader and epoch; returns the leader.
+async fn settled_leader(workers: &[&WorkerProcess]) -> String {
+    wait_for(
+        Duration::from_secs(60),
+        "the workers to agree on one generation and leader",
+        || async {
+            let mut seen = BTreeSet::new();
+            for w in workers {
+                seen.insert(leader_of(w).await?);
+            }
+            (seen.len() == 1).then(|| seen.into_iter().next().expect("one").0)
+        },
+    )
+    .await
+}
+
+/// `connector-task` of every task RUNNING on `worker`.
+async fn running_tasks(worker: &WorkerProcess) -> BTreeSet<String> {
+    let body = worker.get("/connectors?expand=status").await;
+    let mut out = BTreeSet::new();
+    for (name, c) in body.as_object().into_iter().flatten() {
+        for t in c["status"]["tasks"].as_array().into_iter().flatten() {
+            if t["state"] == "RUNNING" {
+                out.insert(format!("{name}-{}", t["id"]));
+            }
+        }
+    }
+    out
+}
+
+/// Waits until `workers` together run every task exactly once, each at least one; returns
+/// each worker's tasks.
+async fn spread(workers: &[&WorkerProcess], what: &str) -> Vec<BTreeSet<String>> {
+    wait_for(Duration::from_secs(90), what, || async {
+        let mut each = Vec::new();
+        for w in workers {
+            each.push(running_tasks(w).await);
+        }
+        let total: usize = each.iter().map(BTreeSet::len).sum();
+        let union: BTreeSet<&String> = each.iter().flatten().collect();
+        (total == 2 * PIPELINES
+            && union.len() == 2 * PIPELINES
+            && each.iter().all(|t| !t.is_empty()))
+        .then_some(each)
+    })
+    .await
+}
+
+async fn metric(worker: &WorkerProcess, name: &str) -> f64 {
+    worker
+        .metric(name, &[])
+        .await
+        .unwrap_or_else(|| panic!("{} has no {name}", worker.worker_id()))
+}
+
+fn append(path: &Path, pipeline: usize, lines: std::ops::Range<usize>) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("open input");
+    for n in lines {
+        writeln!(f, "p{pipeline}-line-{n}").expect("append");
+    }
+}
+
+/// Waits until every output holds lines `0..upto` of its pipeline; returns (lost, duplicated)
+/// counts then (lost is zero unless the wait timed out, which fails the test).
+async fn all_lines_arrive(outputs: &[PathBuf], upto: usize, what: &str) -> usize {
+    wait_for(Duration::from_secs(90), what, || async {
+        let mut duplicates = 0;
+        for (i, out) in outputs.iter().enumerate() {
+            let lines = read_lines(out);
+            let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+            for l in &lines {
+                *counts.entry(l.as_str()).or_default() += 1;
+            }
+            let missing = (0..upto)
+                .filter(|n| !counts.contains_key(format!("p{i}-line-{n}").as_str()))
+                .count();
+            if missing > 0 {
+                return None;
+            }
+            duplicates += lines.len() - counts.len();
+        }
+        Some(duplicates)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_share_connectors_survive_a_leader_kill_and_take_in_a_newcomer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = BrokerProcess::start(dir.path()).await;
+    let member = |name: &str| {
+        WorkerOptions::group_member(&dir.path().join(name), &broker.addr, GROUP, DELAY_MS)
+    };
+    let mut workers = vec![
+        WorkerProcess::start(member("w0")).await,
+        WorkerProcess::start(member("w1")).await,
+        WorkerProcess::start(member("w2")).await,
+    ];
+    let leader = settled_leader(&workers.iter().collect::<Vec<_>>()).await;
+    let leader_index = workers
+        .iter()
+        .position(|w| w.worker_id() == leader)
+        .unwrap_or_else(|| panic!("the leader {leader} is none of the workers"));
+    let follower = &workers[(leader_index + 1) % 3];
+
+    // Phase 1: twelve connectors created through REST on a follower.
+    let data = dir.path().join("files");
+    std::fs::create_dir_all(&data).expect("files dir");
+    let inputs: Vec<PathBuf> = (0..PIPELINES)
+        .map(|i| data.join(format!("in-{i}.txt")))
+        .collect();
+    let outputs: Vec<PathBuf> = (0..PIPELINES)
+        .map(|i| data.join(format!("out-{i}.txt")))
+        .collect();
+    for i in 0..PIPELINES {
+        append(&inputs[i], i, 0..100);
+        let (status, body) = follower
+            .request(
+                reqwest::Method::POST,
+                "/connectors",
+                Some(&json!({"name": format!("source-{i}"), "config": {
+                    "connector.class": "file-source", "file": inputs[i], "topic": format!("pipe-{i}"),
+                    "value.converter": "string"}})),
+            )
+            .await;
+        assert_eq!(status, 201, "create source-{i}: {body}");
+        let (status, body) = follower
+            .request(
+                reqwest::Method::POST,
+                "/connectors",
+                Some(&json!({"name": format!("sink-{i}"), "config": {
+                    "connector.class": "file-sink", "file": outputs[i], "topics": format!("pipe-{i}"),
+                    "value.converter": "string"}})),
+            )
+            .await;
+        assert_eq!(status, 201, "create sink-{i}: {body}");
+    }
+    let placed = spread(
+        &workers.iter().collect::<Vec<_>>(),
+        "the twelve tasks to run, spread over all three workers",
+    )
+    .await;
+    for (w, tasks) in workers.iter().zip(&placed) {
+        println!("{} runs {tasks:?}", w.worker_id());
+    }
+    let duplicates = all_lines_arrive(&outputs, 100, "the first 100 lines of each pipeline").await;
+    println!("phase 1: every line arrived, {duplicates} duplicates");
+
+    // Phase 2: the leader dies mid-stream; its tasks resume on the others.
+    for (i, input) in inputs.iter().enumerate() {
+        append(input, i, 100..200);
+    }
+    let mut dead = workers.remove(leader_index);
+    dead.kill();
+    let killed = Instant::now();
+    let survivors: Vec<&WorkerProcess> = workers.iter().collect();
+    spread(
+        &survivors,
+        "the dead leader's tasks to resume on the two others",
+    )
+    .await;
+    let recovered = killed.elapsed();
+    println!(
+        "phase 2: every task runs again {} ms after the SIGKILL (session.timeout.ms 6000, scheduled.rebalance.max.delay.ms {DELAY_MS})",
+        recovered.as_millis()
+    );
+    for (i, input) in inputs.iter().enumerate() {
+        append(input, i, 200..300);
+    }
+    let duplicates = all_lines_arrive(&outputs, 300, "every line after the leader's death").await;
+    println!("phase 2: lost 0 lines, {duplicates} duplicated");
+    let new_leader = settled_leader(&survivors).await;
+    assert_ne!(new_leader, dead.worker_id(), "a new leader was elected");
+
+    // Phase 3: a fourth worker joins; it takes work, and nothing restarts elsewhere.
+    let mut before = Vec::new();
+    for w in &workers {
+        before.push((
+            metric(w, TASK_STARTS).await,
+            metric(w, CONNECTOR_STARTS).await,
+            running_tasks(w).await,
+        ));
+    }
+    workers.push(WorkerProcess::start(member("w3")).await);
+    let all: Vec<&WorkerProcess> = workers.iter().collect();
+    let placed = spread(&all, "the newcomer to take some of the tasks").await;
+    settled_leader(&all).await;
+    for (w, ((task_starts, connector_starts, tasks), now)) in
+        workers.iter().zip(before.iter().zip(&placed))
+    {
+        assert_eq!(
+            metric(w, TASK_STARTS).await,
+            *task_starts,
+            "{} started tasks when a worker joined",
+            w.worker_id()
+        );
+        assert_eq!(
+            metric(w, CONNECTOR_STARTS).await,
+            *connector_starts,
+            "{} started connectors when a worker joined",
+            w.worker_id()
+        );
+        assert!(
+            now.is_subset(tasks),
+            "{} kept {now:?} of {tasks:?}",
+            w.worker_id()
+        );
+    }
+    for (i, input) in inputs.iter().enumerate() {
+        append(input, i, 300..400);
+    }
+    let duplicates = all_lines_arrive(&outputs, 400, "every line with four workers").await;
+    println!("phase 3: lost 0 lines, {duplicates} duplicated in total");
+}
