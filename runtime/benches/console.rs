@@ -9,49 +9,14 @@
 //!
 //! The release `sluice` binary runs as a real process, as a user would run it.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fantoccini::ClientBuilder;
 use serde_json::{json, Value};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod browser;
 
-fn on_path(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|dir| Path::new(dir).join(program))
-        .find(|p| p.is_file())
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn wait_until<F, Fut>(timeout: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+use browser::{free_port, wait_until, Chromium, Killed};
 
 fn summary(mut times: Vec<Duration>) -> String {
     times.sort();
@@ -166,39 +131,8 @@ async fn main() {
         println!("GET {path}: {} ({bytes} bytes)", summary(times));
     }
 
-    let Some(driver_bin) = on_path("chromedriver") else {
-        panic!("chromedriver is not installed: install Debian's chromium and chromium-driver");
-    };
-    let chromium = on_path("chromium").expect("chromium (Debian's chromium package)");
-    let port = free_port();
-    let _driver = Killed(
-        Command::new(driver_bin)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_until(Duration::from_secs(30), "chromedriver", || async move {
-        tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-    })
-    .await;
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({"binary": chromium, "args": [
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--disable-dev-shm-usage", "--window-size=1366,900",
-            format!("--user-data-dir={}", dir.path().join("profile").display())]}),
-    );
-    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{port}"))
-        .await
-        .unwrap();
+    let chromium = Chromium::start(&dir.path().join("profile")).await;
+    let client = &chromium.client;
     let mut paints = Vec::new();
     let mut tables = Vec::new();
     for _ in 0..10 {
@@ -233,5 +167,5 @@ async fn main() {
         "console table with {count} connectors rendered: {}",
         summary(tables)
     );
-    client.close().await.unwrap();
+    chromium.close().await;
 }

@@ -7,34 +7,39 @@
 //!    connectors) — threads and resident memory once every pipeline has delivered, and the
 //!    time a SIGINT takes to stop them all.
 //!
+//! 5. only with `SLUICE_BENCH_ONLY=console` (it needs Debian's `chromium` and
+//!    `chromium-driver`): the throughput run in `SLUICE_BENCH_ROUNDS` alternating rounds
+//!    (default 3) with the console closed and with it open in a headless Chromium (the
+//!    connectors page and the sink's page, both polling the worker), and the ratio.
+//!
 //! Each scenario runs the release `sluice` binary as a real process, as a user would.
-//! `SLUICE_BENCH_LINES` sets the line count of the throughput run (default 2,000,000);
-//! `SLUICE_BENCH_ONLY` (`first`, `idle`, `throughput`, `many`) runs one scenario.
+//! `SLUICE_BENCH_LINES` sets the line count of the throughput runs (default 2,000,000);
+//! `SLUICE_BENCH_ONLY` (`first`, `idle`, `throughput`, `many`, `console`) runs one scenario.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use serde_json::json;
+
+mod browser;
+
+use browser::{free_port, wait_until, Chromium};
 
 struct Worker {
     child: Child,
+    rest_port: u16,
 }
 
 impl Worker {
     fn start(dir: &Path) -> Self {
         let log = std::fs::File::create(dir.join("worker.log")).unwrap();
+        let rest_port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
             .arg("worker")
             .current_dir(dir)
-            .env("SLUICE_REST_PORT", free_port().to_string())
+            .env("SLUICE_REST_PORT", rest_port.to_string())
             .env("SLUICE_BROKER_LISTEN", format!("127.0.0.1:{}", free_port()))
             .env("SLUICE_LOG", "warn")
             .stdin(Stdio::null())
@@ -42,7 +47,7 @@ impl Worker {
             .stderr(log)
             .spawn()
             .unwrap();
-        Self { child }
+        Self { child, rest_port }
     }
 
     fn rss_kib(&self) -> u64 {
@@ -130,27 +135,25 @@ fn tempdir(name: &str) -> PathBuf {
     dir
 }
 
-fn throughput(lines: usize) {
-    let dir = tempdir("throughput");
-    let input = dir.join("input.txt");
-    let output = dir.join("output.txt");
-    {
-        let mut f = std::io::BufWriter::new(std::fs::File::create(&input).unwrap());
-        for i in 0..lines {
-            // 99 characters plus the newline: 100 bytes a line.
-            writeln!(f, "{i:010} {}", "x".repeat(88)).unwrap();
-        }
+/// Writes `lines` lines of 100 bytes (99 characters and the newline).
+fn write_input(path: &Path, lines: usize) {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    for i in 0..lines {
+        writeln!(f, "{i:010} {}", "x".repeat(88)).unwrap();
     }
-    write_pipeline(&dir, "bench", &input, &output);
-    let started = Instant::now();
-    let _worker = Worker::start(&dir);
+    f.flush().unwrap();
+}
+
+/// Waits until the sink wrote `lines` lines to `output`; returns when the first and the
+/// last arrived, counted from `started`.
+fn wait_for_lines(output: &Path, lines: usize, started: Instant) -> (Duration, Duration) {
     let mut first = None;
     let deadline = started + Duration::from_secs(600);
     // Reads only what the sink appended since the last look: re-reading the whole output
     // every 20 ms would take a good part of a core from the worker being measured.
     let mut counter = LineCounter::default();
     loop {
-        let n = counter.count(&output);
+        let n = counter.count(output);
         if n > 0 && first.is_none() {
             first = Some(started.elapsed());
         }
@@ -164,15 +167,145 @@ fn throughput(lines: usize) {
         std::thread::sleep(Duration::from_millis(20));
     }
     let total = started.elapsed();
-    let first = first.unwrap_or(total);
-    let streaming = total - first;
-    let rate = lines as f64 / streaming.as_secs_f64();
+    (first.unwrap_or(total), total)
+}
+
+/// Lines per second from the first line to the last.
+fn streaming_rate(lines: usize, (first, total): (Duration, Duration)) -> f64 {
+    lines as f64 / (total - first).as_secs_f64()
+}
+
+fn throughput(lines: usize) {
+    let dir = tempdir("throughput");
+    let input = dir.join("input.txt");
+    let output = dir.join("output.txt");
+    write_input(&input, lines);
+    write_pipeline(&dir, "bench", &input, &output);
+    let started = Instant::now();
+    let _worker = Worker::start(&dir);
+    let (first, total) = wait_for_lines(&output, lines, started);
+    let rate = streaming_rate(lines, (first, total));
     println!(
         "file -> broker -> file, {lines} lines of 100 bytes: {:.0} lines/s, {:.1} MB/s (first line after {:.0} ms, all after {:.2} s)",
         rate,
         rate * 100.0 / 1e6,
         first.as_secs_f64() * 1000.0,
         total.as_secs_f64()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Counts the requests a page has made so far (its resource timing entries).
+const REQUESTS_SO_FAR: &str = "return performance.getEntriesByType('resource').length";
+
+/// Opens the console's connectors page, then the sink's connector page in a second window,
+/// and waits until both show the running pipeline. Returns the browser and each window's
+/// handle with its request count so far.
+async fn open_console(
+    base: &str,
+    profile: &Path,
+) -> (Chromium, Vec<(fantoccini::wd::WindowHandle, u64)>) {
+    let chromium = Chromium::start(profile).await;
+    let client = &chromium.client;
+    let pages = [
+        (
+            "#/connectors",
+            "return document.querySelectorAll('#connectors tbody tr').length === 2",
+        ),
+        (
+            "#/connector/bench-sink",
+            "return (document.getElementById('connector-state') || {textContent: ''}).textContent.startsWith('RUNNING') && document.querySelectorAll('#rates svg').length === 2",
+        ),
+    ];
+    let mut windows = Vec::new();
+    for (i, (page, ready)) in pages.into_iter().enumerate() {
+        if i > 0 {
+            // A window, not a tab: a background tab's timers may be throttled.
+            let window = client.new_window(false).await.unwrap();
+            client.switch_to_window(window.handle).await.unwrap();
+        }
+        client.goto(&format!("{base}/ui/{page}")).await.unwrap();
+        wait_until(Duration::from_secs(60), page, || {
+            let client = client.clone();
+            async move { client.execute(ready, vec![]).await.ok() == Some(json!(true)) }
+        })
+        .await;
+        let requests = client.execute(REQUESTS_SO_FAR, vec![]).await.unwrap();
+        windows.push((client.window().await.unwrap(), requests.as_u64().unwrap()));
+    }
+    (chromium, windows)
+}
+
+/// The throughput scenario in alternating rounds, with no browser and with the console
+/// open in headless Chromium for the whole run. The source is configured before its file
+/// exists, so the worker (and the console) are up before the first line; the input is then
+/// hard-linked into place, so every round reads the same file and none waits for a copy.
+fn console_throughput(lines: usize, rounds: usize) {
+    let dir = tempdir("console");
+    let input = dir.join("input.txt");
+    write_input(&input, lines);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let http = reqwest::Client::new();
+    let (mut closed, mut open) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        for console in [false, true] {
+            let run = dir.join(format!("round-{round}-{console}"));
+            std::fs::create_dir_all(&run).unwrap();
+            let source_file = run.join("input.txt");
+            let output = run.join("output.txt");
+            write_pipeline(&run, "bench", &source_file, &output);
+            let worker = Worker::start(&run);
+            let base = format!("http://127.0.0.1:{}", worker.rest_port);
+            runtime.block_on(wait_until(Duration::from_secs(60), "the REST API", || {
+                let request = http.get(format!("{base}/connectors")).send();
+                async move { request.await.is_ok_and(|r| r.status().is_success()) }
+            }));
+            let browser =
+                console.then(|| runtime.block_on(open_console(&base, &run.join("profile"))));
+            std::fs::hard_link(&input, &source_file).unwrap();
+            let timing = wait_for_lines(&output, lines, Instant::now());
+            let rate = streaming_rate(lines, timing);
+            let mut requests = Vec::new();
+            if let Some((chromium, windows)) = browser {
+                runtime.block_on(async {
+                    for (window, before) in windows {
+                        chromium.client.switch_to_window(window).await.unwrap();
+                        let now = chromium
+                            .client
+                            .execute(REQUESTS_SO_FAR, vec![])
+                            .await
+                            .unwrap();
+                        requests.push(now.as_u64().unwrap() - before);
+                    }
+                    chromium.close().await;
+                });
+            }
+            drop(worker);
+            let seconds = (timing.1 - timing.0).as_secs_f64();
+            if console {
+                println!(
+                    "round {round}, console open:   {rate:.0} lines/s over {seconds:.1} s (requests meanwhile: connectors page {}, sink's page {})",
+                    requests[0], requests[1]
+                );
+                open.push(rate);
+            } else {
+                println!("round {round}, console closed: {rate:.0} lines/s over {seconds:.1} s");
+                closed.push(rate);
+            }
+            let _ = std::fs::remove_dir_all(&run);
+        }
+    }
+    let best = |rates: &[f64]| rates.iter().copied().fold(f64::MIN, f64::max);
+    let worst = |rates: &[f64]| rates.iter().copied().fold(f64::MAX, f64::min);
+    println!(
+        "file -> broker -> file, {lines} lines of 100 bytes, {rounds} rounds each: console closed best {:.0} lines/s ({:.0}-{:.0}), console open best {:.0} lines/s ({:.0}-{:.0}); open / closed {:.3} (best to best)",
+        best(&closed),
+        worst(&closed),
+        best(&closed),
+        best(&open),
+        worst(&open),
+        best(&open),
+        best(&open) / best(&closed)
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -325,5 +458,12 @@ fn main() {
     }
     if run("many") {
         many_connectors(pipelines);
+    }
+    if only == "console" {
+        let rounds = std::env::var("SLUICE_BENCH_ROUNDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(3);
+        console_throughput(lines, rounds);
     }
 }
