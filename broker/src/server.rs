@@ -411,6 +411,17 @@ async fn read_frame(
     match reader.read_exact(&mut len).await {
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        // A client that closes its socket with data unread (librdkafka on destroy, say) resets
+        // the connection: between requests that is a disconnect, not a bad request.
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
+            ) =>
+        {
+            debug!(error = %e, "connection reset by the client between requests");
+            return Ok(None);
+        }
         Err(e) => return Err(format!("read failed: {e}")),
     }
     let len = i32::from_be_bytes(len);
