@@ -4,16 +4,17 @@
 //! and the rejection of options nobody declares.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use regex::Regex;
-use sluice_sdk::config::resolve_env_references;
 use sluice_sdk::{
     ConfigDef, ConfigErrors, ConfigKey, ConfigType, ConnectorKind, ConnectorPlugin, Importance,
     Props, Validator,
 };
 
+use crate::config_providers::{normalise, ConfigProviders};
 use crate::converter::{build_converter, Converter, ConverterRole};
 use crate::errors::ErrorPolicy;
 use crate::transforms::{build_chain, TransformChain};
@@ -210,13 +211,20 @@ pub struct ConnectorSettings {
     pub producer_overrides: BTreeMap<String, String>,
     /// `consumer.override.*` without the prefix.
     pub consumer_overrides: BTreeMap<String, String>,
-    /// The whole configuration as the connector receives it (`${env:...}` resolved, worker
-    /// converter defaults applied).
+    /// The whole configuration as the connector receives it (config provider references
+    /// resolved, worker converter defaults applied).
     pub props: Props,
+    /// The options whose stored value holds a config provider reference, with that value.
+    pub references: Props,
+    /// The worker's config providers, to resolve the references again when the connector or a
+    /// task starts.
+    pub providers: ConfigProviders,
 }
 
 /// Parses and checks a connector configuration written as `raw`; `defaults` are the worker's
-/// connector defaults (converters), `plugins` the known connector classes.
+/// connector defaults (converters), `plugins` the known connector classes, `providers` what
+/// resolves `${provider:...}` references, `file_allowed` the folders the file connectors may
+/// use (`file.connectors.allowed.paths`; empty: anywhere).
 ///
 /// # Errors
 /// Every problem, each naming its option, prefixed by the connector's name.
@@ -224,6 +232,8 @@ pub fn parse_connector_config(
     raw: &Props,
     defaults: &BTreeMap<String, String>,
     plugins: &[ConnectorPlugin],
+    providers: &ConfigProviders,
+    file_allowed: &[PathBuf],
 ) -> Result<ConnectorSettings, ConfigErrors> {
     let mut errors = ConfigErrors::default();
     let mut props: Props = defaults.clone();
@@ -234,13 +244,18 @@ pub fn parse_connector_config(
             props.retain(|k, _| !k.starts_with(&prefix));
         }
     }
+    let mut references = Props::new();
     for (k, v) in raw {
-        match resolve_env_references(k, v) {
+        if !ConfigProviders::has_reference(v) {
+            props.insert(k.clone(), v.clone());
+            continue;
+        }
+        references.insert(k.clone(), v.clone());
+        match providers.resolve(k, v) {
             Ok(v) => {
                 props.insert(k.clone(), v);
             }
-            Err(sluice_sdk::Error::Config(e)) => errors.0.extend(e.0),
-            Err(e) => errors.push(k, e.to_string()),
+            Err(e) => errors.push(k, e),
         }
     }
     let class = props.get(CONNECTOR_CLASS).map(|s| s.trim().to_string());
@@ -336,6 +351,9 @@ pub fn parse_connector_config(
             );
         }
     }
+    if let Some(plugin) = &plugin {
+        check_file_path(plugin, &props, file_allowed, &mut errors);
+    }
     let name = runtime.get_str(NAME).unwrap_or_default().to_string();
     let prefixed = |prefix: &str| -> BTreeMap<String, String> {
         props
@@ -362,14 +380,103 @@ pub fn parse_connector_config(
         consumer_overrides: prefixed("consumer.override."),
         plugin,
         props,
+        references,
+        providers: providers.clone(),
     })
 }
 
 impl ConnectorSettings {
+    /// The configuration with its references resolved again (a renewed secret is picked up
+    /// when the connector restarts).
+    ///
+    /// # Errors
+    /// A reference that no longer resolves, naming the option.
+    pub fn fresh_props(&self) -> Result<Props, String> {
+        let mut props = self.props.clone();
+        for (option, text) in &self.references {
+            props.insert(option.clone(), self.providers.resolve(option, text)?);
+        }
+        Ok(props)
+    }
+
+    /// Task configurations derived by the connector from `resolved`, with the references of
+    /// the stored configuration put back in place of the secrets.
+    pub fn hide_secrets(&self, resolved: &Props, tasks: Vec<Props>) -> Vec<Props> {
+        ConfigProviders::restore_references(&self.references, resolved, tasks)
+    }
+
+    /// A task configuration with its references resolved, as the task receives it.
+    ///
+    /// # Errors
+    /// A reference that does not resolve, naming the option.
+    pub fn resolve_task(&self, task: &Props) -> Result<Props, String> {
+        self.providers.resolve_all(task)
+    }
+
     /// Whether the connector is a sink.
     pub fn is_sink(&self) -> bool {
         matches!(self.plugin.kind, ConnectorKind::Sink(_))
     }
+}
+
+/// The file source's and sink's `file` must lie in one of `allowed` (when any is given): the
+/// path is made absolute, `..` taken out and symbolic links of its existing part followed, so
+/// neither climbs out.
+fn check_file_path(
+    plugin: &ConnectorPlugin,
+    props: &Props,
+    allowed: &[PathBuf],
+    errors: &mut ConfigErrors,
+) {
+    use sluice_connector_file::{FILE_SINK, FILE_SOURCE};
+    if allowed.is_empty() || !(plugin.answers_to(FILE_SOURCE) || plugin.answers_to(FILE_SINK)) {
+        return;
+    }
+    let Some(file) = props
+        .get("file")
+        .map(|f| f.trim())
+        .filter(|f| !f.is_empty())
+    else {
+        return;
+    };
+    let real = |path: &Path| -> PathBuf {
+        let normal = normalise(path);
+        // Follow links in the part of the path that exists; the rest is appended as written.
+        let mut existing = normal.clone();
+        let mut tail = Vec::new();
+        while !existing.exists() {
+            match (
+                existing.file_name().map(ToOwned::to_owned),
+                existing.parent(),
+            ) {
+                (Some(name), Some(parent)) => {
+                    tail.push(name);
+                    existing = parent.to_path_buf();
+                }
+                _ => break,
+            }
+        }
+        let mut out = existing.canonicalize().unwrap_or(existing);
+        for part in tail.into_iter().rev() {
+            out.push(part);
+        }
+        out
+    };
+    let path = real(Path::new(file));
+    if allowed.iter().any(|dir| path.starts_with(real(dir))) {
+        return;
+    }
+    errors.push(
+        "file",
+        format!(
+            "is {file}, outside the folders this worker allows file connectors to use (worker setting file.connectors.allowed.paths = {}); put the file in one of them or ask the worker's operator to add its folder",
+            allowed
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+    );
 }
 
 /// Milliseconds as a duration; negative means "forever".

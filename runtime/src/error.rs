@@ -15,6 +15,9 @@ pub enum Error {
     /// The request conflicts with the current state (exists already, is file-managed, ...).
     #[error("{0}")]
     Conflict(String),
+    /// The request is not allowed (a wrong internal request signature).
+    #[error("{0}")]
+    Forbidden(String),
     /// A Kafka client failed.
     #[error("Kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),

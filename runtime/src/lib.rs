@@ -30,6 +30,7 @@
 pub mod backoff;
 pub mod cli;
 pub mod cluster;
+pub mod config_providers;
 pub mod configs_dir;
 pub mod connector_config;
 pub mod console;
@@ -46,6 +47,7 @@ pub mod offsets;
 pub mod plugin_loader;
 pub mod plugins;
 pub mod rest;
+pub mod rest_security;
 pub mod run;
 pub mod settings;
 pub mod status;

@@ -48,6 +48,7 @@ impl From<Error> for ApiError {
         let status = match &e {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::InvalidConfig(_) | Error::Settings(_) => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -362,9 +363,18 @@ async fn get_tasks(
 async fn put_task_configs(
     State(worker): State<AppState>,
     Path(name): Path<String>,
-    body: Result<Json<Vec<Props>>, axum::extract::rejection::JsonRejection>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
 ) -> ApiResult<StatusCode> {
-    let Json(configs) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let signature = header(crate::cluster::session::ALGORITHM_HEADER)
+        .zip(header(crate::cluster::session::SIGNATURE_HEADER));
+    worker.verify_internal_request(signature, &body)?;
+    let configs: Vec<Props> = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the body is not a JSON list of task configurations: {e}"
+        ))
+    })?;
     worker.receive_task_configs(&name, configs).await?;
     Ok(StatusCode::NO_CONTENT)
 }

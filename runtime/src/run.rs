@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::herder::Herder;
 use crate::plugins::worker_plugins;
 use crate::rest::router;
+use crate::rest_security::{require_basic_auth, server_tls_config, BasicAuth, TlsListener};
 use crate::settings::WorkerSettings;
 
 /// A running worker.
@@ -52,6 +53,12 @@ pub async fn start_worker_with(
     extra: Vec<ConnectorPlugin>,
 ) -> Result<RunningWorker> {
     let started = std::time::Instant::now();
+    // Bad TLS settings fail the start before anything else is set up.
+    let tls = if settings.rest_https {
+        Some(server_tls_config(&settings.rest_tls)?)
+    } else {
+        None
+    };
     let (bootstrap, broker) = match &settings.bootstrap_servers {
         Some(servers) => (servers.clone(), None),
         None => {
@@ -84,16 +91,37 @@ pub async fn start_worker_with(
             .collect();
     let herder =
         Herder::connect(settings.clone(), bootstrap.clone(), plugins, root.clone()).await?;
-    let app = router(herder.clone());
+    let mut app = router(herder.clone());
+    if let Some(file) = &settings.rest_users_file {
+        let auth = Arc::new(BasicAuth::load(file)?);
+        app = app.layer(axum::middleware::from_fn_with_state(
+            auth,
+            require_basic_auth,
+        ));
+        info!(users_file = %file.display(), "REST API requires HTTP basic authentication");
+    }
     let rest_token = root.clone();
-    let rest = tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { rest_token.cancelled().await })
-            .await;
-        if let Err(e) = served {
-            warn!(error = %e, "REST server stopped with an error");
-        }
-    });
+    let rest = if settings.rest_https {
+        let listener = TlsListener::new(listener, tls.expect("https listeners have a TLS config"))
+            .map_err(|e| Error::Other(format!("cannot serve TLS on {rest_addr}: {e}")))?;
+        tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { rest_token.cancelled().await })
+                .await;
+            if let Err(e) = served {
+                warn!(error = %e, "REST server stopped with an error");
+            }
+        })
+    } else {
+        tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { rest_token.cancelled().await })
+                .await;
+            if let Err(e) = served {
+                warn!(error = %e, "REST server stopped with an error");
+            }
+        })
+    };
     let watcher = tokio::spawn(run_config_dir(
         herder.clone(),
         settings.config_dir.clone(),
@@ -101,6 +129,7 @@ pub async fn start_worker_with(
     ));
     info!(
         rest = %rest_addr,
+        https = settings.rest_https,
         bootstrap = %bootstrap,
         embedded_broker = broker.is_some(),
         config_dir = %settings.config_dir.display(),

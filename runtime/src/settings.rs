@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cluster::protocol::ConnectProtocol;
+use crate::config_providers::ConfigProviders;
 use crate::error::{Error, Result};
 
 /// Prefix of the environment variables that set worker settings.
@@ -64,6 +65,21 @@ pub const SETTINGS: &[SettingDoc] = &[
         doc: "Port of the REST API (Kafka Connect's default).",
     },
     SettingDoc {
+        name: "listeners",
+        default: "",
+        doc: "The REST API's listener as a URL, http://host:port or https://host:port (Kafka Connect's setting); overrides rest.host.name and rest.port. https takes its certificate from listeners.https.ssl.keystore.location (PEM: chain and key) or listeners.https.ssl.keystore.certificate.chain and listeners.https.ssl.keystore.key; listeners.https.ssl.client.auth=required with listeners.https.ssl.truststore.location asks clients for certificates.",
+    },
+    SettingDoc {
+        name: "rest.basic.auth.users.file",
+        default: "",
+        doc: "Turns on HTTP basic authentication for the whole REST API and console: a Java properties file of user=password lines (Kafka Connect's PropertyFileLoginModule format), read again when it changes.",
+    },
+    SettingDoc {
+        name: "rest.extension.classes",
+        default: "",
+        doc: "Kafka Connect's REST extensions; sluice has BasicAuthSecurityRestExtension built in (it needs rest.basic.auth.users.file).",
+    },
+    SettingDoc {
         name: "plugin.path",
         default: "",
         doc: "Comma-separated folders or files of connector plugin libraries.",
@@ -109,6 +125,21 @@ pub const SETTINGS: &[SettingDoc] = &[
         doc: "Pause before rejoining after a worker could not catch up with the config topic (Kafka Connect's default is 300000).",
     },
     SettingDoc {
+        name: "inter.worker.key.ttl.ms",
+        default: "3600000",
+        doc: "How long the leader's session key for signing internal requests (KIP-507) lives before the leader writes a new one.",
+    },
+    SettingDoc {
+        name: "inter.worker.key.generation.algorithm",
+        default: "HmacSHA256",
+        doc: "Algorithm of the session keys the leader makes: HmacSHA256, HmacSHA384 or HmacSHA512.",
+    },
+    SettingDoc {
+        name: "inter.worker.signature.algorithm",
+        default: "HmacSHA256",
+        doc: "Algorithm a worker signs internal requests with: HmacSHA256, HmacSHA384 or HmacSHA512.",
+    },
+    SettingDoc {
         name: "rest.advertised.host.name",
         default: "",
         doc: "Host name other workers reach this worker's REST API at (unset: the REST listen address).",
@@ -149,6 +180,16 @@ pub const SETTINGS: &[SettingDoc] = &[
         doc: "How long tasks get to flush and commit on stop before they are aborted.",
     },
     SettingDoc {
+        name: "config.providers",
+        default: "env",
+        doc: "Config providers connector options may refer to: env (${env:NAME}, always on), file (${file:/path/x.properties:key}) and directory (${directory:/run/secrets:name}). config.providers.<name>.param.allowed.paths limits file and directory to some folders. The reference is resolved when a task starts and is never stored, shown or logged resolved.",
+    },
+    SettingDoc {
+        name: "file.connectors.allowed.paths",
+        default: "",
+        doc: "Comma-separated folders the file source and sink may read and write in; a file connector naming a path outside them is refused. Unset: anywhere the worker's user may (anyone who can reach the REST API can then read or write those files).",
+    },
+    SettingDoc {
         name: "key.converter",
         default: "org.apache.kafka.connect.json.JsonConverter",
         doc: "Default key converter (json, string, bytearray or the Kafka Connect class names).",
@@ -170,6 +211,8 @@ pub const PREFIXES: &[&str] = &[
     "consumer.",
     "admin.",
     "broker.",
+    "config.providers.",
+    "listeners.https.",
 ];
 
 /// Prefixes of `SLUICE_*` variables that are not worker settings (the test suite's own
@@ -197,6 +240,12 @@ pub struct GroupSettings {
     pub sync_timeout: Duration,
     /// `worker.unsync.backoff.ms`.
     pub unsync_backoff: Duration,
+    /// `inter.worker.key.ttl.ms`.
+    pub key_ttl: Duration,
+    /// `inter.worker.key.generation.algorithm`.
+    pub key_algorithm: String,
+    /// `inter.worker.signature.algorithm`.
+    pub signature_algorithm: String,
 }
 
 /// The worker's settings.
@@ -244,6 +293,16 @@ pub struct WorkerSettings {
     pub admin: BTreeMap<String, String>,
     /// `broker.*` settings for the embedded broker, prefix removed.
     pub broker: BTreeMap<String, String>,
+    /// `config.providers` and its sub-settings.
+    pub config_providers: ConfigProviders,
+    /// `file.connectors.allowed.paths`: empty means anywhere.
+    pub file_allowed_paths: Vec<PathBuf>,
+    /// Whether the REST API is served over TLS (`listeners=https://...`).
+    pub rest_https: bool,
+    /// `listeners.https.*` settings, prefix removed.
+    pub rest_tls: BTreeMap<String, String>,
+    /// `rest.basic.auth.users.file`: basic authentication is on when set.
+    pub rest_users_file: Option<PathBuf>,
 }
 
 impl Default for WorkerSettings {
@@ -265,9 +324,11 @@ impl WorkerSettings {
         format!("{host}:{port}")
     }
 
-    /// The URL other workers reach this worker's REST API at (`http://host:port/`).
+    /// The URL other workers reach this worker's REST API at (`http://host:port/`, or
+    /// `https://` with an https listener).
     pub fn advertised_rest_url(&self) -> String {
-        format!("http://{}/", self.advertised_rest_addr())
+        let scheme = if self.rest_https { "https" } else { "http" };
+        format!("{scheme}://{}/", self.advertised_rest_addr())
     }
 
     /// Reads `sluice.toml` from `dir` (when present) and `SLUICE_*` variables.
@@ -382,10 +443,44 @@ impl WorkerSettings {
                 get("rest.port")
             ))
         })?;
-        let rest_addr = addr(
-            "rest.host.name",
-            &format!("{}:{rest_port}", get("rest.host.name").trim()),
-        )?;
+        let (rest_addr, rest_https) = match get("listeners").trim() {
+            "" => (
+                addr(
+                    "rest.host.name",
+                    &format!("{}:{rest_port}", get("rest.host.name").trim()),
+                )?,
+                false,
+            ),
+            listeners => parse_listener(listeners)?,
+        };
+        let extensions = get("rest.extension.classes");
+        for class in extensions
+            .split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+        {
+            let basic = class == "org.apache.kafka.connect.rest.basic.auth.extension.BasicAuthSecurityRestExtension";
+            if !basic {
+                return Err(Error::Settings(format!(
+                    "worker setting 'rest.extension.classes' names '{class}'; sluice has only org.apache.kafka.connect.rest.basic.auth.extension.BasicAuthSecurityRestExtension"
+                )));
+            }
+            if get("rest.basic.auth.users.file").trim().is_empty() {
+                return Err(Error::Settings(
+                    "worker setting 'rest.extension.classes' names BasicAuthSecurityRestExtension: set rest.basic.auth.users.file to its users file (user=password lines, the PropertyFileLoginModule format)".to_string(),
+                ));
+            }
+        }
+        let hmac = |name: &str| -> Result<String> {
+            let value = get(name).trim().to_string();
+            if crate::cluster::session::is_supported(&value) {
+                Ok(value)
+            } else {
+                Err(Error::Settings(format!(
+                    "worker setting '{name}' must be HmacSHA256, HmacSHA384 or HmacSHA512 (got '{value}')"
+                )))
+            }
+        };
         let non_empty = |s: String| (!s.trim().is_empty()).then(|| s.trim().to_string());
         let prefixed =
             |prefix: &str| -> BTreeMap<String, String> {
@@ -399,6 +494,24 @@ impl WorkerSettings {
                 }));
                 out
             };
+        let provider_settings: BTreeMap<String, String> = extra
+            .iter()
+            .filter_map(|(k, v)| {
+                k.strip_prefix("config.providers.")
+                    .map(|k| (k.to_string(), v.clone()))
+            })
+            .collect();
+        let config_providers =
+            ConfigProviders::from_settings(&get("config.providers"), &provider_settings)
+                .map_err(Error::Settings)?;
+        let paths = |name: &str| -> Vec<PathBuf> {
+            get(name)
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+                .collect()
+        };
         let mut connector_defaults = BTreeMap::new();
         connector_defaults.insert("key.converter".to_string(), get("key.converter"));
         connector_defaults.insert("value.converter".to_string(), get("value.converter"));
@@ -413,12 +526,18 @@ impl WorkerSettings {
             data_dir: PathBuf::from(get("data.dir")),
             config_dir: PathBuf::from(get("config.dir")),
             rest_addr,
-            plugin_path: get("plugin.path")
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(PathBuf::from)
+            plugin_path: paths("plugin.path"),
+            rest_https,
+            rest_tls: extra
+                .iter()
+                .filter_map(|(k, v)| {
+                    k.strip_prefix("listeners.https.")
+                        .map(|k| (k.to_string(), v.clone()))
+                })
                 .collect(),
+            rest_users_file: non_empty(get("rest.basic.auth.users.file")).map(PathBuf::from),
+            file_allowed_paths: paths("file.connectors.allowed.paths"),
+            config_providers,
             group_id: get("group.id"),
             group: GroupSettings {
                 session_timeout: ms("session.timeout.ms")?,
@@ -434,6 +553,9 @@ impl WorkerSettings {
                     })?,
                 sync_timeout: ms("worker.sync.timeout.ms")?,
                 unsync_backoff: ms("worker.unsync.backoff.ms")?,
+                key_ttl: ms("inter.worker.key.ttl.ms")?,
+                key_algorithm: hmac("inter.worker.key.generation.algorithm")?,
+                signature_algorithm: hmac("inter.worker.signature.algorithm")?,
             },
             rest_advertised_host: non_empty(get("rest.advertised.host.name")),
             rest_advertised_port: match non_empty(get("rest.advertised.port")) {
@@ -467,7 +589,7 @@ impl WorkerSettings {
     /// The settings as `--help` shows them: one block per setting (name and what it does,
     /// then its environment variable and default), the free-form prefixes last.
     pub fn help_text() -> String {
-        const WIDTH: usize = 36;
+        const WIDTH: usize = 40;
         let mut out = format!(
             "Worker settings, later sources winning: built-in defaults, the settings file\n\
              ({SETTINGS_FILE} in the working directory, or --config <FILE>), {ENV_PREFIX}_<NAME>\n\
@@ -501,6 +623,14 @@ impl WorkerSettings {
                 "broker.*",
                 "embedded broker settings (see `sluice broker --help`)",
             ),
+            (
+                "config.providers.*",
+                "config provider options (e.g. config.providers.file.param.allowed.paths)",
+            ),
+            (
+                "listeners.https.*",
+                "the https listener's TLS (e.g. listeners.https.ssl.keystore.location)",
+            ),
         ] {
             out.push_str(&format!("  {names:<WIDTH$}{doc}\n"));
         }
@@ -509,6 +639,41 @@ impl WorkerSettings {
 }
 
 /// `SLUICE_BOOTSTRAP_SERVERS` arrives as `bootstrap_servers`; both spellings mean the dotted name.
+/// `listeners`: one `http://host:port` or `https://host:port` (an empty host means every
+/// interface); returns the address and whether it is https.
+fn parse_listener(text: &str) -> Result<(SocketAddr, bool)> {
+    let bad = |why: &str| {
+        Error::Settings(format!(
+            "worker setting 'listeners' must be one URL such as http://127.0.0.1:8083 or https://0.0.0.0:8443 (got '{text}'): {why}"
+        ))
+    };
+    if text.contains(',') {
+        return Err(bad("sluice serves the REST API on one listener; keep one"));
+    }
+    let (scheme, rest) = text
+        .split_once("://")
+        .ok_or_else(|| bad("the scheme (http:// or https://) is missing"))?;
+    let https = match scheme.to_ascii_lowercase().as_str() {
+        "http" => false,
+        "https" => true,
+        _ => return Err(bad("the scheme must be http or https")),
+    };
+    let rest = rest.trim_end_matches('/');
+    let (host, port) = rest
+        .rsplit_once(':')
+        .ok_or_else(|| bad("the port is missing"))?;
+    let host = match host {
+        "" => "0.0.0.0",
+        "localhost" => "127.0.0.1",
+        h => h.trim_start_matches('[').trim_end_matches(']'),
+    };
+    let port: u16 = port.parse().map_err(|_| bad("the port is not a number"))?;
+    let ip: std::net::IpAddr = host
+        .parse()
+        .map_err(|_| bad("the host must be a numeric address, localhost or empty"))?;
+    Ok((SocketAddr::new(ip, port), https))
+}
+
 fn normalise_name(key: &str) -> String {
     key.to_ascii_lowercase().replace('_', ".")
 }
@@ -653,11 +818,11 @@ mod tests {
         assert!(help.contains("SLUICE_BOOTSTRAP_SERVERS"));
         // Every description starts in the same column.
         let rows: Vec<&str> = help.lines().filter(|l| l.starts_with("  ")).collect();
-        assert_eq!(rows.len(), 2 * SETTINGS.len() + 3);
+        assert_eq!(rows.len(), 2 * SETTINGS.len() + 5);
         for line in rows {
             let bytes = line.as_bytes();
             assert!(
-                bytes.len() > 38 && bytes[37] == b' ' && bytes[38] != b' ',
+                bytes.len() > 42 && bytes[41] == b' ' && bytes[42] != b' ',
                 "misaligned: {line:?}"
             );
         }

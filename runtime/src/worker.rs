@@ -259,6 +259,7 @@ impl Worker {
             shared: shared.clone(),
             cluster,
             placement: Placement::default(),
+            instance_props: Props::new(),
         };
         tokio::spawn(actor.run(rx, after));
         ConnectorRunner {
@@ -310,6 +311,8 @@ struct ConnectorActor {
     cluster: Option<TaskConfigSink>,
     /// In cluster mode, what this worker runs of the connector.
     placement: Placement,
+    /// The configuration the instance started with, references resolved.
+    instance_props: Props,
 }
 
 impl ConnectorActor {
@@ -479,7 +482,18 @@ impl ConnectorActor {
     /// the actor is cancelled (a connector waiting on an unreachable system).
     async fn start_instance(&mut self) {
         let ctx = ConnectorContext::new(&self.name, self.host.clone());
-        let props = self.settings.props.clone();
+        let props = match self.settings.fresh_props() {
+            Ok(props) => props,
+            Err(e) => {
+                self.instance = None;
+                self.set_connector_status(
+                    State::Failed,
+                    Some(format!("connector start failed: {e}")),
+                );
+                return;
+            }
+        };
+        self.instance_props = props.clone();
         let max = self.settings.tasks_max;
         let start = async {
             match &self.settings.plugin.kind {
@@ -515,6 +529,7 @@ impl ConnectorActor {
         match result {
             Ok((instance, mut configs)) => {
                 configs.truncate(max.max(1));
+                let configs = self.settings.hide_secrets(&self.instance_props, configs);
                 self.instance = Some(instance);
                 if self.cluster.is_some() {
                     self.publish_task_configs(configs);
@@ -561,6 +576,20 @@ impl ConnectorActor {
         };
         let Some(task_config) = task_config else {
             return;
+        };
+        // The stored task configuration keeps config provider references; the task gets them
+        // resolved, afresh at every start.
+        let task_config = match self.settings.resolve_task(&task_config) {
+            Ok(config) => config,
+            Err(e) => {
+                self.worker.status.set_task(
+                    &self.name,
+                    id,
+                    State::Failed,
+                    Some(format!("task start failed: {e}")),
+                );
+                return;
+            }
         };
         let worker = &self.worker;
         let token = self.token.child_token();
@@ -714,6 +743,7 @@ impl ConnectorActor {
         match configs {
             Ok(mut configs) => {
                 configs.truncate(max.max(1));
+                let configs = self.settings.hide_secrets(&self.instance_props, configs);
                 if self.cluster.is_some() {
                     self.publish_task_configs(configs);
                     return;

@@ -22,3 +22,4 @@ mod worker_group;
 mod worker_hardening;
 mod worker_pipeline;
 mod worker_rest;
+mod worker_security;

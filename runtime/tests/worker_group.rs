@@ -185,6 +185,22 @@ async fn workers_share_connectors_survive_a_leader_kill_and_take_in_a_newcomer()
     }
     let duplicates = all_lines_arrive(&outputs, 100, "the first 100 lines of each pipeline").await;
     println!("phase 1: every line arrived, {duplicates} duplicates");
+    // The leader keys the group's session, and connectors placed on other workers handed their
+    // task configurations to it in requests signed with that key (KIP-507): an unsigned or
+    // wrongly signed one is refused, so these tasks would not exist otherwise.
+    assert!(
+        workers[leader_index]
+            .log()
+            .contains("wrote a new session key"),
+        "the leader wrote no session key"
+    );
+    assert!(
+        workers
+            .iter()
+            .enumerate()
+            .any(|(i, w)| i != leader_index && w.log().contains("task configurations published")),
+        "no member handed task configurations to the leader"
+    );
 
     // Phase 2: the leader dies mid-stream; its tasks resume on the others.
     for (i, input) in inputs.iter().enumerate() {

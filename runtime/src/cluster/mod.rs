@@ -10,8 +10,10 @@
 //!   follows it into a cluster config snapshot, and the writers of its records.
 //! - [`membership`]: the group client: coordinator discovery, JoinGroup, SyncGroup,
 //!   Heartbeat and LeaveGroup on the `kafka-protocol` codecs, over its own connection.
+//! - [`session`]: signed internal requests (KIP-507): session keys, signing, verification.
 
 pub mod assignor;
 pub mod config_log;
 pub mod membership;
 pub mod protocol;
+pub mod session;

@@ -31,11 +31,12 @@ use tracing::{debug, info, warn};
 
 use super::Herder;
 use crate::cluster::assignor::{ConnectAssignor, Work};
-use crate::cluster::config_log::ClusterConfigSnapshot;
+use crate::cluster::config_log::{ClusterConfigSnapshot, SessionKey};
 use crate::cluster::membership::{
     GroupMember, LeaderAssignor, LeaderRound, MembershipConfig, RebalanceNeeded,
 };
-use crate::cluster::protocol::ConnectAssignment;
+use crate::cluster::protocol::{ConnectAssignment, ConnectProtocol};
+use crate::cluster::session;
 use crate::error::{Error, Result};
 
 /// Pause before trying again after a failed join or config read.
@@ -65,6 +66,8 @@ pub struct GroupView {
     pub rebalancing: bool,
     /// Rebalances completed by this worker.
     pub completed_rebalances: u64,
+    /// Whether the group runs the `sessioned` protocol: internal requests are signed.
+    pub sessioned: bool,
 }
 
 /// Starts the config-sync loop and the membership loop of `herder`.
@@ -216,10 +219,15 @@ async fn group_loop(herder: Arc<Herder>) {
                 allocation: Some(generation.allocation.clone()),
                 rebalancing: false,
                 completed_rebalances: view.completed_rebalances + 1,
+                sessioned: generation.protocol == ConnectProtocol::Sessioned,
             };
         });
         herder.sync_with_config_log().await;
         herder.place_connectors().await;
+        let sessioned = generation.protocol == ConnectProtocol::Sessioned;
+        if is_leader && sessioned {
+            herder.renew_session_key().await;
+        }
         let assignment = &generation.assignment;
         if !assignment.revoked_connectors.is_empty() || !assignment.revoked_tasks.is_empty() {
             debug!(group = %group_id, "revoked work stopped; joining again for the rest");
@@ -240,7 +248,19 @@ async fn group_loop(herder: Arc<Herder>) {
                     debug!(group = %group_id, "the config topic's connectors or tasks changed; rebalancing");
                     break WaitOutcome::Rejoin;
                 }
+                // The leader renews the session key when it expires (KIP-507).
+                let rekey_in = (is_leader && sessioned)
+                    .then(|| herder.config_log.snapshot().session_key.clone())
+                    .flatten()
+                    .map(|key| {
+                        let at = session::expiry_ms(&key, group.key_ttl);
+                        Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0))
+                    });
+                let rekey = tokio::time::sleep(rekey_in.unwrap_or(Duration::from_secs(3600)));
                 tokio::select! {
+                    () = rekey, if rekey_in.is_some() => {
+                        herder.renew_session_key().await;
+                    }
                     () = stop.cancelled() => break WaitOutcome::Stop,
                     needed = &mut heartbeats => break match needed {
                         Ok(RebalanceNeeded::SessionExpired) => {
@@ -291,7 +311,60 @@ async fn group_loop(herder: Arc<Herder>) {
     }
 }
 
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 impl Herder {
+    /// The leader of a `sessioned` group: writes a new session key when there is none or the
+    /// current one has expired.
+    async fn renew_session_key(&self) {
+        let group = &self.settings.group;
+        let now = now_ms();
+        let current = self.config_log.snapshot().session_key.clone();
+        if current
+            .as_ref()
+            .is_some_and(|key| !session::expired(key, group.key_ttl, now))
+        {
+            return;
+        }
+        let key = session::new_key(&group.key_algorithm, now);
+        match self.config_log.put_session_key(&key).await {
+            Ok(()) => info!(
+                algorithm = %key.algorithm,
+                ttl_ms = group.key_ttl.as_millis() as u64,
+                "wrote a new session key for signing internal requests"
+            ),
+            Err(e) => {
+                warn!(error = %e, "cannot write a new session key; members' task configurations wait for it")
+            }
+        }
+    }
+
+    /// Checks the signature of an internal request, as the leader: required once the group
+    /// is `sessioned` and has a key.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] (400) for a missing signature or an unknown algorithm,
+    /// [`Error::Forbidden`] for a wrong one.
+    pub fn verify_internal_request(
+        &self,
+        signature: Option<(&str, &str)>,
+        body: &[u8],
+    ) -> Result<()> {
+        let key = self
+            .group_view()
+            .sessioned
+            .then(|| self.config_log.snapshot().session_key.clone())
+            .flatten();
+        session::verify(key.as_ref(), signature, body).map_err(|refusal| match refusal {
+            session::Refusal::Invalid => Error::Forbidden(refusal.to_string()),
+            _ => Error::InvalidConfig(refusal.to_string()),
+        })
+    }
+
     fn update_group(&self, change: impl FnOnce(&mut GroupView)) {
         change(&mut self.group.lock().expect("group lock"));
     }
@@ -300,7 +373,16 @@ impl Herder {
     /// them), retrying through rebalances for up to a minute.
     pub(super) async fn publish_task_configs(&self, connector: String, configs: Vec<Props>) {
         let deadline = tokio::time::Instant::now() + PUBLISH_DEADLINE;
-        let client = reqwest::Client::new();
+        let client = match crate::rest_security::internal_client(
+            self.settings.rest_https,
+            &self.settings.rest_tls,
+        ) {
+            Ok(client) => client,
+            Err(e) => {
+                warn!(connector = %connector, error = %e, "cannot hand task configurations to the leader");
+                return;
+            }
+        };
         loop {
             if self.group_stop.is_cancelled() {
                 return;
@@ -309,7 +391,12 @@ impl Herder {
             let outcome = if view.is_leader {
                 self.write_task_configs(&connector, &configs).await
             } else if let Some(url) = view.leader_url.filter(|_| !view.rebalancing) {
-                forward_task_configs(&client, &url, &connector, &configs).await
+                let key = view
+                    .sessioned
+                    .then(|| self.config_log.snapshot().session_key.clone())
+                    .flatten();
+                let signing = key.map(|k| (k, self.settings.group.signature_algorithm.clone()));
+                forward_task_configs(&client, &url, &connector, &configs, signing.as_ref()).await
             } else {
                 Err(Error::Conflict(REBALANCE_IN_PROGRESS_MESSAGE.to_string()))
             };
@@ -371,15 +458,26 @@ async fn forward_task_configs(
     leader_url: &str,
     connector: &str,
     configs: &[Props],
+    signing: Option<&(SessionKey, String)>,
 ) -> Result<()> {
     let url = format!(
         "{}/connectors/{connector}/tasks?forward=false",
         leader_url.trim_end_matches('/')
     );
-    let response = client
+    let body = serde_json::to_vec(configs).map_err(|e| Error::Other(e.to_string()))?;
+    let mut request = client
         .post(&url)
         .timeout(Duration::from_secs(30))
-        .json(configs)
+        .header(reqwest::header::CONTENT_TYPE, "application/json");
+    if let Some((key, algorithm)) = signing {
+        if let Some(signature) = session::sign(key, algorithm, &body) {
+            request = request
+                .header(session::SIGNATURE_HEADER, signature)
+                .header(session::ALGORITHM_HEADER, algorithm);
+        }
+    }
+    let response = request
+        .body(body)
         .send()
         .await
         .map_err(|e| Error::Other(format!("cannot reach the leader at {url}: {e}")))?;

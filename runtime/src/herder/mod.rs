@@ -407,7 +407,13 @@ impl Herder {
     /// Checks a configuration as the validate endpoint does: every option's errors. A
     /// connector whose own checks outlast [`VALIDATION_DEADLINE`] gets that as an error.
     pub async fn validate(&self, raw: &Props) -> (Option<ConnectorPlugin>, ConfigErrors) {
-        match parse_connector_config(raw, &self.settings.connector_defaults, &self.plugins) {
+        match parse_connector_config(
+            raw,
+            &self.settings.connector_defaults,
+            &self.plugins,
+            &self.settings.config_providers,
+            &self.settings.file_allowed_paths,
+        ) {
             Ok(settings) => {
                 let errors = connector_validate(&settings).await;
                 (Some(settings.plugin.clone()), errors)
@@ -478,9 +484,14 @@ impl Herder {
                 raw.insert(NAME.to_string(), name.to_string());
             }
         }
-        let settings =
-            parse_connector_config(&raw, &self.settings.connector_defaults, &self.plugins)
-                .map_err(|e| Error::InvalidConfig(format!("connector '{name}': {e}")))?;
+        let settings = parse_connector_config(
+            &raw,
+            &self.settings.connector_defaults,
+            &self.plugins,
+            &self.settings.config_providers,
+            &self.settings.file_allowed_paths,
+        )
+        .map_err(|e| Error::InvalidConfig(format!("connector '{name}': {e}")))?;
         if mode != Put::Restore {
             let extra = connector_validate(&settings).await;
             if !extra.is_empty() {
@@ -955,6 +966,8 @@ impl Herder {
                 props,
                 &self.settings.connector_defaults,
                 &self.plugins,
+                &self.settings.config_providers,
+                &self.settings.file_allowed_paths,
             ) {
                 Ok(settings) => {
                     self.put_decided(

@@ -134,6 +134,11 @@ pub struct WorkerOptions {
     pub bootstrap: Option<String>,
     /// Extra environment variables (`SLUICE_*` settings).
     pub env: Vec<(String, String)>,
+    /// Serve the REST API over https (`listeners=https://...`); the harness's client trusts
+    /// this CA (PEM).
+    pub https_ca: Option<String>,
+    /// HTTP basic credentials the harness's client sends.
+    pub basic_auth: Option<(String, String)>,
 }
 
 impl WorkerOptions {
@@ -143,7 +148,22 @@ impl WorkerOptions {
             dir: dir.to_path_buf(),
             bootstrap: None,
             env: Vec::new(),
+            https_ca: None,
+            basic_auth: None,
         }
+    }
+
+    /// Serve the REST API over https; the harness's client trusts `ca_pem`. The keystore
+    /// settings are for the caller to set.
+    pub fn https(mut self, ca_pem: impl Into<String>) -> Self {
+        self.https_ca = Some(ca_pem.into());
+        self
+    }
+
+    /// The harness's REST client sends these basic credentials.
+    pub fn basic_auth(mut self, user: &str, password: &str) -> Self {
+        self.basic_auth = Some((user.to_string(), password.to_string()));
+        self
     }
 
     /// Use an external cluster.
@@ -207,12 +227,13 @@ impl WorkerProcess {
     /// Starts a worker in `options.dir` and waits until its REST API answers.
     pub async fn start(options: WorkerOptions) -> Self {
         std::fs::create_dir_all(options.dir.join("configs")).expect("configs dir");
+        let http = rest_client(options.https_ca.as_deref(), options.basic_auth.as_ref());
         let mut worker = Self {
             rest_port: free_port(),
             broker_addr: format!("127.0.0.1:{}", free_port()),
             options,
             child: None,
-            http: reqwest::Client::new(),
+            http,
         };
         worker.spawn().await;
         worker
@@ -238,6 +259,12 @@ impl WorkerProcess {
             .stderr(log);
         if let Some(b) = &self.options.bootstrap {
             cmd.env("SLUICE_BOOTSTRAP_SERVERS", b);
+        }
+        if self.options.https_ca.is_some() {
+            cmd.env(
+                "SLUICE_LISTENERS",
+                format!("https://127.0.0.1:{}", self.rest_port),
+            );
         }
         for (k, v) in &self.options.env {
             cmd.env(k, v);
@@ -275,9 +302,14 @@ impl WorkerProcess {
         std::fs::read_to_string(self.options.dir.join("worker.log")).unwrap_or_default()
     }
 
-    /// `http://127.0.0.1:<rest port><path>`.
+    /// `http://127.0.0.1:<rest port><path>` (`https://` when the worker serves https).
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.rest_port)
+        let scheme = if self.options.https_ca.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://127.0.0.1:{}{path}", self.rest_port)
     }
 
     /// The worker's id in status records and group metrics: `127.0.0.1:<rest port>`.
@@ -467,6 +499,26 @@ impl Drop for WorkerProcess {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A REST client trusting `ca_pem` (when given) and sending basic credentials (when given).
+pub fn rest_client(ca_pem: Option<&str>, basic_auth: Option<&(String, String)>) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder();
+    if let Some(ca) = ca_pem {
+        builder = builder
+            .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).expect("CA PEM"));
+    }
+    if let Some((user, password)) = basic_auth {
+        use base64::Engine;
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Basic {token}").parse().expect("header"),
+        );
+        builder = builder.default_headers(headers);
+    }
+    builder.build().expect("REST client")
 }
 
 /// A record read back from Kafka.
