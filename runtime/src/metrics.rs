@@ -1024,6 +1024,8 @@ mod tests {
                         problem: None,
                     },
                     tasks,
+                    connector_worker: None,
+                    task_workers: BTreeMap::new(),
                 }),
                 ratios: BTreeMap::from([(0, (0.75, 0.25))]),
             }],

@@ -173,17 +173,17 @@ fn info_json(info: &ConnectorInfo) -> Value {
 }
 
 fn status_json(worker: &Herder, name: &str, view: &ConnectorStatusView) -> Value {
-    let worker_id = worker.worker_id();
-    let with_worker = |s: &crate::status::Status| {
+    let local = worker.worker_id();
+    let with_worker = |s: &crate::status::Status, elsewhere: Option<&String>| {
         let mut v = serde_json::to_value(s).unwrap_or_default();
-        v["worker_id"] = json!(worker_id);
+        v["worker_id"] = json!(elsewhere.map_or(local, String::as_str));
         v
     };
     json!({
         "name": name,
-        "connector": with_worker(&view.connector),
+        "connector": with_worker(&view.connector, view.connector_worker.as_ref()),
         "tasks": view.tasks.iter().map(|(id, s)| {
-            let mut v = with_worker(s);
+            let mut v = with_worker(s, view.task_workers.get(id));
             v["id"] = json!(id);
             v
         }).collect::<Vec<_>>(),

@@ -45,6 +45,22 @@ impl fmt::Display for State {
     }
 }
 
+impl std::str::FromStr for State {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(match text {
+            "UNASSIGNED" => Self::Unassigned,
+            "RUNNING" => Self::Running,
+            "PAUSED" => Self::Paused,
+            "STOPPED" => Self::Stopped,
+            "FAILED" => Self::Failed,
+            "RESTARTING" => Self::Restarting,
+            other => return Err(format!("unknown state {other}")),
+        })
+    }
+}
+
 /// The status of one connector or task.
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
@@ -59,7 +75,8 @@ pub struct Status {
 }
 
 impl Status {
-    fn new(state: State) -> Self {
+    /// A status in `state`, without trace or problem.
+    pub fn new(state: State) -> Self {
         Self {
             state,
             trace: None,
@@ -138,6 +155,10 @@ pub struct ConnectorStatusView {
     pub connector: Status,
     /// Each task's status.
     pub tasks: BTreeMap<u32, Status>,
+    /// The worker running the connector, when another one than this (from the status topic).
+    pub connector_worker: Option<String>,
+    /// The workers running tasks, for tasks another worker runs (from the status topic).
+    pub task_workers: BTreeMap<u32, String>,
 }
 
 /// Per task id: the fractions of its life spent running and paused.
@@ -284,6 +305,8 @@ impl StatusStore {
             kind: e.kind,
             connector: e.connector.clone(),
             tasks: e.tasks.clone(),
+            connector_worker: None,
+            task_workers: BTreeMap::new(),
         })
     }
 
@@ -298,6 +321,8 @@ impl StatusStore {
                     kind: e.kind,
                     connector: e.connector.clone(),
                     tasks: e.tasks.clone(),
+                    connector_worker: None,
+                    task_workers: BTreeMap::new(),
                 };
                 let ratios = e.clocks.iter().map(|(id, c)| (*id, c.ratios())).collect();
                 (name.clone(), (view, ratios))

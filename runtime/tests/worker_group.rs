@@ -50,13 +50,15 @@ async fn settled_leader(workers: &[&WorkerProcess]) -> String {
     .await
 }
 
-/// `connector-task` of every task RUNNING on `worker`.
+/// `connector-task` of every task RUNNING on `worker` (the status names the worker of each
+/// task, wherever it runs).
 async fn running_tasks(worker: &WorkerProcess) -> BTreeSet<String> {
     let body = worker.get("/connectors?expand=status").await;
+    let me = worker.worker_id();
     let mut out = BTreeSet::new();
     for (name, c) in body.as_object().into_iter().flatten() {
         for t in c["status"]["tasks"].as_array().into_iter().flatten() {
-            if t["state"] == "RUNNING" {
+            if t["state"] == "RUNNING" && t["worker_id"] == me.as_str() {
                 out.insert(format!("{name}-{}", t["id"]));
             }
         }
@@ -201,6 +203,40 @@ async fn workers_share_connectors_survive_a_leader_kill_and_take_in_a_newcomer()
             .any(|(i, w)| i != leader_index && w.log().contains("task configurations published")),
         "no member handed task configurations to the leader"
     );
+    // Every worker shows every connector's status, each part with the worker running it
+    // (read back from the status topic for work that runs elsewhere).
+    for w in &workers {
+        let seen = wait_for(
+            Duration::from_secs(30),
+            "every worker to show every task RUNNING, on all three workers",
+            || async {
+                let mut seen = BTreeSet::new();
+                for i in 0..PIPELINES {
+                    for name in [format!("source-{i}"), format!("sink-{i}")] {
+                        let (code, status) = w
+                            .request(
+                                reqwest::Method::GET,
+                                &format!("/connectors/{name}/status"),
+                                None,
+                            )
+                            .await;
+                        if code != 200 || status["connector"]["state"] != "RUNNING" {
+                            return None;
+                        }
+                        let task = &status["tasks"][0];
+                        if task["state"] != "RUNNING" {
+                            return None;
+                        }
+                        seen.insert(task["worker_id"].as_str()?.to_string());
+                    }
+                }
+                Some(seen)
+            },
+        )
+        .await;
+        let all: BTreeSet<String> = workers.iter().map(WorkerProcess::worker_id).collect();
+        assert_eq!(seen, all, "{} shows tasks on {seen:?}", w.worker_id());
+    }
 
     // Phase 2: the leader dies mid-stream; its tasks resume on the others.
     for (i, input) in inputs.iter().enumerate() {

@@ -11,9 +11,11 @@
 //! - [`membership`]: the group client: coordinator discovery, JoinGroup, SyncGroup,
 //!   Heartbeat and LeaveGroup on the `kafka-protocol` codecs, over its own connection.
 //! - [`session`]: signed internal requests (KIP-507): session keys, signing, verification.
+//! - [`status_log`]: the status topic read back, so every worker shows every status.
 
 pub mod assignor;
 pub mod config_log;
 pub mod membership;
 pub mod protocol;
 pub mod session;
+pub mod status_log;

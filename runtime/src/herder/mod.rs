@@ -43,13 +43,14 @@ use tracing::{error, info, warn};
 use crate::cluster::assignor::Work;
 use crate::cluster::config_log::{ClusterConfigSnapshot, ConfigLog, READ_WRITE_TIMEOUT};
 use crate::cluster::protocol::ConnectorTaskId;
+use crate::cluster::status_log::StatusLog;
 use crate::connector_config::{parse_connector_config, ConnectorSettings, NAME};
 use crate::error::{Error, Result};
 use crate::kafka::KafkaClients;
 use crate::metrics::{ConnectorView, Metrics, WorkerView};
 use crate::offsets::OffsetStore;
 use crate::settings::WorkerSettings;
-use crate::status::{ConnectorStatusView, State, StatusStore};
+use crate::status::{ConnectorStatusView, State, Status, StatusStore};
 use crate::task::TargetState;
 use crate::worker::{ConnectorRunner, Finished, Placement, TaskConfigSink, Worker, WorkerParts};
 
@@ -134,6 +135,8 @@ pub struct Herder {
     offsets: Arc<OffsetStore>,
     /// The config topic, followed continuously; the group's source of truth.
     config_log: ConfigLog,
+    /// The status topic, followed continuously: the statuses other workers wrote.
+    status_log: Option<StatusLog>,
     /// The last config snapshot applied to the connector map (under `deciding`).
     applied: Mutex<Arc<ClusterConfigSnapshot>>,
     /// What the group said last.
@@ -210,7 +213,7 @@ impl Herder {
         crate::kafka::release(admin);
         let created = created?;
         let internal_producer = clients.internal_producer()?;
-        let (offsets, config_log) = tokio::join!(
+        let (offsets, config_log, status_log) = tokio::join!(
             OffsetStore::load(
                 &clients,
                 &settings.offset_topic,
@@ -224,7 +227,12 @@ impl Herder {
                 log.read_to_end(READ_WRITE_TIMEOUT).await?;
                 Ok::<_, crate::cluster::config_log::ConfigLogError>(log)
             },
+            StatusLog::start(&clients, &settings.status_topic),
         );
+        // Without it, statuses of work on other workers are missing, nothing else.
+        let status_log = status_log
+            .inspect_err(|e| warn!(error = %e, "statuses of other workers' connectors and tasks will not be shown"))
+            .ok();
         let offsets = Arc::new(offsets?);
         let config_log = config_log.map_err(config_log_error)?;
         let stored_targets = config_log.snapshot().target_states.clone();
@@ -255,6 +263,7 @@ impl Herder {
             plugins,
             offsets,
             config_log,
+            status_log,
             applied: Mutex::new(Arc::new(ClusterConfigSnapshot::default())),
             group: Mutex::new(GroupView::default()),
             placing: tokio::sync::Mutex::new(()),
@@ -714,8 +723,66 @@ impl Herder {
     }
 
     /// A connector's status with its tasks'.
+    ///
+    /// What this worker runs comes from its own view; the connector instance and the tasks
+    /// that run on other workers of the group come from the status topic, with the
+    /// `worker_id` that wrote them.
     pub fn status(&self, name: &str) -> Option<ConnectorStatusView> {
-        self.status.get(name)
+        let local = self.status.get(name);
+        let (Some(log), Some(allocation)) = (&self.status_log, self.group_view().allocation) else {
+            return local;
+        };
+        let kind = {
+            let map = self.map();
+            let entry = map.get(name)?;
+            if entry.settings.is_sink() {
+                "sink"
+            } else {
+                "source"
+            }
+        };
+        let (connector, tasks) = log.connector(name);
+        let task_count = self.config_log.snapshot().task_count(name);
+        let mut view = local.unwrap_or_else(|| ConnectorStatusView {
+            kind,
+            connector: Status::new(State::Unassigned),
+            tasks: BTreeMap::new(),
+            connector_worker: None,
+            task_workers: BTreeMap::new(),
+        });
+        let parse = |state: &str| state.parse::<State>().unwrap_or(State::Unassigned);
+        let mut known = view.connector.state != State::Unassigned || !view.tasks.is_empty();
+        if !allocation.connectors.contains(name) {
+            if let Some(record) = connector {
+                view.connector = Status {
+                    state: parse(&record.state),
+                    trace: record.trace,
+                    problem: None,
+                };
+                view.connector_worker = Some(record.worker_id);
+                known = true;
+            }
+        }
+        for (id, record) in tasks {
+            let mine = allocation
+                .tasks
+                .iter()
+                .any(|t| t.connector == name && u32::try_from(t.task).ok() == Some(id));
+            if mine || id >= task_count {
+                continue;
+            }
+            view.tasks.insert(
+                id,
+                Status {
+                    state: parse(&record.state),
+                    trace: record.trace,
+                    problem: None,
+                },
+            );
+            view.task_workers.insert(id, record.worker_id);
+            known = true;
+        }
+        known.then_some(view)
     }
 
     /// This worker's id as status records show it.
