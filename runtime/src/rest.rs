@@ -399,8 +399,12 @@ async fn get_task_status(
 async fn restart_task(
     State(worker): State<AppState>,
     Path((name, task)): Path<(String, u32)>,
+    headers: axum::http::HeaderMap,
 ) -> ApiResult<StatusCode> {
-    worker.restart_task(&name, task).await?;
+    let authorization = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    worker.restart_task(&name, task, authorization).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

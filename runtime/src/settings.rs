@@ -145,6 +145,11 @@ pub const SETTINGS: &[SettingDoc] = &[
         doc: "Host name other workers reach this worker's REST API at (unset: the REST listen address).",
     },
     SettingDoc {
+        name: "rest.advertised.listener",
+        default: "",
+        doc: "Scheme other workers reach this worker's REST API with, http or https (unset: the listener's).",
+    },
+    SettingDoc {
         name: "rest.advertised.port",
         default: "",
         doc: "Port other workers reach this worker's REST API at (unset: the port it listens on).",
@@ -271,6 +276,8 @@ pub struct WorkerSettings {
     pub rest_advertised_host: Option<String>,
     /// `rest.advertised.port` (`None`: the REST port actually bound).
     pub rest_advertised_port: Option<u16>,
+    /// `rest.advertised.listener`: `Some(true)` for https (`None`: the listener's scheme).
+    pub rest_advertised_https: Option<bool>,
     /// Offsets topic.
     pub offset_topic: String,
     /// Configs topic.
@@ -327,7 +334,8 @@ impl WorkerSettings {
     /// The URL other workers reach this worker's REST API at (`http://host:port/`, or
     /// `https://` with an https listener).
     pub fn advertised_rest_url(&self) -> String {
-        let scheme = if self.rest_https { "https" } else { "http" };
+        let https = self.rest_advertised_https.unwrap_or(self.rest_https);
+        let scheme = if https { "https" } else { "http" };
         format!("{scheme}://{}/", self.advertised_rest_addr())
     }
 
@@ -565,6 +573,16 @@ impl WorkerSettings {
                         "worker setting 'rest.advertised.port' must be a port number (got '{p}')"
                     ))
                 })?),
+            },
+            rest_advertised_https: match get("rest.advertised.listener").trim().to_ascii_lowercase().as_str() {
+                "" => None,
+                "http" => Some(false),
+                "https" => Some(true),
+                other => {
+                    return Err(Error::Settings(format!(
+                        "worker setting 'rest.advertised.listener' must be http or https (got '{other}')"
+                    )))
+                }
             },
             offset_topic: get("offset.storage.topic"),
             config_topic: get("config.storage.topic"),

@@ -699,14 +699,18 @@ impl ConnectorActor {
                     .collect()
             })
             .unwrap_or_default();
+        // In a group, the instance may run on another worker: that one restarts it.
+        let owns_instance = self.cluster.is_none() || self.placement.instance;
         if restart_connector && include_tasks {
-            self.set_connector_status(State::Restarting, None);
+            if owns_instance {
+                self.set_connector_status(State::Restarting, None);
+            }
             self.stop_tasks().await;
             self.stop_instance().await;
             self.start_connector().await;
             return;
         }
-        if restart_connector && (self.cluster.is_none() || self.placement.instance) {
+        if restart_connector && owns_instance {
             self.set_connector_status(State::Restarting, None);
             self.stop_instance().await;
             self.start_instance().await;

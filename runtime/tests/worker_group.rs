@@ -303,4 +303,48 @@ async fn workers_share_connectors_survive_a_leader_kill_and_take_in_a_newcomer()
     }
     let duplicates = all_lines_arrive(&outputs, 400, "every line with four workers").await;
     println!("phase 3: lost 0 lines, {duplicates} duplicated in total");
+
+    // Phase 4: restarts asked of one worker reach the worker that runs the task, both a
+    // task's restart (forwarded to its owner) and a connector's with its tasks (through the
+    // config topic to every worker).
+    let asker = &workers[0];
+    let (name, owner_id) = wait_for(
+        Duration::from_secs(30),
+        "a task that runs on another worker than the one asked",
+        || async {
+            for i in 0..PIPELINES {
+                let name = format!("sink-{i}");
+                let status = asker.get(&format!("/connectors/{name}/status")).await;
+                let owner = status["tasks"][0]["worker_id"].as_str()?.to_string();
+                if owner != asker.worker_id() && status["tasks"][0]["state"] == "RUNNING" {
+                    return Some((name, owner));
+                }
+            }
+            None
+        },
+    )
+    .await;
+    let owner = workers
+        .iter()
+        .find(|w| w.worker_id() == owner_id)
+        .unwrap_or_else(|| panic!("{owner_id} is none of the workers"));
+    for (path, expected) in [
+        (format!("/connectors/{name}/tasks/0/restart"), 204),
+        (format!("/connectors/{name}/restart?includeTasks=true"), 202),
+    ] {
+        let before = metric(owner, TASK_STARTS).await;
+        let (code, body) = asker.request(reqwest::Method::POST, &path, None).await;
+        assert_eq!(
+            code,
+            expected,
+            "POST {path} on {}: {body}",
+            asker.worker_id()
+        );
+        wait_for(
+            Duration::from_secs(30),
+            &format!("{owner_id} to restart {name}'s task after POST {path}"),
+            || async { (metric(owner, TASK_STARTS).await > before).then_some(()) },
+        )
+        .await;
+    }
 }

@@ -183,12 +183,11 @@ fn follow(topic: &str, consumer: &BaseConsumer, statuses: &Mutex<Statuses>, stop
                     .expect("status log lock")
                     .apply(key, m.payload());
             }
-            Some(Err(e)) => {
-                if !failing {
-                    warn!(topic, error = %e, "cannot read the status topic; other workers' statuses may be stale until it can");
-                    failing = true;
-                }
+            Some(Err(e)) if !failing => {
+                warn!(topic, error = %e, "cannot read the status topic; other workers' statuses may be stale until it can");
+                failing = true;
             }
+            Some(Err(_)) => {}
         }
     }
 }

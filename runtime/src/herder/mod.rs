@@ -41,7 +41,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::cluster::assignor::Work;
-use crate::cluster::config_log::{ClusterConfigSnapshot, ConfigLog, READ_WRITE_TIMEOUT};
+use crate::cluster::config_log::{
+    ClusterConfigSnapshot, ConfigLog, RestartRequest, READ_WRITE_TIMEOUT,
+};
 use crate::cluster::protocol::ConnectorTaskId;
 use crate::cluster::status_log::StatusLog;
 use crate::connector_config::{parse_connector_config, ConnectorSettings, NAME};
@@ -137,6 +139,9 @@ pub struct Herder {
     config_log: ConfigLog,
     /// The status topic, followed continuously: the statuses other workers wrote.
     status_log: Option<StatusLog>,
+    /// Restart requests at or after this config topic offset are acted on; older ones were
+    /// carried out before this worker started.
+    restarts_from: i64,
     /// The last config snapshot applied to the connector map (under `deciding`).
     applied: Mutex<Arc<ClusterConfigSnapshot>>,
     /// What the group said last.
@@ -262,6 +267,7 @@ impl Herder {
             cluster_id: cluster_id.filter(|id| !id.is_empty()),
             plugins,
             offsets,
+            restarts_from: config_log.snapshot().offset,
             config_log,
             status_log,
             applied: Mutex::new(Arc::new(ClusterConfigSnapshot::default())),
@@ -693,21 +699,91 @@ impl Herder {
         include_tasks: bool,
         only_failed: bool,
     ) -> Result<()> {
-        self.runner(name)?.restart(include_tasks, only_failed);
-        Ok(())
+        let runner = self.runner(name)?;
+        if self.group_view().allocation.is_none() {
+            runner.restart(include_tasks, only_failed);
+            return Ok(());
+        }
+        // In a group the connector and its tasks may run on several workers: the request goes
+        // through the config topic to all of them (KIP-745), this one included.
+        self.config_log
+            .put_restart_request(
+                name,
+                RestartRequest {
+                    include_tasks,
+                    only_failed,
+                },
+            )
+            .await
+            .map_err(config_log_error)
     }
 
     /// Restarts task `id` of connector `name`.
     ///
     /// # Errors
     /// [`Error::NotFound`] for an unknown connector or task.
-    pub async fn restart_task(&self, name: &str, id: u32) -> Result<()> {
+    ///
+    /// In a group, a task another worker runs is restarted by that worker: the request is
+    /// forwarded to it with the caller's `authorization` header.
+    pub async fn restart_task(
+        &self,
+        name: &str,
+        id: u32,
+        authorization: Option<&str>,
+    ) -> Result<()> {
         let runner = self.runner(name)?;
         if id as usize >= runner.task_configs().len() {
             return Err(Error::NotFound(format!("Task {name}-{id} not found")));
         }
-        runner.restart_task(id);
-        Ok(())
+        let view = self.group_view();
+        let elsewhere = view.allocation.as_ref().is_some_and(|work| {
+            !work
+                .tasks
+                .iter()
+                .any(|t| t.connector == name && u32::try_from(t.task).ok() == Some(id))
+        });
+        if !elsewhere {
+            runner.restart_task(id);
+            return Ok(());
+        }
+        let owner = self
+            .status_log
+            .as_ref()
+            .and_then(|log| log.connector(name).1.get(&id).map(|r| r.worker_id.clone()))
+            .filter(|owner| owner.as_str() != self.worker_id());
+        let Some(owner) = owner else {
+            return Err(Error::Conflict(
+                group::REBALANCE_IN_PROGRESS_MESSAGE.to_string(),
+            ));
+        };
+        let scheme = if self.settings.rest_https {
+            "https"
+        } else {
+            "http"
+        };
+        let url = format!("{scheme}://{owner}/connectors/{name}/tasks/{id}/restart?forward=false");
+        let client = crate::rest_security::internal_client(
+            self.settings.rest_https,
+            &self.settings.rest_tls,
+        )?;
+        let mut request = client.post(&url).timeout(Duration::from_secs(30));
+        if let Some(authorization) = authorization {
+            request = request.header(reqwest::header::AUTHORIZATION, authorization);
+        }
+        let response = request.send().await.map_err(|e| {
+            Error::Other(format!(
+                "cannot reach {owner}, which runs task {name}-{id}: {e}"
+            ))
+        })?;
+        match response.status().as_u16() {
+            200..=299 => Ok(()),
+            404 => Err(Error::NotFound(response.text().await.unwrap_or_default())),
+            409 => Err(Error::Conflict(response.text().await.unwrap_or_default())),
+            status => Err(Error::Other(format!(
+                "{owner}, which runs task {name}-{id}, answered {status}: {}",
+                response.text().await.unwrap_or_default()
+            ))),
+        }
     }
 
     /// A connector's configuration, kind, tasks and origin.
@@ -743,6 +819,7 @@ impl Herder {
         };
         let (connector, tasks) = log.connector(name);
         let task_count = self.config_log.snapshot().task_count(name);
+        let mut known = local.is_some();
         let mut view = local.unwrap_or_else(|| ConnectorStatusView {
             kind,
             connector: Status::new(State::Unassigned),
@@ -751,7 +828,6 @@ impl Herder {
             task_workers: BTreeMap::new(),
         });
         let parse = |state: &str| state.parse::<State>().unwrap_or(State::Unassigned);
-        let mut known = view.connector.state != State::Unassigned || !view.tasks.is_empty();
         if !allocation.connectors.contains(name) {
             if let Some(record) = connector {
                 view.connector = Status {
@@ -1093,6 +1169,25 @@ impl Herder {
             };
             if let Some(runner) = runner {
                 runner.set_target(target);
+            }
+        }
+        // Restart requests (KIP-745) written since this worker started: each worker restarts
+        // what it runs of the connector.
+        for (name, record) in &snapshot.restart_requests {
+            if record.offset < self.restarts_from
+                || previous.restart_requests.get(name).map(|r| r.offset) == Some(record.offset)
+            {
+                continue;
+            }
+            let runner = self.map().get(name).map(|e| e.runner.clone());
+            if let Some(runner) = runner {
+                info!(
+                    connector = %name,
+                    include_tasks = record.request.include_tasks,
+                    only_failed = record.request.only_failed,
+                    "restarting what this worker runs of the connector, as the config topic asks"
+                );
+                runner.restart(record.request.include_tasks, record.request.only_failed);
             }
         }
     }
