@@ -617,3 +617,82 @@ async fn a_publication_missing_a_table_is_refused_with_the_sql() {
         "{error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_restart_mid_stream_is_reconnected_through() {
+    let own = PgServer::start_with(&["wal_level=logical", "max_replication_slots=4"]);
+    let db = own.create_database("cdc_restart");
+    let url = own.url(&db);
+    let c = client(&url).await;
+    c.batch_execute("CREATE TABLE items (id int PRIMARY KEY, v int NOT NULL)")
+        .await
+        .unwrap();
+    let mut config = props(&db, &[("snapshot.mode", "no_data")]);
+    config.insert("database.port".into(), own.port().to_string());
+    let mut task = start_task(&config, OffsetSnapshot::default()).await;
+    let mut records = Vec::new();
+    for i in 1..=100 {
+        c.batch_execute(&format!("INSERT INTO items VALUES ({i}, 0)"))
+            .await
+            .unwrap();
+    }
+    poll_committing(task.as_mut(), &mut records, "the first rows", |r| {
+        r.len() >= 50
+    })
+    .await;
+    drop(c);
+    // A fast shutdown waits for the walsender's client to confirm the end of the WAL, so
+    // the task keeps polling (as the runtime does) while the server stops and starts again.
+    let restart = tokio::task::spawn_blocking(move || {
+        own.stop();
+        own.start();
+        own
+    });
+    let mut errors = 0;
+    while !restart.is_finished() {
+        errors += poll_tolerating(task.as_mut(), &mut records).await;
+    }
+    let _server = restart.await.unwrap();
+    let c = client(&url).await;
+    for i in 101..=200 {
+        c.batch_execute(&format!("INSERT INTO items VALUES ({i}, 0)"))
+            .await
+            .unwrap();
+    }
+    // Polls fail while the task reconnects; then every change arrives once.
+    let deadline = Instant::now() + WAIT;
+    while !records
+        .iter()
+        .any(|r| is_row(r, "items") && side(r, "after").is_some_and(|a| int(a, "id") == 200))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no row 200 after the restart ({errors} poll errors)"
+        );
+        errors += poll_tolerating(task.as_mut(), &mut records).await;
+    }
+    assert_eq!(replay(&records, "items"), table_rows(&c, "items").await);
+    task.stop().await.unwrap();
+}
+
+/// One poll that commits what it got; a retriable error (the server is away) counts 1.
+async fn poll_tolerating(task: &mut dyn SourceTask, records: &mut Vec<SourceRecord>) -> usize {
+    match task.poll().await {
+        Ok(batch) => {
+            if let Some(last) = batch.last() {
+                task.offsets_committed(&[(
+                    last.source_partition.clone(),
+                    last.source_offset.clone(),
+                )])
+                .await;
+            }
+            records.extend(batch);
+            0
+        }
+        Err(e) => {
+            assert!(e.is_retriable(), "a restart is retriable: {e}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            1
+        }
+    }
+}

@@ -789,9 +789,35 @@ impl TaskState {
             // Reconnect after a lost connection: what was handed over is not asked for again.
             self.resume_after = self.resume_after.max(self.last_emitted);
             self.safe_points.clear();
+            if self.query.client.is_closed() {
+                // The server restarted or the network dropped both connections.
+                self.query = connect(&self.config).await?;
+            }
             self.start_streaming(None).await?;
         }
         let mut out = Vec::new();
+        match self.stream_into(&mut out).await {
+            Ok(()) => {
+                self.maybe_heartbeat(&mut out);
+                Ok(out)
+            }
+            Err(e) => {
+                // The next poll reconnects; the server sends the Relation messages again and
+                // everything after the records handed over so far.
+                self.repl = None;
+                self.tx = None;
+                if out.is_empty() {
+                    Err(e)
+                } else {
+                    warn!(error = %e, "replication interrupted; reconnecting at the next poll");
+                    Ok(out)
+                }
+            }
+        }
+    }
+
+    /// Receives events into `out` until the batch is full or the stream is quiet.
+    async fn stream_into(&mut self, out: &mut Vec<SourceRecord>) -> Result<()> {
         let deadline = Instant::now() + self.config.poll_interval;
         while out.len() < self.config.max_batch_size {
             let repl = self.repl.as_mut().expect("streaming");
@@ -804,20 +830,11 @@ impl TaskState {
                 Err(_) => break,
                 Ok(Ok(Some(event))) => event,
                 Ok(Ok(None)) => {
-                    self.repl = None;
                     return Err(Error::retriable(
                         "the replication stream ended; reconnecting",
                     ));
                 }
-                Ok(Err(e)) => {
-                    self.repl = None;
-                    if !out.is_empty() {
-                        // Hand over what arrived; the next poll reconnects.
-                        warn!(error = %e, "replication connection lost; reconnecting");
-                        return Ok(out);
-                    }
-                    return Err(replication_error(&self.config, &e));
-                }
+                Ok(Err(e)) => return Err(replication_error(&self.config, &e)),
             };
             match event {
                 ReplicationEvent::Begin {
@@ -855,14 +872,13 @@ impl TaskState {
                             let shape = self.relation_shape(relation).await?;
                             self.relations.insert(id, shape);
                         }
-                        other => self.change_records(other, wal_start.as_u64(), &mut out)?,
+                        other => self.change_records(other, wal_start.as_u64(), out)?,
                     }
                 }
                 _ => {}
             }
         }
-        self.maybe_heartbeat(&mut out);
-        Ok(out)
+        Ok(())
     }
 }
 
