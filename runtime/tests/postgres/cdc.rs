@@ -236,6 +236,17 @@ fn cdc_survives_sigkill_and_reads_as_debezium_events() {
         reader.messages
     );
 
+    // Heartbeats (heartbeat.interval.ms=500) went to Debezium's heartbeat topic.
+    let heartbeats = read_with_python(&worker.bootstrap(), "__debezium-heartbeat.pg", 1);
+    assert_eq!(heartbeats[0]["key"]["payload"], json!({"serverName": "pg"}));
+    assert_eq!(
+        heartbeats[0]["value"]["schema"]["name"],
+        "io.debezium.connector.common.Heartbeat"
+    );
+    assert!(heartbeats[0]["value"]["payload"]["ts_ms"]
+        .as_i64()
+        .is_some());
+
     // An independent client reads the snapshot event of `kinds` as a Debezium event.
     let events = read_with_python(&worker.bootstrap(), "pg.public.kinds", 1);
     let key = &events[0]["key"];
