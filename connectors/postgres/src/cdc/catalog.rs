@@ -227,6 +227,11 @@ pub fn slot_in_use(name: &str, pid: i32) -> String {
     )
 }
 
+/// Whether `error` (from [`check_server`]) is the slot being held by another session.
+pub fn is_slot_in_use(error: &sluice_sdk::ConfigError) -> bool {
+    error.option == SLOT_NAME && error.message.contains("in use by another process")
+}
+
 /// Checks the server allows logical decoding for this user, and that the slot is not held by
 /// someone else: each problem with the option to change or the SQL to run.
 pub async fn check_server(client: &Client, config: &PostgresCdcConfig) -> ConfigErrors {

@@ -64,7 +64,7 @@ impl SourceConnector for PostgresCdcConnector {
         let mut errors = check_database(&config).await;
         // The slot may still be held by the session of a task that just stopped; the task
         // waits for it and fails with the same message if it stays taken.
-        errors.0.retain(|e| e.option != super::config::SLOT_NAME);
+        errors.0.retain(|e| !catalog::is_slot_in_use(e));
         if !errors.is_empty() {
             return Err(Error::Config(errors));
         }

@@ -268,7 +268,15 @@ impl TaskState {
                 gated
             }
             None => {
-                let state = wait_for_free_slot(&self.query, &self.config).await?;
+                // After a lost connection the server may hold the old session's slot until it
+                // notices (wal_sender_timeout): worth retrying, not failing.
+                let reconnecting = self.last_emitted.is_some();
+                let state = wait_for_free_slot(&self.query, &self.config)
+                    .await
+                    .map_err(|e| match e {
+                        Error::Fatal(message) if reconnecting => Error::retriable(message),
+                        other => other,
+                    })?;
                 let start = state.map_or(0, |s| s.confirmed_flush);
                 let cfg = replication_config(&self.config).with_start_lsn(Lsn::from_u64(start));
                 ReplicationClient::connect(cfg)
@@ -893,7 +901,9 @@ impl SourceTask for PostgresCdcTask {
         if let Some(problem) = problems
             .0
             .iter()
-            .find(|p| p.option != super::config::SLOT_NAME)
+            // A slot still held (by the session of a task that just stopped) is waited for
+            // below.
+            .find(|p| !catalog::is_slot_in_use(p))
         {
             return Err(Error::fatal(problem.to_string()));
         }
