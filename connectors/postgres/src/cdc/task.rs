@@ -29,6 +29,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use pgwire_replication::{
     Lsn, PgWireError, ReplicationClient, ReplicationConfig, ReplicationEvent, TlsConfig,
 };
@@ -829,20 +830,30 @@ impl TaskState {
         let deadline = Instant::now() + self.config.poll_interval;
         while out.len() < self.config.max_batch_size {
             let repl = self.repl.as_mut().expect("streaming");
-            let wait = if out.is_empty() {
-                deadline
-            } else {
-                Instant::now() + Duration::from_millis(5)
+            // An event already queued is taken without a timer; only an empty queue waits
+            // (up to the poll interval for the first event, briefly for more).
+            let received = match repl.recv().now_or_never() {
+                Some(received) => received,
+                None => {
+                    let wait = if out.is_empty() {
+                        deadline
+                    } else {
+                        Instant::now() + Duration::from_millis(5)
+                    };
+                    match tokio::time::timeout_at(wait, repl.recv()).await {
+                        Ok(received) => received,
+                        Err(_) => break,
+                    }
+                }
             };
-            let event = match tokio::time::timeout_at(wait, repl.recv()).await {
-                Err(_) => break,
-                Ok(Ok(Some(event))) => event,
-                Ok(Ok(None)) => {
+            let event = match received {
+                Ok(Some(event)) => event,
+                Ok(None) => {
                     return Err(Error::retriable(
                         "the replication stream ended; reconnecting",
                     ));
                 }
-                Ok(Err(e)) => return Err(replication_error(&self.config, &e)),
+                Err(e) => return Err(replication_error(&self.config, &e)),
             };
             match event {
                 ReplicationEvent::Begin {
