@@ -120,6 +120,20 @@ async fn main() {
         );
     }
     let stream_time = stream_started.elapsed();
+    // The flush position reaches the server within status.update.interval.ms (1 s).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let retained = Command::new(server.psql_path())
+        .args(["-X", "-q", "-A", "-t", "-h"])
+        .arg(server.socket_dir())
+        .args(["-p", &server.port().to_string(), "-U", SUPERUSER, "-d", &db, "-c"])
+        .arg(
+            "SELECT pg_size_pretty(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)) || ' behind \
+             the current WAL (restart_lsn), ' || \
+             pg_size_pretty(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)) || \
+             ' (confirmed_flush_lsn)' FROM pg_replication_slots WHERE slot_name = 'bench'",
+        )
+        .output()
+        .expect("psql");
     task.stop().await.unwrap();
     println!(
         "bulk insert of {rows} rows: COPY FROM STDIN {:.2} s ({:.0} rows/s); CDC streamed every \
@@ -130,5 +144,9 @@ async fn main() {
         stream_time.as_secs_f64(),
         rows as f64 / stream_time.as_secs_f64(),
         first.unwrap_or_default().as_secs_f64(),
+    );
+    println!(
+        "WAL retained by the slot once every change was acknowledged: {}",
+        String::from_utf8_lossy(&retained.stdout).trim()
     );
 }

@@ -696,3 +696,54 @@ async fn poll_tolerating(task: &mut dyn SourceTask, records: &mut Vec<SourceReco
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_dropped_behind_the_connectors_back_fails_naming_it_unless_resnapshot() {
+    let (c, db) = database("cdc_dropped").await;
+    c.batch_execute("CREATE TABLE items (id int PRIMARY KEY, v int NOT NULL)")
+        .await
+        .unwrap();
+    let config = props(&db, &[("snapshot.mode", "no_data")]);
+    let slot = config["slot.name"].clone();
+    let mut task = start_task(&config, OffsetSnapshot::default()).await;
+    let mut records = Vec::new();
+    c.batch_execute("INSERT INTO items VALUES (1, 0)")
+        .await
+        .unwrap();
+    poll_committing(task.as_mut(), &mut records, "the row", |r| !r.is_empty()).await;
+    task.stop().await.unwrap();
+    let last = records.last().unwrap();
+    let offsets =
+        || OffsetSnapshot::new([(last.source_partition.clone(), last.source_offset.clone())]);
+    c.execute("SELECT pg_drop_replication_slot($1)", &[&slot])
+        .await
+        .unwrap();
+
+    let mut task: Box<dyn SourceTask> = Box::new(PostgresCdcTask::default());
+    let error = task
+        .start(SourceTaskContext::new(
+            "cdc",
+            0,
+            props(&db, &[("snapshot.mode", "initial")]),
+            Arc::new(offsets()),
+            Arc::new(TestStatus::default()),
+        ))
+        .await
+        .unwrap_err();
+    assert!(!error.is_retriable());
+    let text = error.to_string();
+    assert!(
+        text.contains(&format!("replication slot '{slot}' does not exist"))
+            && text.contains("snapshot.mode=when_needed"),
+        "{text}"
+    );
+
+    // when_needed takes a new snapshot instead.
+    let mut task = start_task(&props(&db, &[("snapshot.mode", "when_needed")]), offsets()).await;
+    let mut again = Vec::new();
+    poll_committing(task.as_mut(), &mut again, "the new snapshot", |r| {
+        r.iter().any(|r| op(r) == "r")
+    })
+    .await;
+    task.stop().await.unwrap();
+}
