@@ -747,3 +747,58 @@ async fn a_slot_dropped_behind_the_connectors_back_fails_naming_it_unless_resnap
     .await;
     task.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn before_images_follow_the_replica_identity_and_unchanged_toast_is_marked() {
+    let (c, db) = database("cdc_identity").await;
+    c.batch_execute(
+        "CREATE TABLE docs (id int PRIMARY KEY, v int NOT NULL, big text, note text);
+         ALTER TABLE docs ALTER COLUMN big SET STORAGE EXTERNAL;",
+    )
+    .await
+    .unwrap();
+    let config = props(&db, &[("snapshot.mode", "no_data")]);
+    let mut task = start_task(&config, OffsetSnapshot::default()).await;
+    let mut records = Vec::new();
+    // A value stored out of line (TOAST), then an update that does not touch it.
+    c.batch_execute(
+        "INSERT INTO docs VALUES (1, 0, repeat('x', 10000), 'a');
+         UPDATE docs SET v = 1 WHERE id = 1;
+         DELETE FROM docs WHERE id = 1;
+         ALTER TABLE docs REPLICA IDENTITY FULL;
+         INSERT INTO docs VALUES (2, 0, 'small', 'b');
+         UPDATE docs SET v = 1 WHERE id = 2;
+         DELETE FROM docs WHERE id = 2;",
+    )
+    .await
+    .unwrap();
+    poll_committing(task.as_mut(), &mut records, "six events", |r| {
+        r.iter().filter(|r| !op(r).is_empty()).count() >= 6
+    })
+    .await;
+    let events: Vec<&SourceRecord> = records.iter().filter(|r| !op(r).is_empty()).collect();
+    let ops: Vec<&str> = events.iter().map(|r| op(r)).collect();
+    assert_eq!(ops, ["c", "u", "d", "c", "u", "d"]);
+    // Default identity: the update has no before; the unchanged TOASTed value is marked.
+    assert!(side(events[1], "before").is_none());
+    let after = side(events[1], "after").unwrap();
+    assert_eq!(
+        after.get("big"),
+        Some(&Value::from("__debezium_unavailable_value"))
+    );
+    assert_eq!(after.get("note"), Some(&Value::from("a")));
+    // The delete's before has the key; a required column gets its zero value, a nullable one
+    // null.
+    let before = side(events[2], "before").unwrap();
+    assert_eq!(before.get("id"), Some(&Value::Int32(1)));
+    assert_eq!(before.get("v"), Some(&Value::Int32(0)));
+    assert_eq!(before.get("note"), Some(&Value::Null));
+    // REPLICA IDENTITY FULL: complete before images.
+    let before = side(events[4], "before").unwrap();
+    assert_eq!(before.get("v"), Some(&Value::Int32(0)));
+    assert_eq!(before.get("note"), Some(&Value::from("b")));
+    let before = side(events[5], "before").unwrap();
+    assert_eq!(before.get("v"), Some(&Value::Int32(1)));
+    assert_eq!(before.get("big"), Some(&Value::from("small")));
+    task.stop().await.unwrap();
+}
