@@ -802,3 +802,42 @@ async fn before_images_follow_the_replica_identity_and_unchanged_toast_is_marked
     assert_eq!(before.get("big"), Some(&Value::from("small")));
     task.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn initial_only_snapshots_then_stops_and_releases_the_slot() {
+    let (c, db) = database("cdc_initial_only").await;
+    c.batch_execute(
+        "CREATE TABLE items (id int PRIMARY KEY, v int NOT NULL);
+         INSERT INTO items SELECT g, 0 FROM generate_series(1, 3) g;",
+    )
+    .await
+    .unwrap();
+    let config = props(&db, &[("snapshot.mode", "initial_only")]);
+    let slot = config["slot.name"].clone();
+    let mut task = start_task(&config, OffsetSnapshot::default()).await;
+    let mut records = Vec::new();
+    poll_committing(task.as_mut(), &mut records, "the snapshot", |r| {
+        r.len() >= 3
+    })
+    .await;
+    c.batch_execute("INSERT INTO items VALUES (4, 0)")
+        .await
+        .unwrap();
+    records.extend(task.poll().await.unwrap());
+    records.extend(task.poll().await.unwrap());
+    assert_eq!(
+        records.len(),
+        3,
+        "no streaming after an initial_only snapshot"
+    );
+    let slots: i64 = c
+        .query_one(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(slots, 0, "the slot is dropped so it holds no WAL");
+    task.stop().await.unwrap();
+}
