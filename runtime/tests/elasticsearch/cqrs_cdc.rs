@@ -61,7 +61,14 @@ async fn wait_for_order(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cdc_cqrs_example_follows_inserts_updates_and_hard_deletes() {
     let (pg, db) = tokio::task::spawn_blocking(|| {
-        let pg = PgServer::start_with(&["wal_level=logical", "max_replication_slots=4"]);
+        // synchronous_commit as PostgreSQL ships it: the test servers turn it off, and then a
+        // commit reaches the WAL sender only when the WAL writer flushes (wal_writer_delay,
+        // 200 ms), which would dominate the latency measured here.
+        let pg = PgServer::start_with(&[
+            "wal_level=logical",
+            "max_replication_slots=4",
+            "synchronous_commit=on",
+        ]);
         let db = pg.create_database("cqrs_cdc");
         pg.psql(
             &db,
