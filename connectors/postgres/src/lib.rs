@@ -1,4 +1,5 @@
-//! PostgreSQL table source connector (JDBC-style polling) for sluice.
+//! PostgreSQL source connectors for sluice: table polling (JDBC-style) and change data
+//! capture from the WAL ([`cdc`]).
 //!
 //! A drop-in for Confluent's JDBC source connector on PostgreSQL: the same option names
 //! (`connection.url`, `mode`, `incrementing.column.name`, `timestamp.column.name`,
@@ -43,7 +44,11 @@
 //! - [`connector`]: [`PostgresSourceConnector`]: validation against the live database, task
 //!   splitting, watching for new tables.
 //! - [`task`]: [`PostgresSourceTask`]: polling, offsets, batching, outage handling.
+//! - [`cdc`]: the change data capture source (`postgres-cdc-source`, Debezium's
+//!   `io.debezium.connector.postgresql.PostgresConnector`), reading the WAL through a
+//!   logical replication slot.
 
+pub mod cdc;
 pub mod config;
 pub mod connection;
 pub mod connector;
@@ -66,13 +71,16 @@ pub const CONFLUENT_CLASS: &str = "io.confluent.connect.jdbc.JdbcSourceConnector
 
 /// The connector classes this crate provides.
 pub fn plugins() -> Vec<ConnectorPlugin> {
-    vec![ConnectorPlugin {
-        class: CLASS.to_string(),
-        aliases: vec![CONFLUENT_CLASS.to_string()],
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        config_def: config::config_def(),
-        kind: ConnectorKind::Source(Arc::new(|| Box::new(PostgresSourceConnector::default()))),
-    }]
+    vec![
+        ConnectorPlugin {
+            class: CLASS.to_string(),
+            aliases: vec![CONFLUENT_CLASS.to_string()],
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            config_def: config::config_def(),
+            kind: ConnectorKind::Source(Arc::new(|| Box::new(PostgresSourceConnector::default()))),
+        },
+        cdc::plugin(),
+    ]
 }
 
 #[cfg(test)]
@@ -82,7 +90,9 @@ mod tests {
     #[test]
     fn plugin_answers_to_confluent_class() {
         let plugins = plugins();
-        assert_eq!(plugins.len(), 1);
+        assert_eq!(plugins.len(), 2);
+        assert!(plugins[1].answers_to("postgres-cdc-source"));
+        assert!(plugins[1].answers_to("io.debezium.connector.postgresql.PostgresConnector"));
         assert!(plugins[0].answers_to("postgres-source"));
         assert!(plugins[0].answers_to("io.confluent.connect.jdbc.JdbcSourceConnector"));
         assert_eq!(plugins[0].kind.name(), "source");

@@ -4,6 +4,7 @@
 mod support;
 
 mod bad_input;
+mod cdc;
 mod deadlines;
 mod modes;
 mod offsets;

@@ -271,6 +271,14 @@ pub trait SourceTask: Send {
         Ok(())
     }
 
+    /// Called after `committed` offsets were written to the offsets topic, before
+    /// [`commit`](Self::commit): each is the offset of the newest record of its source
+    /// partition that Kafka acknowledged together with every earlier record of that partition.
+    /// A source that confirms its position upstream (a replication slot's flush position, a
+    /// queue's acknowledgement) confirms up to these and no further, so a crash replays and
+    /// never skips. Kafka Connect gives sources this through `commitRecord`.
+    async fn offsets_committed(&mut self, _committed: &[(SourcePartition, SourceOffset)]) {}
+
     /// Stops the task and releases its resources.
     async fn stop(&mut self) -> Result<()>;
 }

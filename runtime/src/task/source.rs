@@ -17,7 +17,7 @@ use rdkafka::message::{DeliveryResult, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 use sluice_sdk::json::{value_to_json, DecimalFormat};
-use sluice_sdk::{SourceRecord, SourceTask, SourceTaskContext};
+use sluice_sdk::{SourceOffset, SourcePartition, SourceRecord, SourceTask, SourceTaskContext};
 use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 
@@ -95,6 +95,8 @@ struct SourceCommitter {
     dead_letters: DeadLetterReporter,
     env: TaskEnv,
     committed_since_task_commit: bool,
+    /// Offsets written since the task was last told ([`SourceTask::offsets_committed`]).
+    written: Vec<(SourcePartition, SourceOffset)>,
     last_topic: String,
 }
 
@@ -350,6 +352,7 @@ impl SourceCommitter {
         match written {
             Ok(()) => {
                 self.committed_since_task_commit = true;
+                self.written.extend(committable);
                 debug!(connector = %self.env.connector, task = self.env.task_id, partitions = entries.len(), "committed source offsets");
             }
             Err(e) => {
@@ -466,6 +469,7 @@ pub async fn run_source_task(mut env: TaskEnv, mut task: Box<dyn SourceTask>) {
         dead_letters: env.dead_letters(),
         env: env.clone(),
         committed_since_task_commit: false,
+        written: Vec::new(),
         last_topic: String::new(),
     };
     env.status.set_task(&connector, id, State::Running, None);
@@ -473,6 +477,8 @@ pub async fn run_source_task(mut env: TaskEnv, mut task: Box<dyn SourceTask>) {
     let shutdown = env.flush_timeout;
     let final_commit = committer.flush_and_commit(shutdown).await;
     if committer.committed_since_task_commit {
+        let written = std::mem::take(&mut committer.written);
+        task.offsets_committed(&written).await;
         let _ = task.commit().await;
     }
     if let Err(e) = task.stop().await {
@@ -632,6 +638,8 @@ async fn source_loop(
             next_commit = tokio::time::Instant::now() + interval;
             if committer.committed_since_task_commit {
                 committer.committed_since_task_commit = false;
+                let written = std::mem::take(&mut committer.written);
+                task.offsets_committed(&written).await;
                 if let Err(e) = task.commit().await {
                     warn!(connector = %env.connector, task = env.task_id, error = %e, "task commit hook failed");
                 }

@@ -35,9 +35,11 @@
 //! - `cast`: `Cast`.
 //! - `timestamp`: `TimestampConverter`, `TimestampRouter`, and Java date patterns.
 //! - `predicates`: `TopicNameMatches`, `HasHeaderKey`, `RecordIsTombstone`.
+//! - `debezium`: Debezium's `io.debezium.transforms.ExtractNewRecordState`.
 
 mod basic;
 mod cast;
+mod debezium;
 mod headers;
 mod predicates;
 mod structure;
@@ -127,6 +129,7 @@ impl Registry {
             .chain(cast::plugins())
             .chain(timestamp::plugins())
             .chain(predicates::plugins())
+            .chain(debezium::plugins())
         {
             r.register(p).expect("built-in classes are distinct");
         }

@@ -6,6 +6,8 @@
 //! - [`cqrs`]: the `examples/cqrs` files as shipped (SQL file and both connector JSONs, only
 //!   hosts, ports and the password adapted) with a real PostgreSQL: rows inserted, updated and
 //!   deleted appear, change and disappear in the index.
+//! - [`cqrs_cdc`]: the `examples/cqrs-cdc` files as shipped with a PostgreSQL in logical
+//!   mode: inserts, updates and hard deletes reach the index; commit-to-document latency.
 //! - [`dead_letters`]: mapping conflicts and malformed values go to the dead-letter topic with
 //!   the context headers while the good documents of the same batch are indexed.
 //! - [`crash`]: SIGKILL of the worker mid-stream; after the restart every document is there.
@@ -15,6 +17,7 @@
 use crate::postgres::pg_server;
 
 mod cqrs;
+mod cqrs_cdc;
 mod crash;
 mod dead_letters;
 mod load;

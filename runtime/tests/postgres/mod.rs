@@ -2,6 +2,7 @@
 //! middle of a snapshot and in the middle of a stream of inserts, restart it on the same data,
 //! and check that no row is missing from the topic.
 
+mod cdc;
 #[path = "../../../connectors/postgres/tests/support/pg_server.rs"]
 pub(crate) mod pg_server;
 mod worker;
