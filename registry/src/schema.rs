@@ -26,6 +26,37 @@ pub struct ParsedSchema {
     pub normalized: String,
     /// The Avro schema, for Avro.
     pub avro: Option<AvroSchema>,
+    /// The Avro schema without logical types, which compatibility is checked on: as in Avro's
+    /// Java implementation (and so Confluent's registry), logical types do not take part, and
+    /// the Rust implementation cannot check them (a decimal is "inconclusive").
+    pub physical: Option<AvroSchema>,
+}
+
+/// `json` without its `logicalType` attributes.
+fn without_logical_types(json: &serde_json::Value) -> serde_json::Value {
+    match json {
+        serde_json::Value::Object(o) => serde_json::Value::Object(
+            o.iter()
+                .filter(|(k, _)| k.as_str() != "logicalType")
+                .map(|(k, v)| (k.clone(), without_logical_types(v)))
+                .collect(),
+        ),
+        serde_json::Value::Array(items) => {
+            serde_json::Value::Array(items.iter().map(without_logical_types).collect())
+        }
+        other => other.clone(),
+    }
+}
+
+fn parse_avro(json: &serde_json::Value, references: &[String]) -> Result<AvroSchema, String> {
+    if references.is_empty() {
+        return AvroSchema::parse(json).map_err(|e| e.to_string());
+    }
+    let mut all: Vec<String> = references.to_vec();
+    all.push(json.to_string());
+    AvroSchema::parse_list(all)
+        .map(|mut list| list.pop().expect("parsed the schema"))
+        .map_err(|e| e.to_string())
 }
 
 /// Parses `text` as a schema of `schema_type` (`None`: Avro); `references` are the texts of
@@ -54,20 +85,22 @@ pub fn parse_schema(
     let normalized = serde_json::to_string(&json).expect("JSON serializes");
     match ty {
         AVRO => {
-            let avro = if references.is_empty() {
-                AvroSchema::parse(&json)
-            } else {
-                let mut all: Vec<&str> = references.iter().map(String::as_str).collect();
-                all.push(text);
-                AvroSchema::parse_list(all).map(|mut list| list.pop().expect("parsed the schema"))
-            }
-            .map_err(|e| {
+            let avro = parse_avro(&json, references).map_err(|e| {
                 format!("Invalid schema {text} with refs {references:?} of type AVRO, details: {e}")
             })?;
+            let plain_refs: Vec<String> = references
+                .iter()
+                .map(|r| {
+                    serde_json::from_str::<serde_json::Value>(r)
+                        .map_or_else(|_| r.clone(), |j| without_logical_types(&j).to_string())
+                })
+                .collect();
+            let physical = parse_avro(&without_logical_types(&json), &plain_refs).ok();
             Ok(ParsedSchema {
                 schema_type: AVRO,
                 normalized,
                 avro: Some(avro),
+                physical,
             })
         }
         _ => {
@@ -80,6 +113,7 @@ pub fn parse_schema(
                 schema_type: JSON,
                 normalized,
                 avro: None,
+                physical: None,
             })
         }
     }
@@ -153,7 +187,7 @@ impl CompatibilityLevel {
     /// Why `new` may not follow `previous` (oldest first, each with its version) under this
     /// level; empty when it may. Only Avro schemas are checked; JSON Schemas are accepted.
     pub fn check(self, new: &ParsedSchema, previous: &[(i32, &ParsedSchema)]) -> Vec<String> {
-        let Some(new_avro) = &new.avro else {
+        let Some(new_avro) = &new.physical else {
             return Vec::new();
         };
         let against: &[(i32, &ParsedSchema)] = if self.transitive() {
@@ -163,7 +197,9 @@ impl CompatibilityLevel {
         };
         let mut messages = Vec::new();
         for (version, old) in against.iter().rev() {
-            let Some(old_avro) = &old.avro else { continue };
+            let Some(old_avro) = &old.physical else {
+                continue;
+            };
             let mut problems = Vec::new();
             if self.backward() {
                 if let Err(e) = SchemaCompatibility::can_read(old_avro, new_avro) {
@@ -258,6 +294,19 @@ mod tests {
             msgs.iter().any(|m| m.contains("oldSchemaVersion: 1")),
             "{msgs:?}"
         );
+    }
+
+    #[test]
+    fn logical_types_do_not_make_equal_schemas_incompatible() {
+        let v1 = avro(
+            r#"{"type":"record","name":"r","fields":[{"name":"p","type":{"type":"bytes","logicalType":"decimal","precision":14,"scale":4}},{"name":"t","type":{"type":"long","logicalType":"timestamp-millis"}}]}"#,
+        );
+        let v2 = avro(
+            r#"{"type":"record","name":"r","fields":[{"name":"p","type":{"type":"bytes","logicalType":"decimal","precision":14,"scale":4}},{"name":"t","type":{"type":"long","logicalType":"timestamp-millis"}},{"name":"n","type":["null","string"],"default":null}]}"#,
+        );
+        for level in CompatibilityLevel::ALL {
+            assert!(level.check(&v2, &[(1, &v1)]).is_empty(), "{level}");
+        }
     }
 
     #[test]
