@@ -33,6 +33,10 @@ fn python() -> PathBuf {
 }
 
 fn run_python(args: &[&str]) -> String {
+    try_python(args).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn try_python(args: &[&str]) -> Result<String, String> {
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/schema_registry/avro_clients.py"
@@ -42,13 +46,14 @@ fn run_python(args: &[&str]) -> String {
         .args(args)
         .output()
         .expect("run python");
-    assert!(
-        output.status.success(),
-        "avro_clients.py {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    if !output.status.success() {
+        return Err(format!(
+            "avro_clients.py {args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,4 +211,53 @@ async fn confluent_python_clients_and_sluice_read_each_others_avro() {
         .unwrap();
     assert_eq!(qty["type"][1]["connect.type"], "int16", "{schema}");
     assert_eq!(qty["default"], Value::Null, "{schema}");
+
+    // Schema evolution: a nullable column added mid-stream registers a compatible second
+    // version and the rows keep flowing; old rows still decode with their own schema.
+    pg.psql(
+        &db,
+        "ALTER TABLE prices ADD COLUMN region text;
+         INSERT INTO prices VALUES (4, 1.5, '2024-06-01 00:00:00+00', 'fourth', 1, 'eu');",
+    );
+    let printed = try_python(&["consume", &bootstrap, &registry, "pg-prices", "4"])
+        .unwrap_or_else(|e| panic!("{e}\nthe worker's log:\n{}", worker.log()));
+    let rows: Vec<Value> = printed
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let row4 = rows
+        .iter()
+        .find(|r| r["id"] == 4)
+        .unwrap_or_else(|| panic!("row 4 in {printed}"));
+    assert_eq!(
+        (&row4["region"], &row4["price"]),
+        (&json!("eu"), &json!({"Decimal": "1.5000"})),
+        "{printed}"
+    );
+    let row1 = rows.iter().find(|r| r["id"] == 1).unwrap();
+    assert!(row1.get("region").is_none(), "{printed}");
+    let versions: Value = reqwest::get(format!("{registry}/subjects/pg-prices-value/versions"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(versions, json!([1, 2]));
+    // An incompatible change (a required column without a default: new readers cannot read
+    // the old rows) fails the task, naming the subject, the level and the reason.
+    pg.psql(
+        &db,
+        "ALTER TABLE prices ADD COLUMN batch integer NOT NULL DEFAULT 0;
+         INSERT INTO prices VALUES (5, 2, '2024-06-02 00:00:00+00', NULL, NULL, NULL, 9);",
+    );
+    let trace = worker.wait_for_task_state("prices", 0, "FAILED").await;
+    let trace = trace
+        .as_str()
+        .map_or_else(|| trace.to_string(), str::to_string);
+    for part in ["pg-prices-value", "BACKWARD", "incompatible", "batch"] {
+        assert!(
+            trace.contains(part),
+            "{part} missing from the failure: {trace}"
+        );
+    }
 }
