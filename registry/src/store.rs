@@ -227,11 +227,7 @@ impl Drop for KafkaStore {
 }
 
 /// Polls records until the reader is past the high watermark (and past `at_least`).
-fn read_records(
-    reader: &mut Reader,
-    topic: &str,
-    at_least: i64,
-) -> Result<Vec<RawRecord>> {
+fn read_records(reader: &mut Reader, topic: &str, at_least: i64) -> Result<Vec<RawRecord>> {
     let kafka = |message: String| Error::Kafka {
         topic: topic.to_string(),
         message,
