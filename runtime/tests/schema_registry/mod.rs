@@ -13,7 +13,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::{free_port, read_topic, sluice_bin, BrokerProcess};
+use crate::support::{
+    free_port, produce, read_topic, sluice_bin, wait_for, BrokerProcess, WorkerOptions,
+    WorkerProcess,
+};
 
 /// A `sluice registry` process.
 struct RegistryProcess {
@@ -23,7 +26,10 @@ struct RegistryProcess {
 
 impl RegistryProcess {
     fn start(bootstrap: &str, log: &std::path::Path) -> Self {
-        let listen = format!("127.0.0.1:{}", free_port());
+        Self::start_on(bootstrap, &format!("127.0.0.1:{}", free_port()), log)
+    }
+
+    fn start_on(bootstrap: &str, listen: &str, log: &std::path::Path) -> Self {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -376,4 +382,136 @@ async fn registry_keeps_ids_across_restarts_agrees_across_instances_and_answers_
         fresh["id"].as_i64().unwrap() > after["id"].as_i64().unwrap(),
         "{fresh} {after}"
     );
+}
+
+fn header<'a>(headers: &'a [(String, Option<Vec<u8>>)], key: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == key)
+        .and_then(|(_, v)| v.as_deref())
+        .and_then(|v| std::str::from_utf8(v).ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_avro_converter_waits_out_a_registry_outage_and_dead_letters_bad_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let worker = WorkerProcess::start(WorkerOptions::new(dir.path())).await;
+    let listen = format!("127.0.0.1:{}", free_port());
+    let registry = format!("http://{listen}");
+    let input = dir.path().join("lines.txt");
+    std::fs::write(&input, "one\ntwo\n").unwrap();
+    // No registry listens yet: the source waits, RUNNING, with the outage as its problem.
+    worker.write_config(
+        "lines.json",
+        &json!({"name": "lines", "config": {
+            "connector.class": "file-source", "file": input, "topic": "avro-lines",
+            "value.converter": "avro", "value.converter.schema.registry.url": registry
+        }}),
+    );
+    let problem = wait_for(
+        Duration::from_secs(60),
+        "the outage in the task's status",
+        || async {
+            let status = worker
+                .request(reqwest::Method::GET, "/connectors/lines/status", None)
+                .await
+                .1;
+            let task = &status["tasks"][0];
+            (task["state"] == "RUNNING" && task["problem"].is_string())
+                .then(|| task["problem"].clone())
+        },
+    )
+    .await;
+    assert!(
+        problem.as_str().unwrap().contains("unreachable"),
+        "{problem}"
+    );
+    // The registry comes: the records go out in Confluent's wire format and the problem clears.
+    let _registry = RegistryProcess::start_on(
+        &worker.bootstrap(),
+        &listen,
+        &dir.path().join("registry.log"),
+    );
+    let bootstrap = worker.bootstrap();
+    let records = tokio::task::spawn_blocking(move || {
+        read_topic(&bootstrap, "avro-lines", 2, Duration::from_secs(60))
+    })
+    .await
+    .unwrap();
+    assert_eq!(records.len(), 2, "{}", worker.log());
+    assert!(records
+        .iter()
+        .all(|r| r.value.as_deref().is_some_and(|v| v[0] == 0)));
+    wait_for(Duration::from_secs(30), "the problem to clear", || async {
+        let status = worker
+            .request(reqwest::Method::GET, "/connectors/lines/status", None)
+            .await
+            .1;
+        status["tasks"][0]["problem"].is_null().then_some(())
+    })
+    .await;
+
+    // A sink reading Avro: a record that is not in the wire format is a data error naming
+    // topic, partition and offset, dead-lettered when tolerated; the Avro ones are written.
+    produce(&worker.bootstrap(), "avro-lines", &[b"plain text".to_vec()]).await;
+    let out = dir.path().join("out.txt");
+    worker.write_config(
+        "sink.json",
+        &json!({"name": "sink", "config": {
+            "connector.class": "file-sink", "file": out, "topics": "avro-lines",
+            "value.converter": "avro", "value.converter.schema.registry.url": registry,
+            "errors.tolerance": "all", "errors.deadletterqueue.topic.name": "avro-dlq",
+            "errors.deadletterqueue.context.headers.enable": "true"
+        }}),
+    );
+    let bootstrap = worker.bootstrap();
+    let dead = tokio::task::spawn_blocking(move || {
+        read_topic(&bootstrap, "avro-dlq", 1, Duration::from_secs(60))
+    })
+    .await
+    .unwrap();
+    assert_eq!(dead.len(), 1, "{}", worker.log());
+    let message =
+        header(&dead[0].headers, "__connect.errors.exception.message").unwrap_or_default();
+    assert!(
+        message.contains("Unknown magic byte")
+            && message.contains("topic avro-lines, partition 0, offset 2"),
+        "{message}"
+    );
+    assert_eq!(
+        header(&dead[0].headers, "__connect.errors.stage"),
+        Some("VALUE_CONVERTER")
+    );
+    let lines = wait_for(
+        Duration::from_secs(30),
+        "the Avro records in the file",
+        || {
+            let out = out.clone();
+            async move {
+                let lines = crate::support::read_lines(&out);
+                (lines.len() >= 2).then_some(lines)
+            }
+        },
+    )
+    .await;
+    assert_eq!(lines, ["one", "two"]);
+
+    // sluice consume prints Avro records as JSON when told a registry.
+    let output = Command::new(sluice_bin())
+        .args([
+            "consume",
+            "--bootstrap-server",
+            &worker.bootstrap(),
+            "--topic",
+            "avro-lines",
+        ])
+        .args(["--from-beginning", "--max-messages", "3", "--property"])
+        .arg(format!("schema.registry.url={registry}"))
+        .output()
+        .expect("sluice consume");
+    let printed = String::from_utf8_lossy(&output.stdout);
+    let printed: Vec<&str> = printed.lines().collect();
+    assert_eq!(printed.len(), 3, "{printed:?}");
+    assert_eq!(printed[..2], ["\"one\"", "\"two\""]);
+    assert!(printed[2].contains("Unknown magic byte"), "{printed:?}");
 }
