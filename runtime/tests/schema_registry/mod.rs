@@ -41,7 +41,7 @@ impl RegistryProcess {
                 "--bootstrap-server",
                 bootstrap,
                 "--listen",
-                &listen,
+                listen,
             ])
             .env("SLUICE_LOG", "info,librdkafka=warn")
             .stdin(Stdio::null())
