@@ -1,4 +1,5 @@
-//! Converters between Connect data and Kafka bytes: JSON, string and byte array, named by
+//! Converters between Connect data and Kafka bytes: JSON, string, byte array and Confluent's
+//! Avro ([`avro`], with the Connect <-> Avro mapping in [`avro_data`]), named by
 //! short names or by Kafka Connect's class names, with Kafka Connect's behaviour; and the
 //! converters of plugin libraries, registered by class name ([`register_converter`]) and named
 //! the same way.
