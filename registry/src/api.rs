@@ -80,6 +80,11 @@ pub fn router(store: Store) -> Router {
             get(get_version_schema),
         )
         .route(
+            "/subjects/{subject}/versions/{version}/referencedby",
+            get(referenced_by),
+        )
+        .route("/contexts", get(|| async { ok(json!(["."])) }))
+        .route(
             "/compatibility/subjects/{subject}/versions",
             post(compatibility_all),
         )
@@ -370,6 +375,27 @@ async fn get_version_schema(
             .clone()
     };
     Ok(raw_schema(text))
+}
+
+/// Ids of the schemas whose references name this version.
+async fn referenced_by(
+    State(store): State<Store>,
+    Path((subject, version)): Path<(String, String)>,
+) -> ApiResult {
+    synced(&store).await?;
+    let state = store.state();
+    let (number, _) = resolve_version(&state, &subject, &version, false)?;
+    let ids: Vec<i32> = state
+        .schemas
+        .iter()
+        .filter(|(_, s)| {
+            s.references
+                .iter()
+                .any(|r| r.subject == subject && r.version == number)
+        })
+        .map(|(id, _)| *id)
+        .collect();
+    ok(json!(ids))
 }
 
 async fn lookup(

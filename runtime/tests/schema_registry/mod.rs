@@ -214,6 +214,24 @@ async fn registry_keeps_ids_across_restarts_agrees_across_instances_and_answers_
         );
     }
 
+    // A schema referring to another (Avro named types across subjects).
+    let (status, with_ref) = call(
+        reqwest::Method::POST,
+        format!("{}/subjects/holder-value/versions", a.url),
+        Some(json!({
+            "schema": r#"{"type":"record","name":"Holder","fields":[{"name":"r","type":"t.R"}]}"#,
+            "references": [{"name": "t.R", "subject": "orders-value", "version": 1}]
+        })),
+    )
+    .await;
+    assert_eq!(status, 200, "{with_ref}");
+    let (_, referrers) = get(format!(
+        "{}/subjects/orders-value/versions/1/referencedby",
+        b.url
+    ))
+    .await;
+    assert_eq!(referrers, json!([with_ref["id"]]));
+
     // Confluent's answers for bad input: never a 500.
     for (method, path, body, status, code) in [
         (
