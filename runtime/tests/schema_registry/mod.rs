@@ -400,6 +400,32 @@ async fn registry_keeps_ids_across_restarts_agrees_across_instances_and_answers_
         fresh["id"].as_i64().unwrap() > after["id"].as_i64().unwrap(),
         "{fresh} {after}"
     );
+
+    // `sluice broker` serves the same registry beside itself, from the same data.
+    drop(c);
+    broker.kill();
+    let registry_listen = format!("127.0.0.1:{}", free_port());
+    let mut bundled = Command::new(sluice_bin())
+        .args(["broker", "--listen", &broker.addr, "--data-dir"])
+        .arg(dir.path().join("broker-data"))
+        .args(["--schema-registry-listen", &registry_listen])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn sluice broker");
+    let url = format!("http://{registry_listen}/subjects/level-NONE-3/versions/latest");
+    let served = wait_for(Duration::from_secs(60), "the broker's registry", || {
+        let url = url.clone();
+        async move {
+            let response = reqwest::get(&url).await.ok()?;
+            response.status().is_success().then_some(())?;
+            response.json::<Value>().await.ok()
+        }
+    })
+    .await;
+    let _ = bundled.kill();
+    let _ = bundled.wait();
+    assert_eq!(served, after);
 }
 
 fn header<'a>(headers: &'a [(String, Option<Vec<u8>>)], key: &str) -> Option<&'a str> {
