@@ -936,6 +936,20 @@ mod tests {
     }
 
     #[test]
+    fn the_built_in_sources_schemas_round_trip() {
+        use sluice_connector_http::stock::schema::{BAR_SCHEMA, KEY_SCHEMA, QUOTE_SCHEMA};
+        for schema in [&*QUOTE_SCHEMA, &*BAR_SCHEMA, &*KEY_SCHEMA] {
+            let json = avro_schema_json(schema);
+            AvroSchema::parse(&json).unwrap_or_else(|e| panic!("{json}: {e}"));
+            assert_eq!(
+                &connect_schema_of(&json).unwrap(),
+                schema.as_ref(),
+                "{json}"
+            );
+        }
+    }
+
+    #[test]
     fn maps_with_other_keys_are_entry_arrays() {
         let schema = Schema::map(Schema::int32(), Schema::string());
         let json = avro_schema_json(&schema);
