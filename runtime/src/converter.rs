@@ -1,9 +1,15 @@
-//! Converters between Connect data and Kafka bytes: JSON, string and byte array, named by
+//! Converters between Connect data and Kafka bytes: JSON, string, byte array and Confluent's
+//! Avro ([`avro`], with the Connect <-> Avro mapping in [`avro_data`]), named by
 //! short names or by Kafka Connect's class names, with Kafka Connect's behaviour; and the
 //! converters of plugin libraries, registered by class name ([`register_converter`]) and named
 //! the same way.
 
+pub mod avro;
+pub mod avro_data;
+
 use std::sync::{Arc, LazyLock, RwLock};
+
+pub use avro::{AvroConverter, AVRO_CONVERTER, DEFAULT_REGISTRY_URL};
 
 use sluice_sdk::json::{
     schema_from_json, schema_to_json, value_from_json, value_to_json, DecimalFormat,
@@ -23,6 +29,7 @@ pub fn class_name(name: &str) -> &str {
         "json" => JSON_CONVERTER,
         "string" => STRING_CONVERTER,
         "bytearray" | "bytes" => BYTE_ARRAY_CONVERTER,
+        "avro" => AVRO_CONVERTER,
         other => other,
     }
 }
@@ -30,10 +37,11 @@ pub fn class_name(name: &str) -> &str {
 pub use sluice_sdk::convert::{Converter, ConverterPlugin};
 
 /// The built-in converters' class names, each with its short names.
-pub const BUILTIN_CONVERTERS: [(&str, &[&str]); 3] = [
+pub const BUILTIN_CONVERTERS: [(&str, &[&str]); 4] = [
     (JSON_CONVERTER, &["json"]),
     (STRING_CONVERTER, &["string"]),
     (BYTE_ARRAY_CONVERTER, &["bytearray", "bytes"]),
+    (AVRO_CONVERTER, &["avro"]),
 ];
 
 static PLUGIN_CONVERTERS: LazyLock<RwLock<Vec<ConverterPlugin>>> =
@@ -235,6 +243,15 @@ pub fn build_converter(
             }
             Arc::new(ByteArrayConverter::default())
         }
+        "avro" | AVRO_CONVERTER => {
+            match AvroConverter::from_options(role == ConverterRole::Key, &prefix, &sub) {
+                Ok(c) => Arc::new(c),
+                Err(found) => {
+                    errors.0.extend(found.0);
+                    Arc::new(ByteArrayConverter::default())
+                }
+            }
+        }
         other => match find_plugin_converter(other) {
             Some(plugin) => build_plugin_converter(&plugin, role, &prefix, &sub, &mut errors)
                 .unwrap_or_else(|| Arc::new(ByteArrayConverter::default())),
@@ -246,7 +263,7 @@ pub fn build_converter(
                 errors.push(
                     option,
                     format!(
-                        "names an unknown converter '{other}'; use json, string or bytearray (or {JSON_CONVERTER}, {STRING_CONVERTER}, {BYTE_ARRAY_CONVERTER}{plugins})"
+                        "names an unknown converter '{other}'; use json, string, bytearray or avro (or {JSON_CONVERTER}, {STRING_CONVERTER}, {BYTE_ARRAY_CONVERTER}, {AVRO_CONVERTER}{plugins})"
                     ),
                 );
                 Arc::new(ByteArrayConverter::default())
@@ -624,14 +641,14 @@ mod tests {
         let err = build_converter(
             ConverterRole::Value,
             &props(&[
-                ("value.converter", "avro"),
+                ("value.converter", "protobuf"),
                 ("value.converter.schemas.enabled", "x"),
             ]),
         )
         .unwrap_err()
         .to_string();
         assert!(
-            err.contains("option 'value.converter' names an unknown converter 'avro'"),
+            err.contains("option 'value.converter' names an unknown converter 'protobuf'"),
             "{err}"
         );
         let err = build_converter(

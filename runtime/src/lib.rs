@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //! - [`settings`]: worker settings from `sluice.toml` and `SLUICE_*` variables.
-//! - [`run`]: starting and stopping a whole worker; [`embedded`] the in-process broker.
+//! - [`run`]: starting and stopping a whole worker; [`embedded`] the in-process broker (and
+//!   the bundled Schema Registry beside it, from the `sluice-registry` crate).
 //! - [`herder`]: what runs (configurations, origins, target states, the config topic);
 //!   [`worker`] running it (one actor per connector, which starts and stops its instance
 //!   and tasks); [`plugins`] the known connector classes;
@@ -12,7 +13,8 @@
 //! - [`connector_config`]: the options every connector has, and config parsing.
 //! - [`configs_dir`]: connector JSON files, loaded and watched.
 //! - [`task`]: the source and sink task loops.
-//! - [`converter`]: JSON, string and byte array converters and the plugins' ones;
+//! - [`converter`]: JSON, string, byte array and Avro (Confluent's, through a Schema
+//!   Registry: [`converter::avro`], [`converter::avro_data`]) converters and the plugins' ones;
 //!   [`transforms`] the SMTs and their registry.
 //! - [`offsets`]: source offset tracking and the `connect-offsets` store; [`status`] the
 //!   `connect-status` topic (the `connect-configs` topic is [`cluster::config_log`]'s).

@@ -37,6 +37,8 @@ enum Command {
     Consume(cli::consume::ConsumeArgs),
     /// List, describe and reset consumer groups (like kafka-consumer-groups).
     Groups(cli::groups::GroupsArgs),
+    /// Run the Schema Registry (Confluent's REST API) against a Kafka cluster.
+    Registry(cli::registry::RegistryArgs),
     /// Run connectors: every *.json in the configs folder, plus those created over REST.
     #[command(after_long_help = worker_help())]
     Worker(WorkerArgs),
@@ -157,7 +159,7 @@ fn main() -> ExitCode {
 fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(match cli.command {
-        Command::Broker(_) | Command::Worker(_) => "info",
+        Command::Broker(_) | Command::Worker(_) | Command::Registry(_) => "info",
         _ => "warn",
     });
     match cli.command {
@@ -166,6 +168,7 @@ fn run() -> anyhow::Result<()> {
         Command::Produce(args) => cli::produce::run(args),
         Command::Consume(args) => cli::consume::run(args),
         Command::Groups(args) => cli::groups::run(&args),
+        Command::Registry(args) => cli::registry::run(args),
         Command::Worker(args) => tokio::runtime::Runtime::new()
             .context("cannot start the async runtime")?
             .block_on(run_worker(args)),

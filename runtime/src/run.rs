@@ -28,6 +28,9 @@ pub struct RunningWorker {
     pub rest_addr: SocketAddr,
     /// The Kafka bootstrap servers in use.
     pub bootstrap: String,
+    /// The bundled Schema Registry's URL, when it runs.
+    pub schema_registry_url: Option<String>,
+    schema_registry: Option<sluice_registry::SchemaRegistry>,
     root: CancellationToken,
     rest: JoinHandle<()>,
     watcher: JoinHandle<()>,
@@ -65,6 +68,10 @@ pub async fn start_worker_with(
             let broker = EmbeddedBroker::start(&settings).await?;
             (broker.bootstrap_servers(), Some(broker))
         }
+    };
+    let schema_registry = match (&broker, settings.schema_registry_listen) {
+        (Some(_), Some(listen)) => start_bundled_registry(&bootstrap, listen).await,
+        _ => None,
     };
     let listener = tokio::net::TcpListener::bind(settings.rest_addr)
         .await
@@ -140,11 +147,32 @@ pub async fn start_worker_with(
         herder,
         rest_addr,
         bootstrap,
+        schema_registry_url: schema_registry
+            .as_ref()
+            .map(sluice_registry::SchemaRegistry::url),
+        schema_registry,
         root,
         rest,
         watcher,
         broker,
     })
+}
+
+/// Starts the bundled Schema Registry on the embedded broker. An address in use (another
+/// worker's registry, or Confluent's) is reported and the worker runs without it: the
+/// registry is a convenience beside the worker, not a part it needs.
+async fn start_bundled_registry(
+    bootstrap: &str,
+    listen: SocketAddr,
+) -> Option<sluice_registry::SchemaRegistry> {
+    let store = sluice_registry::StoreConfig::new(bootstrap);
+    match sluice_registry::SchemaRegistry::start(store, listen).await {
+        Ok(registry) => Some(registry),
+        Err(e) => {
+            warn!(error = %e, "the bundled schema registry is not running; set schema.registry.listen (SLUICE_SCHEMA_REGISTRY_LISTEN) to a free address, or empty to start none");
+            None
+        }
+    }
 }
 
 impl RunningWorker {
@@ -161,6 +189,9 @@ impl RunningWorker {
         crate::kafka::release(self.herder);
         if !crate::kafka::wait_for_released(Duration::from_secs(10)).await {
             warn!("some Kafka clients were still closing after 10 s; stopping anyway");
+        }
+        if let Some(registry) = self.schema_registry {
+            registry.stop().await;
         }
         if let Some(broker) = self.broker {
             broker.stop().await;

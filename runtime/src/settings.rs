@@ -45,6 +45,11 @@ pub const SETTINGS: &[SettingDoc] = &[
         doc: "Address the embedded broker listens on (ignored with bootstrap.servers).",
     },
     SettingDoc {
+        name: "schema.registry.listen",
+        default: "127.0.0.1:8081",
+        doc: "Address of the bundled Schema Registry started with the embedded broker (Confluent's REST API; empty: none). When the address is taken the worker runs without it and says so.",
+    },
+    SettingDoc {
         name: "data.dir",
         default: "./data",
         doc: "Where the embedded broker keeps its logs.",
@@ -260,6 +265,8 @@ pub struct WorkerSettings {
     pub bootstrap_servers: Option<String>,
     /// Embedded broker address.
     pub broker_listen: SocketAddr,
+    /// The bundled Schema Registry's address (`None`: not started); with the embedded broker only.
+    pub schema_registry_listen: Option<SocketAddr>,
     /// Embedded broker data directory.
     pub data_dir: PathBuf,
     /// Connector JSON folder.
@@ -531,6 +538,10 @@ impl WorkerSettings {
         Ok(Self {
             bootstrap_servers: non_empty(get("bootstrap.servers")),
             broker_listen: addr("broker.listen", &get("broker.listen"))?,
+            schema_registry_listen: match non_empty(get("schema.registry.listen")) {
+                None => None,
+                Some(a) => Some(addr("schema.registry.listen", &a)?),
+            },
             data_dir: PathBuf::from(get("data.dir")),
             config_dir: PathBuf::from(get("config.dir")),
             rest_addr,

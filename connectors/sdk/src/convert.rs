@@ -27,7 +27,56 @@ pub trait Converter: Send + Sync + fmt::Debug {
     /// # Errors
     /// Why the bytes cannot be read in this format.
     fn decode(&self, bytes: Option<&[u8]>) -> Result<(Option<SchemaRef>, Value), String>;
+
+    /// [`Converter::encode`] for a record of `topic`, telling an outage (retriable) from data
+    /// that cannot be written. Converters whose output depends on the topic (a Schema
+    /// Registry subject) or that call a service override it; the default calls `encode`.
+    ///
+    /// # Errors
+    /// [`ConvertError::Data`] for data that cannot be written, [`ConvertError::Retriable`]
+    /// for an outage.
+    fn encode_for(
+        &self,
+        topic: &str,
+        schema: Option<&Schema>,
+        value: &Value,
+    ) -> Result<Option<Vec<u8>>, ConvertError> {
+        let _ = topic;
+        self.encode(schema, value).map_err(ConvertError::Data)
+    }
+
+    /// [`Converter::decode`] for a record of `topic`, telling an outage from bad bytes.
+    ///
+    /// # Errors
+    /// As [`Converter::encode_for`].
+    fn decode_for(
+        &self,
+        topic: &str,
+        bytes: Option<&[u8]>,
+    ) -> Result<(Option<SchemaRef>, Value), ConvertError> {
+        let _ = topic;
+        self.decode(bytes).map_err(ConvertError::Data)
+    }
 }
+
+/// Why a conversion failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConvertError {
+    /// The data cannot be converted (dead-lettered when errors are tolerated).
+    Data(String),
+    /// A service the converter needs is unreachable: the same record may convert later.
+    Retriable(String),
+}
+
+impl fmt::Display for ConvertError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Data(m) | Self::Retriable(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for ConvertError {}
 
 /// Builds a converter from its parsed options (the `value.converter.*` sub-options, prefix
 /// removed); the flag says whether it converts keys (`true`) or values.

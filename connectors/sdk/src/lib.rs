@@ -46,7 +46,7 @@ pub use connector::{
     OffsetSnapshot, SinkConnector, SinkTask, SinkTaskContext, SourceConnector, SourceTask,
     SourceTaskContext, TaskStatusReporter,
 };
-pub use convert::{Converter, ConverterFactory, ConverterPlugin};
+pub use convert::{ConvertError, Converter, ConverterFactory, ConverterPlugin};
 pub use error::{ConfigError, ConfigErrors, Error, Result};
 pub use plugin::PluginSet;
 pub use record::{

@@ -27,6 +27,9 @@ pub struct BrokerArgs {
     /// TOML file with broker settings (the keys are listed at the end of --help).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Address of the bundled Schema Registry (Confluent's REST API); empty: none.
+    #[arg(long, value_name = "HOST:PORT", default_value = sluice_registry::DEFAULT_LISTEN)]
+    pub schema_registry_listen: String,
 }
 
 /// The settings part of `sluice broker --help`: every key, with its environment variable.
@@ -103,18 +106,34 @@ pub fn run(args: BrokerArgs) -> anyhow::Result<()> {
         let broker = Broker::start_with_shutdown(config, shutdown.clone()).await?;
         // A machine-readable line for scripts and tests that start the broker on port 0.
         println!("sluice broker listening on {}", broker.local_addr());
+        let registry = match args.schema_registry_listen.trim() {
+            "" => None,
+            listen => {
+                let listen = listen.parse().with_context(|| {
+                    format!("--schema-registry-listen must be host:port (got '{listen}')")
+                })?;
+                super::registry::start_beside(&broker.local_addr().to_string(), listen).await
+            }
+        };
         let signals = shutdown.clone();
         tokio::spawn(async move {
             wait_for_signal().await;
             tracing::info!("shutdown requested");
             signals.cancel();
         });
+        if let Some(registry) = registry {
+            let stopping = shutdown.clone();
+            tokio::spawn(async move {
+                stopping.cancelled().await;
+                registry.stop().await;
+            });
+        }
         broker.wait().await?;
         anyhow::Ok(())
     })?
 }
 
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -145,6 +164,7 @@ mod tests {
             listen: None,
             data_dir: None,
             config,
+            schema_registry_listen: String::new(),
         }
     }
 

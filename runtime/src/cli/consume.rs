@@ -6,6 +6,11 @@
 //! `print.headers`, `print.value`, `key.separator`, `headers.separator`, `null.literal`)
 //! chooses the columns, printed in Kafka's order: timestamp, partition, offset, headers,
 //! key, value.
+//!
+//! Avro records in Confluent's wire format print as JSON when a Schema Registry is named, as
+//! with Confluent's `kafka-avro-console-consumer`: `--property schema.registry.url=...` (values
+//! are then read as Avro) or `--value-format avro` / `--key-format avro` (the bundled registry,
+//! `http://127.0.0.1:8081`, unless the property names another).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -53,6 +58,13 @@ pub struct ConsumeArgs {
     /// An extra librdkafka consumer property, key=value (repeatable).
     #[arg(long = "consumer-property", value_name = "KEY=VALUE")]
     pub consumer_properties: Vec<String>,
+    /// How values are printed: string, or avro (Confluent's wire format, decoded through the
+    /// Schema Registry; the default when --property schema.registry.url is given).
+    #[arg(long, value_name = "FORMAT")]
+    pub value_format: Option<String>,
+    /// How keys are printed: string or avro.
+    #[arg(long, value_name = "FORMAT")]
+    pub key_format: Option<String>,
 }
 
 /// Which columns to print and how.
@@ -67,6 +79,10 @@ pub struct OutputFormat {
     key_separator: String,
     headers_separator: String,
     null_literal: String,
+    /// `schema.registry.url`, when given.
+    registry_url: Option<String>,
+    key_avro: Option<std::sync::Arc<crate::converter::AvroConverter>>,
+    value_avro: Option<std::sync::Arc<crate::converter::AvroConverter>>,
 }
 
 impl OutputFormat {
@@ -90,6 +106,7 @@ impl OutputFormat {
             "key.separator",
             "headers.separator",
             "null.literal",
+            "schema.registry.url",
         ];
         if let Some(bad) = props.keys().find(|k| !known.contains(&k.as_str())) {
             bail!(
@@ -124,7 +141,51 @@ impl OutputFormat {
                 .get("null.literal")
                 .cloned()
                 .unwrap_or_else(|| "null".to_owned()),
+            registry_url: props.get("schema.registry.url").cloned(),
+            key_avro: None,
+            value_avro: None,
         })
+    }
+
+    /// Decodes keys and values as `key_format` / `value_format` (`string` or `avro`; values
+    /// default to avro when `schema.registry.url` is set).
+    ///
+    /// # Errors
+    /// An unknown format or a bad registry URL.
+    pub fn with_formats(
+        mut self,
+        key_format: Option<&str>,
+        value_format: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        let default_value = if self.registry_url.is_some() {
+            "avro"
+        } else {
+            "string"
+        };
+        let url = self
+            .registry_url
+            .clone()
+            .unwrap_or_else(|| crate::converter::DEFAULT_REGISTRY_URL.to_owned());
+        let build = |flag: &str, format: &str, is_key: bool| -> anyhow::Result<Option<_>> {
+            match format.trim().to_ascii_lowercase().as_str() {
+                "string" => Ok(None),
+                "avro" => crate::converter::AvroConverter::from_options(
+                    is_key,
+                    "",
+                    &[("schema.registry.url", url.as_str())],
+                )
+                .map(|c| Some(std::sync::Arc::new(c)))
+                .map_err(|e| anyhow::anyhow!("{flag}: {e}")),
+                other => bail!("{flag} must be string or avro (got '{other}')"),
+            }
+        };
+        self.key_avro = build("--key-format", key_format.unwrap_or("string"), true)?;
+        self.value_avro = build(
+            "--value-format",
+            value_format.unwrap_or(default_value),
+            false,
+        )?;
+        Ok(self)
     }
 
     /// Formats one record as a line (without the newline).
@@ -162,11 +223,27 @@ impl OutputFormat {
                 headers.join(&self.headers_separator)
             });
         }
+        let decoded = |avro: &Option<std::sync::Arc<crate::converter::AvroConverter>>,
+                       bytes: Option<&[u8]>| match (avro, bytes) {
+            (Some(c), Some(b)) => {
+                use sluice_sdk::Converter;
+                match c.decode_for(message.topic(), Some(b)) {
+                    Ok((schema, value)) => sluice_sdk::json::value_to_json(
+                        schema.as_deref(),
+                        &value,
+                        sluice_sdk::json::DecimalFormat::Numeric,
+                    )
+                    .map_or_else(|e| format!("<unprintable: {e}>"), |j| j.to_string()),
+                    Err(e) => format!("<not Avro: {e}>"),
+                }
+            }
+            _ => text(bytes),
+        };
         if self.print_key {
-            columns.push(text(message.key()));
+            columns.push(decoded(&self.key_avro, message.key()));
         }
         if self.print_value {
-            columns.push(text(message.payload()));
+            columns.push(decoded(&self.value_avro, message.payload()));
         }
         columns.join(&self.key_separator)
     }
@@ -177,7 +254,8 @@ impl OutputFormat {
 /// # Errors
 /// Bad flags, an unknown topic, or a broker error while reading.
 pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
-    let format = OutputFormat::from_properties(&args.properties)?;
+    let format = OutputFormat::from_properties(&args.properties)?
+        .with_formats(args.key_format.as_deref(), args.value_format.as_deref())?;
     // librdkafka refuses assign() without a group id; the group is never joined or
     // committed to (offsets come from the flags), as with kafka-console-consumer's
     // throw-away group.

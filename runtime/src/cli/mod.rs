@@ -4,6 +4,7 @@
 //! - [`produce`]: `sluice produce`, the `kafka-console-producer` look-alike.
 //! - [`consume`]: `sluice consume`, the `kafka-console-consumer` look-alike.
 //! - [`groups`]: `sluice groups`, the `kafka-consumer-groups` look-alike.
+//! - [`registry`]: `sluice registry`, the Schema Registry as a server of its own.
 //! - `refusal`: asks the broker for its reason when it refuses an admin request, as the
 //!   rdkafka crate passes on only the error code.
 //!
@@ -19,6 +20,7 @@ pub mod consume;
 pub mod groups;
 pub mod produce;
 mod refusal;
+pub mod registry;
 pub mod topics;
 
 use std::net::{TcpStream, ToSocketAddrs};

@@ -110,6 +110,25 @@ impl TaskEnv {
         format!("{}-{}", self.connector, self.task_id)
     }
 
+    /// Waits out an outage of a service a converter needs (the schema registry) before try
+    /// `attempt` again, with the outage in the task's status; false when the task is cancelled
+    /// meanwhile.
+    pub async fn wait_out_outage(&self, attempt: u32, problem: &str) -> bool {
+        self.status
+            .set_task_problem(&self.connector, self.task_id, Some(problem.to_string()));
+        let delay = Duration::from_millis((100u64 << attempt.min(6)).min(5_000));
+        tokio::select! {
+            _ = self.token.cancelled() => false,
+            _ = tokio::time::sleep(delay) => true,
+        }
+    }
+
+    /// The outage [`TaskEnv::wait_out_outage`] reported is over.
+    pub fn outage_over(&self) {
+        self.status
+            .set_task_problem(&self.connector, self.task_id, None);
+    }
+
     /// Whether the connector is paused now.
     pub fn paused(&self) -> bool {
         *self.target.borrow() == TargetState::Paused

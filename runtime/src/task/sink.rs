@@ -16,8 +16,8 @@ use rdkafka::message::{Headers, Message, Timestamp};
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use sluice_sdk::{
-    async_trait, ErrantRecordReporter, Error as SdkError, Header, SinkRecord, SinkTask,
-    SinkTaskContext, TimestampType, TopicPartition,
+    async_trait, ConvertError, ErrantRecordReporter, Error as SdkError, Header, SinkRecord,
+    SinkTask, SinkTaskContext, TimestampType, TopicPartition,
 };
 use tracing::{debug, info, warn};
 
@@ -204,12 +204,12 @@ impl ErrantRecordReporter for SinkErrantReporter {
             offset: record.kafka_offset,
             key: self
                 .key_converter
-                .encode(record.key_schema.as_deref(), &record.key)
+                .encode_for(&record.topic, record.key_schema.as_deref(), &record.key)
                 .ok()
                 .flatten(),
             value: self
                 .value_converter
-                .encode(record.value_schema.as_deref(), &record.value)
+                .encode_for(&record.topic, record.value_schema.as_deref(), &record.value)
                 .ok()
                 .flatten(),
             headers: record
@@ -548,17 +548,39 @@ impl SinkState {
         &mut self,
         env: &TaskEnv,
         batch: &[RawMessage],
-    ) -> Result<(Vec<SinkRecord>, Vec<usize>), String> {
+    ) -> Result<Option<(Vec<SinkRecord>, Vec<usize>)>, String> {
         let mut records = Vec::with_capacity(batch.len());
         let mut good = Vec::with_capacity(batch.len());
         for (i, m) in batch.iter().enumerate() {
-            match convert_one(env, m) {
+            let mut outage = 0u32;
+            let converted = loop {
+                match convert_one(env, m) {
+                    // A registry outage: the same message converts once it is back.
+                    Err((_, _, ConvertError::Retriable(e))) => {
+                        outage += 1;
+                        if !env.wait_out_outage(outage, &e).await {
+                            return Ok(None);
+                        }
+                    }
+                    other => {
+                        if outage > 0 {
+                            env.outage_over();
+                        }
+                        break other;
+                    }
+                }
+            };
+            match converted {
                 Ok(Some(record)) => {
                     records.push(record);
                     good.push(i);
                 }
                 Ok(None) => {}
-                Err((stage, class_name, message)) => {
+                Err((stage, class_name, error)) => {
+                    let message = format!(
+                        "{error} (topic {}, partition {}, offset {})",
+                        m.topic, m.partition, m.offset
+                    );
                     let failed = FailedRecord {
                         topic: m.topic.to_string(),
                         partition: m.partition,
@@ -582,7 +604,7 @@ impl SinkState {
                 }
             }
         }
-        Ok((records, good))
+        Ok(Some((records, good)))
     }
 }
 
@@ -591,7 +613,7 @@ impl SinkState {
 fn convert_one(
     env: &TaskEnv,
     m: &RawMessage,
-) -> Result<Option<SinkRecord>, (Stage, String, String)> {
+) -> Result<Option<SinkRecord>, (Stage, String, ConvertError)> {
     let class = |option: &str| {
         crate::converter::class_name(env.settings.props.get(option).map_or("", String::as_str))
             .to_string()
@@ -599,12 +621,12 @@ fn convert_one(
     let (key_schema, key) = env
         .settings
         .key_converter
-        .decode(m.key.as_deref())
+        .decode_for(&m.topic, m.key.as_deref())
         .map_err(|e| (Stage::KeyConverter, class("key.converter"), e))?;
     let (value_schema, value) = env
         .settings
         .value_converter
-        .decode(m.value.as_deref())
+        .decode_for(&m.topic, m.value.as_deref())
         .map_err(|e| (Stage::ValueConverter, class("value.converter"), e))?;
     let (timestamp, timestamp_type) = match m.timestamp {
         Timestamp::NotAvailable => (None, TimestampType::NoTimestamp),
@@ -642,11 +664,13 @@ fn convert_one(
             timestamp: record.timestamp,
             headers: std::mem::take(&mut record.headers),
         };
-        let Some(t) = env
-            .settings
-            .transforms
-            .apply(view)
-            .map_err(|e| (Stage::Transformation, e.class, e.message))?
+        let Some(t) = env.settings.transforms.apply(view).map_err(|e| {
+            (
+                Stage::Transformation,
+                e.class,
+                ConvertError::Data(e.message),
+            )
+        })?
         else {
             // Dropped by a transform (Filter): its offset is committed with the batch's.
             return Ok(None);
@@ -777,7 +801,10 @@ async fn sink_loop(
                 .into_iter()
                 .map(|(t, p, o)| (TopicPartition::new(t, p), o))
                 .collect();
-            let (records, good) = state.convert(env, &batch).await?;
+            let Some((records, good)) = state.convert(env, &batch).await? else {
+                // Stopped while the schema registry was unreachable: nothing was written.
+                return Ok(());
+            };
             let count = records.len() as u64;
             if !records.is_empty() {
                 // A retriable failure gets the same records again: converted anew from the
@@ -786,7 +813,7 @@ async fn sink_loop(
                     good.iter()
                         .filter_map(|&i| {
                             convert_one(env, &batch[i])
-                                .map_err(|(_, _, e)| e)
+                                .map_err(|(_, _, e)| e.to_string())
                                 .transpose()
                         })
                         .collect::<Result<Vec<_>, _>>()

@@ -17,7 +17,9 @@ use rdkafka::message::{DeliveryResult, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 use sluice_sdk::json::{value_to_json, DecimalFormat};
-use sluice_sdk::{SourceOffset, SourcePartition, SourceRecord, SourceTask, SourceTaskContext};
+use sluice_sdk::{
+    ConvertError, SourceOffset, SourcePartition, SourceRecord, SourceTask, SourceTaskContext,
+};
 use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 
@@ -153,29 +155,49 @@ impl SourceCommitter {
                 }
             }
         }
-        let settings = &self.env.settings;
-        let key = settings
-            .key_converter
-            .encode(record.key_schema.as_deref(), &record.key);
-        let value = match &key {
-            Ok(_) => settings
-                .value_converter
-                .encode(record.value_schema.as_deref(), &record.value),
-            Err(_) => Ok(None),
-        };
-        let (key, value) = match (key, value) {
-            (Ok(k), Ok(v)) => (k, v),
-            (Err(e), _) => {
-                let class = converter_class(&self.env, "key.converter");
-                return self
-                    .record_failed(record, Stage::KeyConverter, class, DATA_EXCEPTION, e)
-                    .await;
-            }
-            (_, Err(e)) => {
-                let class = converter_class(&self.env, "value.converter");
-                return self
-                    .record_failed(record, Stage::ValueConverter, class, DATA_EXCEPTION, e)
-                    .await;
+        let mut outage = 0u32;
+        let (key, value) = loop {
+            let settings = &self.env.settings;
+            let key = settings.key_converter.encode_for(
+                &record.topic,
+                record.key_schema.as_deref(),
+                &record.key,
+            );
+            let value = match &key {
+                Ok(_) => settings.value_converter.encode_for(
+                    &record.topic,
+                    record.value_schema.as_deref(),
+                    &record.value,
+                ),
+                Err(_) => Ok(None),
+            };
+            match (key, value) {
+                (Ok(k), Ok(v)) => {
+                    if outage > 0 {
+                        self.env.outage_over();
+                    }
+                    break (k, v);
+                }
+                // A registry outage: the same record converts once it is back.
+                (Err(ConvertError::Retriable(e)), _) | (_, Err(ConvertError::Retriable(e))) => {
+                    outage += 1;
+                    if !self.env.wait_out_outage(outage, &e).await {
+                        // Stopped: the record was not sent, so its offset is not committed.
+                        return Ok(());
+                    }
+                }
+                (Err(ConvertError::Data(e)), _) => {
+                    let class = converter_class(&self.env, "key.converter");
+                    return self
+                        .record_failed(record, Stage::KeyConverter, class, DATA_EXCEPTION, e)
+                        .await;
+                }
+                (_, Err(ConvertError::Data(e))) => {
+                    let class = converter_class(&self.env, "value.converter");
+                    return self
+                        .record_failed(record, Stage::ValueConverter, class, DATA_EXCEPTION, e)
+                        .await;
+                }
             }
         };
         // librdkafka allocates a header list even when empty: only build one when needed.

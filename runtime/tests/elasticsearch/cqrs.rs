@@ -264,3 +264,109 @@ async fn the_cqrs_example_keeps_the_index_in_step_with_the_table() {
         assert_eq!(status["state"], "RUNNING", "{connector}: {status}");
     }
 }
+
+/// The Avro variant (`examples/cqrs/configs-avro`) through the worker's bundled Schema
+/// Registry: the read model follows the table as with JSON, a column added mid-stream
+/// registers a second, compatible version and reaches the documents, and deletions are still
+/// tombstones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_avro_variant_of_the_cqrs_example_follows_an_added_column() {
+    let db = tokio::task::spawn_blocking(|| {
+        let server = PgServer::shared();
+        let db = server.create_database("cqrs_avro");
+        psql_file(server, &db, &example("orders.sql"));
+        db
+    })
+    .await
+    .expect("database");
+    let pg = PgServer::shared();
+    let es = OsmemServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = crate::support::free_port();
+    let registry = format!("http://127.0.0.1:{port}");
+    let worker = WorkerProcess::start(
+        WorkerOptions::new(dir.path())
+            .env("SLUICE_OFFSET_FLUSH_INTERVAL_MS", "500")
+            .env("SLUICE_SCHEMA_REGISTRY_LISTEN", format!("127.0.0.1:{port}"))
+            .env("SHOP_DB_PASSWORD", PASSWORD),
+    )
+    .await;
+    let registry_options = |extra: Vec<(&'static str, String)>| {
+        let mut all = vec![
+            ("key.converter.schema.registry.url", registry.clone()),
+            ("value.converter.schema.registry.url", registry.clone()),
+        ];
+        all.extend(extra);
+        all
+    };
+    worker.write_config(
+        "orders-from-postgres.json",
+        &example_connector(
+            "configs-avro/orders-from-postgres.json",
+            &registry_options(vec![
+                (
+                    "connection.url",
+                    format!("jdbc:postgresql://127.0.0.1:{}/{db}", pg.port()),
+                ),
+                ("connection.user", SUPERUSER.to_string()),
+            ]),
+        ),
+    );
+    worker.write_config(
+        "orders-to-elasticsearch.json",
+        &example_connector(
+            "configs-avro/orders-to-elasticsearch.json",
+            &registry_options(vec![("connection.url", es.url().to_string())]),
+        ),
+    );
+    for id in ["1", "2", "3"] {
+        wait_for_order(&worker, &es, id, "the initial rows", |d| d.is_some()).await;
+    }
+    let grace = es.document("orders", "2").await.expect("document 2");
+    assert_eq!(
+        (&grace["customer"], grace["total"].as_f64()),
+        (&Json::from("grace"), Some(17.0)),
+        "{grace}"
+    );
+
+    // A nullable column added mid-stream: a second schema version, and the documents get it.
+    sql(&db, "ALTER TABLE orders ADD COLUMN region text").await;
+    sql(
+        &db,
+        "UPDATE orders SET region = 'eu', status = 'shipped' WHERE id = 2",
+    )
+    .await;
+    wait_for_order(&worker, &es, "2", "the added column", |d| {
+        d.is_some_and(|d| d["region"] == "eu" && d["status"] == "shipped")
+    })
+    .await;
+    let versions: Json = reqwest::get(format!("{registry}/subjects/pg-orders-value/versions"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(versions, serde_json::json!([1, 2]));
+
+    // A DELETE is still a tombstone, and the document goes.
+    sql(&db, "DELETE FROM orders WHERE id = 1").await;
+    wait_for_order(&worker, &es, "1", "the delete", |d| d.is_none()).await;
+    let bootstrap = worker.bootstrap();
+    let records = tokio::task::spawn_blocking(move || {
+        read_topic(&bootstrap, "pg-orders", 5, Duration::from_secs(30))
+    })
+    .await
+    .unwrap();
+    assert!(
+        records
+            .iter()
+            .filter_map(|r| r.value.as_deref())
+            .all(|v| v.len() > 5 && v[0] == 0),
+        "every value is in Confluent's wire format"
+    );
+    assert_eq!(records.iter().filter(|r| r.value.is_none()).count(), 1);
+    for connector in ["orders-from-postgres", "orders-to-elasticsearch"] {
+        let status = task_status(&worker, connector).await;
+        assert_eq!(status["state"], "RUNNING", "{connector}: {status}");
+    }
+}

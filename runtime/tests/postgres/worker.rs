@@ -76,6 +76,7 @@ impl Worker {
             .env("SLUICE_DATA_DIR", self.dir.join("data"))
             .env("SLUICE_CONFIG_DIR", self.dir.join("configs"))
             .env("SLUICE_OFFSET_FLUSH_INTERVAL_MS", "200")
+            .env("SLUICE_SCHEMA_REGISTRY_LISTEN", "")
             // SLUICE_LOG is rejected as an unknown worker setting (runtime bug), so RUST_LOG.
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())

@@ -28,7 +28,13 @@ impl BrokerProcess {
             .open(data_dir.with_extension("log"))
             .unwrap();
         let mut child = sluice()
-            .args(["broker", "--listen", listen, "--data-dir"])
+            .args([
+                "broker",
+                "--schema-registry-listen=",
+                "--listen",
+                listen,
+                "--data-dir",
+            ])
             .arg(data_dir)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())

@@ -85,7 +85,13 @@ impl BrokerProcess {
             .open(&self.log)
             .expect("open broker log");
         let child = Command::new(sluice_bin())
-            .args(["broker", "--listen", &self.addr, "--data-dir"])
+            .args([
+                "broker",
+                "--schema-registry-listen=",
+                "--listen",
+                &self.addr,
+                "--data-dir",
+            ])
             .arg(&self.data_dir)
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -254,6 +260,8 @@ impl WorkerProcess {
             .env("SLUICE_DATA_DIR", dir.join("data"))
             .env("SLUICE_CONFIG_DIR", dir.join("configs"))
             .env("SLUICE_LOG", "info,librdkafka=warn")
+            // Tests that want the bundled Schema Registry name its address (`options.env`).
+            .env("SLUICE_SCHEMA_REGISTRY_LISTEN", "")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log);

@@ -1,0 +1,968 @@
+//! Kafka Connect data <-> Avro, as Confluent's `AvroData` maps them, so Java's
+//! `KafkaAvroDeserializer`, Python's `AvroDeserializer` and Confluent's converter read what
+//! sluice writes and the other way round:
+//!
+//! | Connect | Avro |
+//! |---|---|
+//! | int8 / int16 | `int` with `connect.type` `int8` / `int16` |
+//! | int32, int64, float32, float64, boolean, string, bytes | int, long, float, double, boolean, string, bytes |
+//! | Decimal | `bytes`, `logicalType` decimal, `scale`, `precision` (64 unless `connect.decimal.precision`) |
+//! | Date / Time / Timestamp | `int` date / `int` time-millis / `long` timestamp-millis |
+//! | struct | record named by the schema name (`io.confluent.connect.avro.ConnectDefault` when none) |
+//! | map with string keys | map; other keys: array of `io.confluent.connect.avro.MapEntry` records |
+//! | optional | union with null first and default null (the type first when it has a default) |
+//!
+//! Every named, versioned or documented schema carries `connect.name`, `connect.version`,
+//! `connect.doc`, `connect.parameters` and `connect.default`, and they are read back.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use apache_avro::schema::{Name, Schema as AvroSchema};
+use apache_avro::types::Value as AvroValue;
+use serde_json::{json, Map, Value as Json};
+use sluice_sdk::schema::{LogicalType, DECIMAL_PRECISION_PARAM};
+use sluice_sdk::{Field, Schema, SchemaType, Struct, Value};
+
+/// Confluent's namespace for the records it makes up.
+pub const NAMESPACE: &str = "io.confluent.connect.avro";
+/// Name of a struct schema that has none.
+pub const DEFAULT_SCHEMA_NAME: &str = "ConnectDefault";
+/// Record of a map entry when the keys are not strings.
+pub const MAP_ENTRY_TYPE_NAME: &str = "MapEntry";
+const CONNECT_NAME_PROP: &str = "connect.name";
+const CONNECT_DOC_PROP: &str = "connect.doc";
+const CONNECT_VERSION_PROP: &str = "connect.version";
+const CONNECT_DEFAULT_VALUE_PROP: &str = "connect.default";
+const CONNECT_PARAMETERS_PROP: &str = "connect.parameters";
+const CONNECT_TYPE_PROP: &str = "connect.type";
+const CONNECT_INTERNAL_TYPE_NAME: &str = "connect.internal.type";
+const AVRO_RECORD_DOC_PROP: &str = "io.confluent.connect.avro.record.doc";
+const AVRO_TYPE_ENUM: &str = "io.confluent.connect.avro.Enum";
+const CONNECT_AVRO_FIXED_SIZE_PROP: &str = "connect.fixed.size";
+/// Precision written for a Decimal that names none.
+const DECIMAL_PRECISION_DEFAULT: i64 = 64;
+
+// ---------------------------------------------------------------------------------------
+// Connect schema -> Avro schema JSON
+// ---------------------------------------------------------------------------------------
+
+/// The Avro schema (JSON) of a Connect schema.
+pub fn avro_schema_json(schema: &Schema) -> Json {
+    FromConnect::default().schema(schema, false)
+}
+
+#[derive(Default)]
+struct FromConnect {
+    default_names: usize,
+    defined: HashSet<String>,
+}
+
+fn split_name(full: &str) -> (Option<&str>, &str) {
+    match full.rsplit_once('.') {
+        Some((ns, name)) => (Some(ns), name),
+        None => (None, full),
+    }
+}
+
+impl FromConnect {
+    fn next_default_name(&mut self) -> String {
+        self.default_names += 1;
+        if self.default_names > 1 {
+            format!("{NAMESPACE}.{DEFAULT_SCHEMA_NAME}{}", self.default_names)
+        } else {
+            format!("{NAMESPACE}.{DEFAULT_SCHEMA_NAME}")
+        }
+    }
+
+    /// A named record's definition, or its name when it was defined before in this schema.
+    fn record(&mut self, full: String, build: impl FnOnce(&mut Self) -> Map<String, Json>) -> Json {
+        if !self.defined.insert(full.clone()) {
+            return Json::String(full);
+        }
+        let (ns, name) = split_name(&full);
+        let mut record = Map::new();
+        record.insert("type".into(), json!("record"));
+        record.insert("name".into(), json!(name));
+        if let Some(ns) = ns {
+            record.insert("namespace".into(), json!(ns));
+        }
+        record.extend(build(self));
+        Json::Object(record)
+    }
+
+    fn field(&mut self, name: &str, schema: &Schema) -> Json {
+        let mut field = Map::new();
+        field.insert("name".into(), json!(name));
+        field.insert("type".into(), self.schema(schema, false));
+        if let Some(default) = &schema.default {
+            field.insert("default".into(), default_json(schema, default));
+        } else if schema.optional {
+            field.insert("default".into(), Json::Null);
+        }
+        Json::Object(field)
+    }
+
+    fn schema(&mut self, schema: &Schema, ignore_optional: bool) -> Json {
+        let mut connect_type = None;
+        let mut props = Map::new();
+        let base: Json = match &schema.ty {
+            SchemaType::Int8 => {
+                connect_type = Some("int8");
+                json!("int")
+            }
+            SchemaType::Int16 => {
+                connect_type = Some("int16");
+                json!("int")
+            }
+            SchemaType::Int32 => json!("int"),
+            SchemaType::Int64 => json!("long"),
+            SchemaType::Float32 => json!("float"),
+            SchemaType::Float64 => json!("double"),
+            SchemaType::Boolean => json!("boolean"),
+            SchemaType::String => json!("string"),
+            SchemaType::Bytes => json!("bytes"),
+            SchemaType::Array(items) => {
+                json!({"type": "array", "items": self.schema(items, false)})
+            }
+            SchemaType::Map(keys, values) => {
+                if keys.ty == SchemaType::String && !keys.optional {
+                    json!({"type": "map", "values": self.schema(values, false)})
+                } else {
+                    let full = match &schema.name {
+                        None => format!("{NAMESPACE}.{MAP_ENTRY_TYPE_NAME}"),
+                        Some(n) => n.clone(),
+                    };
+                    let named = schema.name.is_some();
+                    let entry = self.record(full, |me| {
+                        let mut m = Map::new();
+                        m.insert(
+                            "fields".into(),
+                            json!([me.field("key", keys), me.field("value", values)]),
+                        );
+                        if named {
+                            m.insert(
+                                CONNECT_INTERNAL_TYPE_NAME.into(),
+                                json!(MAP_ENTRY_TYPE_NAME),
+                            );
+                        }
+                        m
+                    });
+                    json!({"type": "array", "items": entry})
+                }
+            }
+            SchemaType::Struct(fields) => {
+                if schema.optional && !ignore_optional {
+                    // The union carries no metadata: the record inside does.
+                    let mut inner = schema.clone();
+                    inner.optional = false;
+                    return json!(["null", self.schema(&inner, false)]);
+                }
+                let full = match &schema.name {
+                    Some(n) => n.clone(),
+                    None => self.next_default_name(),
+                };
+                let doc = schema.parameters.get(AVRO_RECORD_DOC_PROP).cloned();
+                let record = self.record(full, |me| {
+                    let mut m = Map::new();
+                    if let Some(doc) = doc {
+                        m.insert("doc".into(), json!(doc));
+                    }
+                    let fields: Vec<Json> = fields
+                        .iter()
+                        .map(|f| me.field(&f.name, &f.schema))
+                        .collect();
+                    m.insert("fields".into(), Json::Array(fields));
+                    m
+                });
+                match record {
+                    // Defined before: a reference carries no properties.
+                    Json::String(_) => return record,
+                    Json::Object(m) => {
+                        props = m;
+                        Json::Null
+                    }
+                    _ => unreachable!("a record is an object or a name"),
+                }
+            }
+        };
+        if let Json::Object(m) = base {
+            props = m;
+        } else if !base.is_null() {
+            props.insert("type".into(), base);
+        }
+        if let Some(doc) = &schema.doc {
+            props.insert(CONNECT_DOC_PROP.into(), json!(doc));
+        }
+        if let Some(version) = schema.version {
+            props.insert(CONNECT_VERSION_PROP.into(), json!(version));
+        }
+        if !schema.parameters.is_empty() {
+            props.insert(CONNECT_PARAMETERS_PROP.into(), json!(schema.parameters));
+        }
+        if let Some(default) = &schema.default {
+            props.insert(
+                CONNECT_DEFAULT_VALUE_PROP.into(),
+                default_json(schema, default),
+            );
+        }
+        if let Some(name) = &schema.name {
+            props.insert(CONNECT_NAME_PROP.into(), json!(name));
+        }
+        if let Some(t) = connect_type {
+            props.insert(CONNECT_TYPE_PROP.into(), json!(t));
+        }
+        match schema.logical() {
+            Some(LogicalType::Decimal { scale }) => {
+                let precision = schema
+                    .parameters
+                    .get(DECIMAL_PRECISION_PARAM)
+                    .and_then(|p| p.parse::<i64>().ok())
+                    .unwrap_or(DECIMAL_PRECISION_DEFAULT);
+                props.insert("scale".into(), json!(scale));
+                props.insert("precision".into(), json!(precision));
+                props.insert("logicalType".into(), json!("decimal"));
+            }
+            Some(LogicalType::Time) => {
+                props.insert("logicalType".into(), json!("time-millis"));
+            }
+            Some(LogicalType::Timestamp) => {
+                props.insert("logicalType".into(), json!("timestamp-millis"));
+            }
+            Some(LogicalType::Date) => {
+                props.insert("logicalType".into(), json!("date"));
+            }
+            None => {}
+        }
+        for (k, v) in &schema.parameters {
+            if k.starts_with("avro") {
+                props.insert(k.clone(), json!(v));
+            }
+        }
+        let base = if props.len() == 1 && props.contains_key("type") {
+            props.remove("type").expect("checked")
+        } else {
+            Json::Object(props)
+        };
+        if schema.optional && !ignore_optional {
+            if schema.default.is_some() {
+                json!([base, "null"])
+            } else {
+                json!(["null", base])
+            }
+        } else {
+            base
+        }
+    }
+}
+
+/// A default value as Avro writes defaults (bytes as ISO-8859-1 text).
+fn default_json(schema: &Schema, value: &Value) -> Json {
+    match (value, &schema.ty) {
+        (Value::Null, _) => Json::Null,
+        (Value::Bytes(b), _) => Json::String(b.iter().map(|&c| char::from(c)).collect()),
+        (Value::Struct(s), SchemaType::Struct(fields)) => Json::Object(
+            fields
+                .iter()
+                .map(|f| {
+                    let v = s.get(&f.name).cloned().unwrap_or_default();
+                    (f.name.clone(), default_json(&f.schema, &v))
+                })
+                .collect(),
+        ),
+        (Value::Array(items), SchemaType::Array(item)) => {
+            Json::Array(items.iter().map(|v| default_json(item, v)).collect())
+        }
+        (Value::Map(entries), SchemaType::Map(_, vs)) => Json::Object(
+            entries
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().map_or_else(|| format!("{k:?}"), str::to_string),
+                        default_json(vs, v),
+                    )
+                })
+                .collect(),
+        ),
+        (Value::Int8(v), _) => json!(v),
+        (Value::Int16(v), _) => json!(v),
+        (Value::Int32(v), _) => json!(v),
+        (Value::Int64(v), _) => json!(v),
+        (Value::Float32(v), _) => json!(v),
+        (Value::Float64(v), _) => json!(v),
+        (Value::Boolean(v), _) => json!(v),
+        (Value::String(v), _) => json!(v),
+        _ => Json::Null,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Avro schema JSON -> Connect schema
+// ---------------------------------------------------------------------------------------
+
+/// The Connect schema of a writer's Avro schema (JSON), as Confluent's `toConnectSchema`.
+///
+/// # Errors
+/// A schema shape Connect cannot hold (a union of several non-null types).
+pub fn connect_schema_of(avro: &Json) -> Result<Schema, String> {
+    ToConnect::default().schema(avro, None, None)
+}
+
+#[derive(Default)]
+struct ToConnect {
+    named: HashMap<String, Schema>,
+}
+
+fn full_name(name: &str, namespace: Option<&str>) -> String {
+    match namespace.filter(|ns| !ns.is_empty() && !name.contains('.')) {
+        Some(ns) => format!("{ns}.{name}"),
+        None => name.to_string(),
+    }
+}
+
+fn primitive(name: &str) -> Option<Schema> {
+    Some(match name {
+        "int" => Schema::int32(),
+        "long" => Schema::int64(),
+        "float" => Schema::float32(),
+        "double" => Schema::float64(),
+        "boolean" => Schema::boolean(),
+        "string" => Schema::string(),
+        "bytes" => Schema::bytes(),
+        _ => return None,
+    })
+}
+
+impl ToConnect {
+    fn schema(
+        &mut self,
+        avro: &Json,
+        namespace: Option<&str>,
+        field_default: Option<&Json>,
+    ) -> Result<Schema, String> {
+        match avro {
+            Json::String(name) => {
+                if let Some(s) = primitive(name) {
+                    return Ok(s);
+                }
+                if name == "null" {
+                    return Ok(Schema::string().optional());
+                }
+                let full = full_name(name, namespace);
+                self.named
+                    .get(&full)
+                    .or_else(|| self.named.get(name))
+                    .cloned()
+                    .ok_or_else(|| format!("the Avro schema names an undefined type '{name}'"))
+            }
+            Json::Array(branches) => {
+                let non_null: Vec<&Json> = branches.iter().filter(|b| *b != "null").collect();
+                if non_null.len() == 1 && branches.len() == 2 {
+                    let mut s = self.schema(non_null[0], namespace, None)?;
+                    s.optional = true;
+                    if let Some(d) = field_default.filter(|d| !d.is_null()) {
+                        s.default = json_default(&s, d).map(Box::new);
+                    }
+                    Ok(s)
+                } else {
+                    Err(format!(
+                        "the Avro union {avro} has several non-null types; only unions with null map to Kafka Connect schemas here"
+                    ))
+                }
+            }
+            Json::Object(o) => self.object(o, namespace),
+            other => Err(format!("{other} is not an Avro schema")),
+        }
+    }
+
+    fn object(&mut self, o: &Map<String, Json>, namespace: Option<&str>) -> Result<Schema, String> {
+        let ty = o.get("type").ok_or("an Avro schema object has no type")?;
+        let logical = o.get("logicalType").and_then(Json::as_str);
+        let connect_type = o.get(CONNECT_TYPE_PROP).and_then(Json::as_str);
+        let mut schema = match ty.as_str() {
+            Some("record") => return self.record(o, namespace),
+            Some("enum") => {
+                let name = full_name(
+                    o.get("name").and_then(Json::as_str).unwrap_or(""),
+                    namespace,
+                );
+                let mut s = Schema::string().with_parameter(AVRO_TYPE_ENUM, name.clone());
+                for sym in o
+                    .get("symbols")
+                    .and_then(Json::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(sym) = sym.as_str() {
+                        s = s.with_parameter(format!("{AVRO_TYPE_ENUM}.{sym}"), sym);
+                    }
+                }
+                self.named.insert(name, s.clone());
+                s
+            }
+            Some("fixed") => {
+                let name = full_name(
+                    o.get("name").and_then(Json::as_str).unwrap_or(""),
+                    namespace,
+                );
+                let size = o.get("size").and_then(Json::as_i64).unwrap_or(0);
+                let mut s = decimal_or_bytes(o, logical);
+                s.parameters
+                    .insert(CONNECT_AVRO_FIXED_SIZE_PROP.into(), size.to_string());
+                self.named.insert(name, s.clone());
+                s
+            }
+            Some("array") => {
+                let items = o.get("items").ok_or("an Avro array has no items")?;
+                let item = self.schema(items, namespace, None)?;
+                let is_entry = item.name.as_deref()
+                    == Some(&format!("{NAMESPACE}.{MAP_ENTRY_TYPE_NAME}"))
+                    || items.get(CONNECT_INTERNAL_TYPE_NAME).and_then(Json::as_str)
+                        == Some(MAP_ENTRY_TYPE_NAME);
+                match (is_entry, item.field("key"), item.field("value")) {
+                    (true, Some(k), Some(v)) => Schema::map(k.schema.clone(), v.schema.clone()),
+                    _ => Schema::array(item),
+                }
+            }
+            Some("map") => {
+                let values = o.get("values").ok_or("an Avro map has no values")?;
+                Schema::map(Schema::string(), self.schema(values, namespace, None)?)
+            }
+            Some("bytes") => decimal_or_bytes(o, logical),
+            Some("int") => match (logical, connect_type) {
+                (Some("date"), _) => Schema::date(),
+                (Some("time-millis"), _) => Schema::time(),
+                (_, Some("int8")) => Schema::int8(),
+                (_, Some("int16")) => Schema::int16(),
+                _ => Schema::int32(),
+            },
+            Some("long") => match logical {
+                Some("timestamp-millis") => Schema::timestamp(),
+                _ => Schema::int64(),
+            },
+            Some(name) => self.schema(&Json::String(name.to_string()), namespace, None)?,
+            // `{"type": {...}}` or `{"type": [...]}`: the inner schema.
+            None => self.schema(ty, namespace, None)?,
+        };
+        apply_connect_props(&mut schema, o);
+        Ok(schema)
+    }
+
+    fn record(&mut self, o: &Map<String, Json>, namespace: Option<&str>) -> Result<Schema, String> {
+        let name = o
+            .get("name")
+            .and_then(Json::as_str)
+            .unwrap_or(DEFAULT_SCHEMA_NAME);
+        let ns = o.get("namespace").and_then(Json::as_str).or(namespace);
+        let full = full_name(name, ns);
+        let record_ns = split_name(&full).0.map(str::to_string);
+        // Registered before the fields, so a recursive reference resolves (to a shell).
+        self.named.insert(
+            full.clone(),
+            Schema::struct_of(Vec::new()).named(full.clone()),
+        );
+        let mut fields = Vec::new();
+        for f in o
+            .get("fields")
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let fname = f
+                .get("name")
+                .and_then(Json::as_str)
+                .ok_or("an Avro field has no name")?;
+            let ftype = f.get("type").ok_or("an Avro field has no type")?;
+            let fschema = self.schema(ftype, record_ns.as_deref(), f.get("default"))?;
+            fields.push(Field::new(fname, fschema));
+        }
+        let mut schema = Schema::struct_of(fields);
+        if !full.starts_with(&format!("{NAMESPACE}.{DEFAULT_SCHEMA_NAME}")) {
+            schema.name = Some(full.clone());
+        }
+        if let Some(doc) = o.get("doc").and_then(Json::as_str) {
+            schema
+                .parameters
+                .insert(AVRO_RECORD_DOC_PROP.into(), doc.to_string());
+        }
+        apply_connect_props(&mut schema, o);
+        self.named.insert(full, schema.clone());
+        Ok(schema)
+    }
+}
+
+fn decimal_or_bytes(o: &Map<String, Json>, logical: Option<&str>) -> Schema {
+    if logical == Some("decimal") {
+        let scale = o.get("scale").and_then(Json::as_i64).unwrap_or(0);
+        let mut s = Schema::decimal(i32::try_from(scale).unwrap_or(0));
+        if let Some(p) = o.get("precision").and_then(Json::as_i64) {
+            if p != DECIMAL_PRECISION_DEFAULT {
+                s.parameters
+                    .insert(DECIMAL_PRECISION_PARAM.into(), p.to_string());
+            }
+        }
+        s
+    } else {
+        Schema::bytes()
+    }
+}
+
+/// `connect.name`, `connect.version`, `connect.doc`, `connect.parameters`, `connect.default`.
+fn apply_connect_props(schema: &mut Schema, o: &Map<String, Json>) {
+    if let Some(name) = o.get(CONNECT_NAME_PROP).and_then(Json::as_str) {
+        schema.name = Some(name.to_string());
+    }
+    if let Some(v) = o.get(CONNECT_VERSION_PROP).and_then(Json::as_i64) {
+        schema.version = i32::try_from(v).ok();
+    }
+    if let Some(doc) = o.get(CONNECT_DOC_PROP).and_then(Json::as_str) {
+        schema.doc = Some(doc.to_string());
+    }
+    if let Some(params) = o.get(CONNECT_PARAMETERS_PROP).and_then(Json::as_object) {
+        for (k, v) in params {
+            let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+            schema.parameters.insert(k.clone(), text);
+        }
+    }
+    if let Some(d) = o.get(CONNECT_DEFAULT_VALUE_PROP) {
+        schema.default = json_default(schema, d).map(Box::new);
+    }
+}
+
+/// A default value (Avro's JSON form) of a primitive schema.
+fn json_default(schema: &Schema, d: &Json) -> Option<Value> {
+    Some(match (&schema.ty, d) {
+        (SchemaType::Int8, Json::Number(n)) => Value::Int8(i8::try_from(n.as_i64()?).ok()?),
+        (SchemaType::Int16, Json::Number(n)) => Value::Int16(i16::try_from(n.as_i64()?).ok()?),
+        (SchemaType::Int32, Json::Number(n)) => Value::Int32(i32::try_from(n.as_i64()?).ok()?),
+        (SchemaType::Int64, Json::Number(n)) => Value::Int64(n.as_i64()?),
+        (SchemaType::Float32, Json::Number(n)) => Value::Float32(n.as_f64()? as f32),
+        (SchemaType::Float64, Json::Number(n)) => Value::Float64(n.as_f64()?),
+        (SchemaType::Boolean, Json::Bool(b)) => Value::Boolean(*b),
+        (SchemaType::String, Json::String(s)) => Value::String(s.clone()),
+        (SchemaType::Bytes, Json::String(s)) => Value::Bytes(
+            s.chars()
+                .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
+                .collect(),
+        ),
+        _ => return None,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Values
+// ---------------------------------------------------------------------------------------
+
+/// Named types of an Avro schema, to follow references.
+pub type Names = HashMap<Name, AvroSchema>;
+
+/// The named types defined in `schema`.
+pub fn names_of(schema: &AvroSchema) -> Names {
+    let mut names = Names::new();
+    collect_names(schema, &mut names);
+    names
+}
+
+fn collect_names(schema: &AvroSchema, names: &mut Names) {
+    match schema {
+        AvroSchema::Record(r) => {
+            names.insert(r.name.clone(), schema.clone());
+            for f in &r.fields {
+                collect_names(&f.schema, names);
+            }
+        }
+        AvroSchema::Enum(e) => {
+            names.insert(e.name.clone(), schema.clone());
+        }
+        AvroSchema::Fixed(f) => {
+            names.insert(f.name.clone(), schema.clone());
+        }
+        AvroSchema::Array(a) => collect_names(&a.items, names),
+        AvroSchema::Map(m) => collect_names(&m.types, names),
+        AvroSchema::Union(u) => {
+            for v in u.variants() {
+                collect_names(v, names);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A Connect value as the Avro value of `schema` (the writer's schema).
+///
+/// # Errors
+/// A value that does not fit the schema, with the path to it.
+pub fn to_avro(schema: &AvroSchema, names: &Names, value: &Value) -> Result<AvroValue, String> {
+    to_avro_at(schema, names, value, "")
+}
+
+fn mismatch(path: &str, schema: &AvroSchema, value: &Value) -> String {
+    let at = if path.is_empty() {
+        "the value".to_string()
+    } else {
+        format!("field '{path}'")
+    };
+    format!(
+        "{at}: a {} does not fit the Avro type {:?}",
+        value.type_name(),
+        apache_avro::schema::SchemaKind::from(schema)
+    )
+}
+
+fn to_avro_at(
+    schema: &AvroSchema,
+    names: &Names,
+    value: &Value,
+    path: &str,
+) -> Result<AvroValue, String> {
+    let int = || value.as_i64().ok_or_else(|| mismatch(path, schema, value));
+    Ok(match schema {
+        AvroSchema::Ref { name } => {
+            let target = names
+                .get(name)
+                .ok_or_else(|| format!("the Avro schema refers to an undefined type {name:?}"))?;
+            return to_avro_at(target, names, value, path);
+        }
+        AvroSchema::Union(u) => {
+            let variants = u.variants();
+            if value.is_null() {
+                let i = variants
+                    .iter()
+                    .position(|v| matches!(v, AvroSchema::Null))
+                    .ok_or_else(|| {
+                        format!(
+                            "{}: null for a schema that is not optional",
+                            if path.is_empty() { "the value" } else { path }
+                        )
+                    })?;
+                return Ok(AvroValue::Union(i as u32, Box::new(AvroValue::Null)));
+            }
+            let mut last = None;
+            for (i, v) in variants.iter().enumerate() {
+                if matches!(v, AvroSchema::Null) {
+                    continue;
+                }
+                match to_avro_at(v, names, value, path) {
+                    Ok(inner) => return Ok(AvroValue::Union(i as u32, Box::new(inner))),
+                    Err(e) => last = Some(e),
+                }
+            }
+            return Err(last.unwrap_or_else(|| mismatch(path, schema, value)));
+        }
+        AvroSchema::Null if value.is_null() => AvroValue::Null,
+        AvroSchema::Boolean => match value {
+            Value::Boolean(b) => AvroValue::Boolean(*b),
+            _ => return Err(mismatch(path, schema, value)),
+        },
+        AvroSchema::Int | AvroSchema::Date | AvroSchema::TimeMillis => {
+            AvroValue::Int(i32::try_from(int()?).map_err(|_| mismatch(path, schema, value))?)
+        }
+        AvroSchema::Long
+        | AvroSchema::TimestampMillis
+        | AvroSchema::TimestampMicros
+        | AvroSchema::TimeMicros
+        | AvroSchema::LocalTimestampMillis
+        | AvroSchema::LocalTimestampMicros => AvroValue::Long(int()?),
+        AvroSchema::Float => match value {
+            Value::Float32(f) => AvroValue::Float(*f),
+            v => AvroValue::Float(v.as_f64().ok_or_else(|| mismatch(path, schema, value))? as f32),
+        },
+        AvroSchema::Double => AvroValue::Double(
+            value
+                .as_f64()
+                .ok_or_else(|| mismatch(path, schema, value))?,
+        ),
+        AvroSchema::String | AvroSchema::Uuid => match value {
+            Value::String(s) => AvroValue::String(s.clone()),
+            _ => return Err(mismatch(path, schema, value)),
+        },
+        AvroSchema::Bytes => match value {
+            Value::Bytes(b) => AvroValue::Bytes(b.clone()),
+            _ => return Err(mismatch(path, schema, value)),
+        },
+        AvroSchema::Decimal(_) => match value {
+            Value::Bytes(b) => AvroValue::Decimal(apache_avro::Decimal::from(b)),
+            _ => return Err(mismatch(path, schema, value)),
+        },
+        AvroSchema::Fixed(f) => match value {
+            Value::Bytes(b) if b.len() == f.size => AvroValue::Fixed(f.size, b.clone()),
+            _ => return Err(mismatch(path, schema, value)),
+        },
+        AvroSchema::Enum(e) => match value {
+            Value::String(s) => {
+                let i = e.symbols.iter().position(|sym| sym == s).ok_or_else(|| {
+                    format!("{path}: '{s}' is not a symbol of the Avro enum {}", e.name)
+                })?;
+                AvroValue::Enum(i as u32, s.clone())
+            }
+            _ => return Err(mismatch(path, schema, value)),
+        },
+        AvroSchema::Array(a) => match value {
+            Value::Array(items) => AvroValue::Array(
+                items
+                    .iter()
+                    .map(|v| to_avro_at(&a.items, names, v, path))
+                    .collect::<Result<_, _>>()?,
+            ),
+            // A map with keys that are not strings: an array of key/value records.
+            Value::Map(entries) => AvroValue::Array(
+                entries
+                    .iter()
+                    .map(|(k, v)| {
+                        let entry = Value::Struct(
+                            Struct::new()
+                                .with("key", k.clone())
+                                .with("value", v.clone()),
+                        );
+                        to_avro_at(&a.items, names, &entry, path)
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+            _ => return Err(mismatch(path, schema, value)),
+        },
+        AvroSchema::Map(m) => match value {
+            Value::Map(entries) => AvroValue::Map(
+                entries
+                    .iter()
+                    .map(|(k, v)| {
+                        let key = k
+                            .as_str()
+                            .ok_or_else(|| mismatch(path, schema, k))?
+                            .to_string();
+                        Ok((key, to_avro_at(&m.types, names, v, path)?))
+                    })
+                    .collect::<Result<_, String>>()?,
+            ),
+            _ => return Err(mismatch(path, schema, value)),
+        },
+        AvroSchema::Record(r) => match value {
+            Value::Struct(s) => {
+                let mut fields = Vec::with_capacity(r.fields.len());
+                for f in &r.fields {
+                    let sub = if path.is_empty() {
+                        f.name.clone()
+                    } else {
+                        format!("{path}.{}", f.name)
+                    };
+                    let v = match s.get(&f.name) {
+                        Some(v) => to_avro_at(&f.schema, names, v, &sub)?,
+                        None => match &f.default {
+                            Some(d) => AvroValue::from(d.clone())
+                                .resolve(&f.schema)
+                                .map_err(|e| format!("{sub}: {e}"))?,
+                            None => to_avro_at(&f.schema, names, &Value::Null, &sub)?,
+                        },
+                    };
+                    fields.push((f.name.clone(), v));
+                }
+                AvroValue::Record(fields)
+            }
+            _ => return Err(mismatch(path, schema, value)),
+        },
+        _ => return Err(mismatch(path, schema, value)),
+    })
+}
+
+/// An Avro value read with the writer's schema as the Connect value of `schema` (from
+/// [`connect_schema_of`] of the same writer's schema).
+///
+/// # Errors
+/// A value of an Avro type the schema does not expect.
+pub fn to_connect(schema: &Schema, value: AvroValue) -> Result<Value, String> {
+    Ok(match value {
+        AvroValue::Union(_, inner) => return to_connect(schema, *inner),
+        AvroValue::Null => Value::Null,
+        AvroValue::Boolean(b) => Value::Boolean(b),
+        AvroValue::Int(i) | AvroValue::Date(i) | AvroValue::TimeMillis(i) => match schema.ty {
+            SchemaType::Int8 => Value::Int8(i8::try_from(i).map_err(|e| e.to_string())?),
+            SchemaType::Int16 => Value::Int16(i16::try_from(i).map_err(|e| e.to_string())?),
+            SchemaType::Int64 => Value::Int64(i.into()),
+            _ => Value::Int32(i),
+        },
+        AvroValue::Long(l)
+        | AvroValue::TimestampMillis(l)
+        | AvroValue::TimestampMicros(l)
+        | AvroValue::TimeMicros(l)
+        | AvroValue::LocalTimestampMillis(l)
+        | AvroValue::LocalTimestampMicros(l) => Value::Int64(l),
+        AvroValue::Float(f) => match schema.ty {
+            SchemaType::Float64 => Value::Float64(f.into()),
+            _ => Value::Float32(f),
+        },
+        AvroValue::Double(d) => Value::Float64(d),
+        AvroValue::Bytes(b) | AvroValue::Fixed(_, b) => Value::Bytes(b),
+        AvroValue::Decimal(d) => Value::Bytes(Vec::<u8>::try_from(&d).map_err(|e| e.to_string())?),
+        AvroValue::String(s) | AvroValue::Enum(_, s) => Value::String(s),
+        AvroValue::Uuid(u) => Value::String(u.to_string()),
+        AvroValue::Array(items) => match &schema.ty {
+            SchemaType::Map(k, v) => Value::Map(
+                items
+                    .into_iter()
+                    .map(|entry| match entry {
+                        AvroValue::Record(fields) => {
+                            let mut key = Value::Null;
+                            let mut value = Value::Null;
+                            for (name, f) in fields {
+                                match name.as_str() {
+                                    "key" => key = to_connect(k, f)?,
+                                    "value" => value = to_connect(v, f)?,
+                                    _ => {}
+                                }
+                            }
+                            Ok((key, value))
+                        }
+                        other => Err(format!("a map entry is a record, not {other:?}")),
+                    })
+                    .collect::<Result<_, String>>()?,
+            ),
+            SchemaType::Array(item) => Value::Array(
+                items
+                    .into_iter()
+                    .map(|v| to_connect(item, v))
+                    .collect::<Result<_, _>>()?,
+            ),
+            _ => return Err(format!("an Avro array for a Connect {}", schema.ty.name())),
+        },
+        AvroValue::Map(map) => {
+            let SchemaType::Map(_, v) = &schema.ty else {
+                return Err(format!("an Avro map for a Connect {}", schema.ty.name()));
+            };
+            let sorted: BTreeMap<String, AvroValue> = map.into_iter().collect();
+            Value::Map(
+                sorted
+                    .into_iter()
+                    .map(|(k, x)| Ok((Value::String(k), to_connect(v, x)?)))
+                    .collect::<Result<_, String>>()?,
+            )
+        }
+        AvroValue::Record(fields) => {
+            let mut by_name: HashMap<String, AvroValue> = fields.into_iter().collect();
+            let mut out = Struct::with_capacity(schema.fields().len());
+            for f in schema.fields() {
+                let v = match by_name.remove(&f.name) {
+                    Some(v) => to_connect(&f.schema, v)?,
+                    None => Value::Null,
+                };
+                out.put(f.name.clone(), v);
+            }
+            Value::Struct(out)
+        }
+        other => {
+            return Err(format!(
+                "the Avro value {other:?} has no Kafka Connect type"
+            ))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_sdk::Decimal;
+
+    fn row_schema() -> Schema {
+        Schema::struct_of(vec![
+            Field::new("id", Schema::int64()),
+            Field::new("small", Schema::int16()),
+            Field::new("price", Schema::decimal(2)),
+            Field::new("at", Schema::timestamp()),
+            Field::new("day", Schema::date().optional()),
+            Field::new("note", Schema::string().optional()),
+        ])
+        .named("orders")
+    }
+
+    #[test]
+    fn connect_schemas_map_as_confluents_avro_data() {
+        let json = avro_schema_json(&row_schema());
+        assert_eq!(
+            json,
+            json!({
+                "type": "record", "name": "orders", "connect.name": "orders",
+                "fields": [
+                    {"name": "id", "type": "long"},
+                    {"name": "small", "type": {"type": "int", "connect.type": "int16"}},
+                    {"name": "price", "type": {"type": "bytes", "scale": 2, "precision": 64,
+                        "connect.version": 1, "connect.parameters": {"scale": "2"},
+                        "connect.name": "org.apache.kafka.connect.data.Decimal",
+                        "logicalType": "decimal"}},
+                    {"name": "at", "type": {"type": "long", "connect.version": 1,
+                        "connect.name": "org.apache.kafka.connect.data.Timestamp",
+                        "logicalType": "timestamp-millis"}},
+                    {"name": "day", "type": ["null", {"type": "int", "connect.version": 1,
+                        "connect.name": "org.apache.kafka.connect.data.Date",
+                        "logicalType": "date"}], "default": null},
+                    {"name": "note", "type": ["null", "string"], "default": null}
+                ]
+            })
+        );
+        let back = connect_schema_of(&json).unwrap();
+        assert_eq!(back, row_schema());
+        // apache-avro accepts it.
+        AvroSchema::parse(&json).unwrap();
+        // Unnamed structs get Confluent's default names, numbered after the first.
+        let unnamed = Schema::struct_of(vec![Field::new(
+            "a",
+            Schema::struct_of(vec![Field::new("x", Schema::int32())]),
+        )]);
+        let json = avro_schema_json(&unnamed);
+        assert_eq!(json["name"], "ConnectDefault");
+        assert_eq!(json["namespace"], NAMESPACE);
+        assert_eq!(json["fields"][0]["type"]["name"], "ConnectDefault2");
+    }
+
+    #[test]
+    fn values_round_trip_through_avro_bytes() {
+        let schema = row_schema();
+        let avro = AvroSchema::parse(&avro_schema_json(&schema)).unwrap();
+        let names = names_of(&avro);
+        let price = Decimal::parse("-12345.67").unwrap();
+        let value = Value::Struct(
+            Struct::new()
+                .with("id", 7i64)
+                .with("small", Value::Int16(-3))
+                .with("price", Value::Bytes(price.unscaled_bytes().to_vec()))
+                .with("at", 1_700_000_000_123i64)
+                .with("day", Value::Int32(19_000))
+                .with("note", Value::Null),
+        );
+        let datum =
+            apache_avro::to_avro_datum(&avro, to_avro(&avro, &names, &value).unwrap()).unwrap();
+        let read = apache_avro::from_avro_datum(&avro, &mut datum.as_slice(), None).unwrap();
+        let back = to_connect(&schema, read).unwrap();
+        assert_eq!(back, value);
+        let bad = Value::Struct(Struct::new().with("id", "x"));
+        let err = to_avro(&avro, &names, &bad).unwrap_err();
+        assert!(err.contains("field 'id'"), "{err}");
+    }
+
+    #[test]
+    fn the_built_in_sources_schemas_round_trip() {
+        use sluice_connector_http::stock::schema::{BAR_SCHEMA, KEY_SCHEMA, QUOTE_SCHEMA};
+        for schema in [&*QUOTE_SCHEMA, &*BAR_SCHEMA, &*KEY_SCHEMA] {
+            let json = avro_schema_json(schema);
+            AvroSchema::parse(&json).unwrap_or_else(|e| panic!("{json}: {e}"));
+            assert_eq!(
+                &connect_schema_of(&json).unwrap(),
+                schema.as_ref(),
+                "{json}"
+            );
+        }
+    }
+
+    #[test]
+    fn maps_with_other_keys_are_entry_arrays() {
+        let schema = Schema::map(Schema::int32(), Schema::string());
+        let json = avro_schema_json(&schema);
+        assert_eq!(json["type"], "array");
+        assert_eq!(json["items"]["name"], MAP_ENTRY_TYPE_NAME);
+        let avro = AvroSchema::parse(&json).unwrap();
+        let names = names_of(&avro);
+        let value = Value::Map(vec![(Value::Int32(1), Value::from("a"))]);
+        let datum =
+            apache_avro::to_avro_datum(&avro, to_avro(&avro, &names, &value).unwrap()).unwrap();
+        let read = apache_avro::from_avro_datum(&avro, &mut datum.as_slice(), None).unwrap();
+        let back_schema = connect_schema_of(&json).unwrap();
+        assert_eq!(back_schema, schema);
+        assert_eq!(to_connect(&back_schema, read).unwrap(), value);
+    }
+}
