@@ -41,14 +41,23 @@ pub enum LogFlush {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BrokerConfig {
-    /// Address to listen on (`host:port`); port 0 picks a free port, see
-    /// [`Broker::local_addr`](crate::Broker::local_addr).
+    /// Where to listen: Kafka's `listeners` list (`PLAINTEXT://127.0.0.1:9092,...`, each name a
+    /// security protocol or mapped to one by `listener.security.protocol.map`), or a single
+    /// `host:port` for one PLAINTEXT listener. Port 0 picks a free port, see
+    /// [`Broker::local_addr`](crate::Broker::local_addr) and
+    /// [`Broker::listener_addr`](crate::Broker::listener_addr).
     #[serde(alias = "listeners")]
     pub listen: String,
-    /// `host:port` that clients are told to connect to (Metadata). Defaults to the bound
-    /// address, with an unspecified IP (`0.0.0.0`, `::`) replaced by `localhost`.
+    /// What clients are told to connect to (Metadata, FindCoordinator), per listener: Kafka's
+    /// `advertised.listeners` (`PLAINTEXT://broker.example.com:9092,...`), or one `host:port`
+    /// for the first listener. Defaults to the bound address, with an unspecified IP
+    /// (`0.0.0.0`, `::`) replaced by `localhost`.
     #[serde(alias = "advertised.listeners")]
     pub advertised_listener: Option<String>,
+    /// Kafka's `listener.security.protocol.map` (`INTERNAL:PLAINTEXT,...`), for listeners
+    /// whose names are not security protocols.
+    #[serde(alias = "listener.security.protocol.map")]
+    pub listener_security_protocol_map: Option<String>,
     /// Directory holding one sub-directory per partition plus the broker's metadata.
     #[serde(alias = "log.dirs", alias = "log.dir", alias = "data.dir")]
     pub data_dir: PathBuf,
@@ -130,6 +139,7 @@ impl Default for BrokerConfig {
         Self {
             listen: DEFAULT_LISTEN.to_owned(),
             advertised_listener: None,
+            listener_security_protocol_map: None,
             data_dir: PathBuf::from("./data"),
             log_flush: LogFlush::Sync,
             log_flush_interval_ms: 1000,
@@ -164,6 +174,7 @@ impl BrokerConfig {
     pub const FIELD_NAMES: &'static [&'static str] = &[
         "listen",
         "advertised_listener",
+        "listener_security_protocol_map",
         "data_dir",
         "log_flush",
         "log_flush_interval_ms",
@@ -263,6 +274,17 @@ impl BrokerConfig {
                 "and log_cleaner_backoff_ms must be at least 1".to_owned(),
             ));
         }
+        for listener in self.listener_specs()? {
+            if listener.protocol != crate::security::SecurityProtocol::Plaintext {
+                return Err(bad(
+                    "listeners",
+                    format!(
+                        "names a {} listener, which this broker does not serve yet; use PLAINTEXT",
+                        listener.protocol
+                    ),
+                ));
+            }
+        }
         if self.group_max_size == 0 {
             return Err(bad("group_max_size", "must be at least 1".to_owned()));
         }
@@ -273,6 +295,18 @@ impl BrokerConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The listeners of `listen`, `advertised_listener` and `listener_security_protocol_map`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the setting that cannot be understood.
+    pub fn listener_specs(&self) -> Result<Vec<crate::security::ListenerSpec>> {
+        crate::security::parse_listeners(
+            &self.listen,
+            self.advertised_listener.as_deref(),
+            self.listener_security_protocol_map.as_deref(),
+        )
     }
 
     /// The group coordinator's settings, for a broker advertised as `host:port`.

@@ -17,8 +17,11 @@
 //!
 //! # Layout
 //! - [`config`]: [`BrokerConfig`] (serde, with defaults) and the [`LogFlush`] policy.
-//! - `server`: [`Broker`]: binding, the accept loop, one task per connection reading
-//!   length-prefixed frames and writing responses in request order, graceful shutdown.
+//! - `server`: [`Broker`]: binding each listener, the accept loops, one task per connection
+//!   reading length-prefixed frames and writing responses in request order, graceful shutdown.
+//! - `transport`: the connection's byte stream and its `Session`: the listener it came in on
+//!   and the principal that handlers see.
+//! - [`security`]: listeners and security protocols, and principals.
 //! - `api`: one module per Kafka API (`api/produce.rs`, `api/fetch.rs`, ...) and the dispatch
 //!   `match` on the API key; the versions advertised by ApiVersions live in `api::SUPPORTED`.
 //! - [`group`]: the group coordinator: the classic consumer-group protocol (one file per API,
@@ -37,11 +40,14 @@ pub mod config;
 mod error;
 pub mod group;
 pub mod log_limit;
+pub mod security;
 mod server;
 pub(crate) mod storage;
+mod transport;
 
 pub use config::{BrokerConfig, LogFlush};
 pub use error::{Error, Result};
+pub use security::{KafkaPrincipal, SecurityProtocol};
 pub use server::Broker;
 pub use storage::config as topic_config;
 

@@ -16,8 +16,8 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter, ReadHalf, WriteHalf};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -29,8 +29,10 @@ use crate::config::{BrokerConfig, LogFlush};
 use crate::error::{Error, IoContext, Result};
 use crate::group::{GroupCoordinator, TopicLookup};
 use crate::log_limit::{LogLimitConfig, LogLimiter};
+use crate::security::Listener;
 use crate::storage::flush::GroupCommit;
 use crate::storage::LogManager;
+use crate::transport::{Session, Transport};
 
 /// Responses one connection may have outstanding before its reader pauses.
 const MAX_IN_FLIGHT: usize = 32;
@@ -63,8 +65,8 @@ pub(crate) struct BrokerState {
     pub(crate) commit: Arc<GroupCommit>,
     /// Woken after every append, for Fetch long polls.
     pub(crate) appended: Notify,
-    pub(crate) advertised_host: String,
-    pub(crate) advertised_port: i32,
+    /// The bound listeners, in the order of the `listeners` setting.
+    pub(crate) listeners: Vec<Arc<Listener>>,
     pub(crate) shutdown: CancellationToken,
     /// The consumer-group coordinator.
     pub(crate) groups: Arc<GroupCoordinator>,
@@ -119,18 +121,35 @@ impl Broker {
         shutdown: CancellationToken,
     ) -> Result<Self> {
         config.validate()?;
-        let listen = config.listen.clone();
-        let listener = TcpListener::bind(&listen)
-            .await
-            .map_err(|source| Error::Bind {
-                addr: listen.clone(),
+        let mut bound = Vec::new();
+        for spec in config.listener_specs()? {
+            let bind = if spec.bind.starts_with(':') {
+                format!("0.0.0.0{}", spec.bind)
+            } else {
+                spec.bind.clone()
+            };
+            let tcp = TcpListener::bind(&bind)
+                .await
+                .map_err(|source| Error::Bind {
+                    addr: bind.clone(),
+                    source,
+                })?;
+            let local_addr = tcp.local_addr().map_err(|source| Error::Bind {
+                addr: bind.clone(),
                 source,
             })?;
-        let local_addr = listener.local_addr().map_err(|source| Error::Bind {
-            addr: listen.clone(),
-            source,
-        })?;
-        let (advertised_host, advertised_port) = advertised(&config, local_addr)?;
+            let (advertised_host, advertised_port) =
+                advertised(spec.advertised.clone(), local_addr);
+            let listener = Arc::new(Listener {
+                name: spec.name,
+                protocol: spec.protocol,
+                local_addr,
+                advertised_host,
+                advertised_port,
+            });
+            bound.push((tcp, listener));
+        }
+        let first = Arc::clone(&bound[0].1);
         let data_dir = config.data_dir.clone();
         let logs = tokio::task::spawn_blocking(move || LogManager::open(config))
             .await
@@ -138,7 +157,8 @@ impl Broker {
         let topics = Arc::new(LogTopics::default());
         let groups = GroupCoordinator::open(
             &data_dir,
-            logs.config.group_config(&advertised_host, advertised_port),
+            logs.config
+                .group_config(&first.advertised_host, first.advertised_port),
             topics.clone(),
         )
         .at(data_dir.join(crate::group::GROUP_STORE_DIR))?;
@@ -146,8 +166,7 @@ impl Broker {
             logs,
             commit: GroupCommit::start(),
             appended: Notify::new(),
-            advertised_host,
-            advertised_port,
+            listeners: bound.iter().map(|(_, l)| Arc::clone(l)).collect(),
             shutdown: shutdown.clone(),
             groups: Arc::clone(&groups),
             log_limit: Arc::new(LogLimiter::new(LogLimitConfig::default())),
@@ -170,34 +189,65 @@ impl Broker {
         if state.config().log_flush == LogFlush::Interval {
             tracker.spawn(flush_periodically(Arc::clone(&state)));
         }
-        tracker.spawn(accept_loop(listener, Arc::clone(&state), tracker.clone()));
+        let mut described = Vec::new();
+        for (tcp, listener) in bound {
+            described.push(format!(
+                "{}://{} ({}, advertised {}:{})",
+                listener.name,
+                listener.local_addr,
+                listener.protocol,
+                listener.advertised_host,
+                listener.advertised_port
+            ));
+            tracker.spawn(accept_loop(
+                tcp,
+                listener,
+                Arc::clone(&state),
+                tracker.clone(),
+            ));
+        }
         info!(
-            listen = %local_addr,
-            advertised = %format!("{}:{}", state.advertised_host, state.advertised_port),
+            listeners = %described.join(", "),
             data_dir = %data_dir.display(),
             cluster_id = %state.logs.cluster_id,
             log_flush = ?state.config().log_flush,
             "broker started"
         );
         Ok(Self {
-            local_addr,
+            local_addr: first.local_addr,
             state,
             tracker,
             shutdown,
         })
     }
 
-    /// The address the broker is bound to (the real port when port 0 was asked for).
+    /// The address the first listener is bound to (the real port when port 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
 
-    /// `host:port` for a client's `bootstrap.servers`.
+    /// The address the listener named `name` (`PLAINTEXT`, `SASL_SSL`, ...) is bound to.
+    pub fn listener_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.listener(name).map(|l| l.local_addr)
+    }
+
+    /// `host:port` for a client's `bootstrap.servers`: the first listener's advertised address.
     pub fn bootstrap_servers(&self) -> String {
-        format!(
-            "{}:{}",
-            self.state.advertised_host, self.state.advertised_port
-        )
+        let first = &self.state.listeners[0];
+        format!("{}:{}", first.advertised_host, first.advertised_port)
+    }
+
+    /// `host:port` advertised by the listener named `name`.
+    pub fn bootstrap_servers_for(&self, name: &str) -> Option<String> {
+        self.listener(name)
+            .map(|l| format!("{}:{}", l.advertised_host, l.advertised_port))
+    }
+
+    fn listener(&self, name: &str) -> Option<&Arc<Listener>> {
+        self.state
+            .listeners
+            .iter()
+            .find(|l| l.name.eq_ignore_ascii_case(name))
     }
 
     /// The cluster id reported to clients.
@@ -253,42 +303,42 @@ impl Broker {
     }
 }
 
-/// The host and port given to clients in Metadata.
-fn advertised(config: &BrokerConfig, local: SocketAddr) -> Result<(String, i32)> {
-    if let Some(listener) = &config.advertised_listener {
-        let listener = listener.strip_prefix("PLAINTEXT://").unwrap_or(listener);
-        let (host, port) = listener.rsplit_once(':').ok_or_else(|| {
-            Error::Config(format!(
-                "advertised_listener '{listener}' must be host:port"
-            ))
-        })?;
-        let port: u16 = port.parse().map_err(|_| {
-            Error::Config(format!(
-                "advertised_listener '{listener}' has an invalid port '{port}'"
-            ))
-        })?;
+/// The host and port a listener gives clients in Metadata: its `advertised.listeners` entry
+/// (port 0 standing for the bound port), else the bound address with an unspecified IP
+/// (`0.0.0.0`, `::`) replaced by `localhost`.
+fn advertised(configured: Option<(String, u16)>, local: SocketAddr) -> (String, i32) {
+    if let Some((host, port)) = configured {
         let port = if port == 0 { local.port() } else { port };
-        return Ok((host.trim_matches(['[', ']']).to_owned(), i32::from(port)));
+        return (host, i32::from(port));
     }
     let host = if local.ip().is_unspecified() {
         "localhost".to_owned()
     } else {
         local.ip().to_string()
     };
-    Ok((host, i32::from(local.port())))
+    (host, i32::from(local.port()))
 }
 
-async fn accept_loop(listener: TcpListener, state: Arc<BrokerState>, tracker: TaskTracker) {
+async fn accept_loop(
+    tcp: TcpListener,
+    listener: Arc<Listener>,
+    state: Arc<BrokerState>,
+    tracker: TaskTracker,
+) {
     loop {
         let accepted = tokio::select! {
             () = state.shutdown.cancelled() => break,
-            accepted = listener.accept() => accepted,
+            accepted = tcp.accept() => accepted,
         };
         match accepted {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                let span = info_span!("connection", %peer);
-                tracker.spawn(serve_connection(Arc::clone(&state), stream, peer).instrument(span));
+                let span = info_span!("connection", %peer, listener = %listener.name);
+                let session = Session::anonymous(Arc::clone(&listener), peer);
+                tracker.spawn(
+                    serve_connection(Arc::clone(&state), Transport::Plain(stream), session)
+                        .instrument(span),
+                );
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -317,9 +367,11 @@ async fn flush_periodically(state: Arc<BrokerState>) {
 /// A response frame being prepared, or why it cannot be encoded.
 type PendingResponse = JoinHandle<std::result::Result<BytesMut, String>>;
 
-async fn serve_connection(state: Arc<BrokerState>, stream: TcpStream, peer: SocketAddr) {
+async fn serve_connection(state: Arc<BrokerState>, stream: Transport, session: Session) {
     debug!("connection opened");
-    let (mut reader, writer) = stream.into_split();
+    let peer = session.peer;
+    let session = Arc::new(session);
+    let (mut reader, writer) = tokio::io::split(stream);
     let (queue, responses) = mpsc::channel::<PendingResponse>(MAX_IN_FLIGHT);
     let write_task = tokio::spawn(
         write_responses(writer, responses, Arc::clone(&state.log_limit), peer)
@@ -376,12 +428,14 @@ async fn serve_connection(state: Arc<BrokerState>, stream: TcpStream, peer: Sock
             api = header.request_api_key,
             version = header.request_api_version,
             correlation_id = header.correlation_id,
+            principal = %session.principal,
             "request"
         );
         let ctx = RequestContext {
             state: Arc::clone(&state),
             header: header.clone(),
             peer,
+            session: Arc::clone(&session),
         };
         let pending: PendingResponse = match api::dispatch(ctx, request).await {
             Reply::Now(response) => {
@@ -404,7 +458,7 @@ async fn serve_connection(state: Arc<BrokerState>, stream: TcpStream, peer: Sock
 
 /// Reads one length-prefixed frame. `Ok(None)` at a clean end of stream.
 async fn read_frame(
-    reader: &mut tokio::net::tcp::OwnedReadHalf,
+    reader: &mut ReadHalf<Transport>,
     max_frame: i32,
 ) -> std::result::Result<Option<Bytes>, String> {
     let mut len = [0u8; 4];
@@ -453,7 +507,7 @@ async fn read_frame(
 }
 
 async fn write_responses(
-    writer: tokio::net::tcp::OwnedWriteHalf,
+    writer: WriteHalf<Transport>,
     mut responses: mpsc::Receiver<PendingResponse>,
     limit: Arc<LogLimiter>,
     peer: SocketAddr,

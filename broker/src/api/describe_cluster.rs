@@ -31,7 +31,9 @@ pub(crate) fn handle(
     }
     response.brokers = vec![DescribeClusterBroker::default()
         .with_broker_id(BrokerId(NODE_ID))
-        .with_host(StrBytes::from_string(state.advertised_host.clone()))
-        .with_port(state.advertised_port)];
+        .with_host(StrBytes::from_string(
+            ctx.session.listener.advertised_host.clone(),
+        ))
+        .with_port(ctx.session.listener.advertised_port)];
     response
 }

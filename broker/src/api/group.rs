@@ -7,10 +7,12 @@
 
 use std::sync::Arc;
 
-use kafka_protocol::messages::{RequestKind, ResponseKind};
+use kafka_protocol::messages::{FindCoordinatorResponse, RequestKind, ResponseKind};
+use kafka_protocol::protocol::StrBytes;
 
 use super::{Reply, RequestContext};
 use crate::group::ClientContext;
+use crate::security::Listener;
 
 /// Runs one group-coordinator request. Other requests are answered with nothing.
 pub(crate) fn handle(ctx: &RequestContext, request: RequestKind) -> Reply {
@@ -24,9 +26,14 @@ pub(crate) fn handle(ctx: &RequestContext, request: RequestKind) -> Reply {
             .to_owned(),
         ctx.peer.ip(),
     );
+    let listener = Arc::clone(&ctx.session.listener);
     Reply::Later(Box::pin(async move {
         let response: ResponseKind = match request {
-            RequestKind::FindCoordinator(r) => groups.find_coordinator(version, r).await.into(),
+            RequestKind::FindCoordinator(r) => {
+                let mut response = groups.find_coordinator(version, r).await;
+                advertise_listener(&mut response, &listener);
+                response.into()
+            }
             RequestKind::JoinGroup(r) => groups.join_group(&client, version, r).await.into(),
             RequestKind::SyncGroup(r) => groups.sync_group(version, r).await.into(),
             RequestKind::Heartbeat(r) => groups.heartbeat(version, r).await.into(),
@@ -41,6 +48,23 @@ pub(crate) fn handle(ctx: &RequestContext, request: RequestKind) -> Reply {
         };
         response
     }))
+}
+
+/// The coordinator is this broker, reached through the listener the client is connected to
+/// (the coordinator itself knows only the first listener).
+fn advertise_listener(response: &mut FindCoordinatorResponse, listener: &Listener) {
+    // v0-3 answer at the top level, v4+ in `coordinators` (the top-level fields must then
+    // stay at their defaults to encode).
+    if response.coordinators.is_empty() && response.node_id.0 >= 0 {
+        response.host = StrBytes::from_string(listener.advertised_host.clone());
+        response.port = listener.advertised_port;
+    }
+    for coordinator in &mut response.coordinators {
+        if coordinator.node_id.0 >= 0 {
+            coordinator.host = StrBytes::from_string(listener.advertised_host.clone());
+            coordinator.port = listener.advertised_port;
+        }
+    }
 }
 
 #[cfg(test)]

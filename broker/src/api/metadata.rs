@@ -49,8 +49,10 @@ pub(crate) async fn handle(ctx: &RequestContext, request: MetadataRequest) -> Me
     let mut response = MetadataResponse::default()
         .with_brokers(vec![MetadataResponseBroker::default()
             .with_node_id(BrokerId(NODE_ID))
-            .with_host(StrBytes::from_string(state.advertised_host.clone()))
-            .with_port(state.advertised_port)])
+            .with_host(StrBytes::from_string(
+                ctx.session.listener.advertised_host.clone(),
+            ))
+            .with_port(ctx.session.listener.advertised_port)])
         .with_topics(topics);
     if version >= 1 {
         response.controller_id = BrokerId(NODE_ID);

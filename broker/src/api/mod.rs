@@ -17,6 +17,7 @@ use tracing::{debug, warn};
 
 use crate::server::{BrokerState, UNSUPPORTED_REQUESTS};
 use crate::storage::ApiError;
+use crate::transport::Session;
 
 pub(crate) mod alter_configs;
 pub(crate) mod api_versions;
@@ -92,6 +93,8 @@ pub(crate) struct RequestContext {
     pub(crate) state: Arc<BrokerState>,
     pub(crate) header: RequestHeader,
     pub(crate) peer: SocketAddr,
+    /// The connection's listener and principal.
+    pub(crate) session: Arc<Session>,
 }
 
 impl RequestContext {
