@@ -12,6 +12,7 @@ use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
 use super::{blocking, RequestContext};
+use crate::security::acl::AclOperation;
 use crate::server::{BrokerState, NODE_ID};
 use crate::storage::{validate_topic_name, Topic};
 
@@ -30,16 +31,34 @@ pub(crate) async fn handle(ctx: &RequestContext, request: MetadataRequest) -> Me
     let mut topics = Vec::new();
     if all {
         for topic in state.logs.topics() {
-            topics.push(describe_topic(&topic, version));
+            // Topics the principal may not describe are left out, as Kafka does.
+            if ctx.topic_authorized(AclOperation::Describe, &topic.name) {
+                topics.push(describe_topic(&topic, version));
+            }
         }
     } else {
+        let may_create_any = ctx.cluster_authorized(AclOperation::Create);
         for requested in request.topics.unwrap_or_default() {
+            if let Some(name) = &requested.name {
+                if !ctx.topic_authorized(AclOperation::Describe, name.as_str()) {
+                    topics.push(
+                        MetadataResponseTopic::default()
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                            .with_name(Some(name.clone())),
+                    );
+                    continue;
+                }
+            }
+            let may_create = requested.name.as_ref().is_some_and(|name| {
+                may_create_any || ctx.topic_authorized(AclOperation::Create, name.as_str())
+            });
             topics.push(
                 lookup(
                     state,
                     requested.name,
                     requested.topic_id,
                     auto_create,
+                    may_create,
                     version,
                 )
                 .await,
@@ -71,6 +90,7 @@ async fn lookup(
     name: Option<TopicName>,
     topic_id: Uuid,
     auto_create: bool,
+    may_create: bool,
     version: i16,
 ) -> MetadataResponseTopic {
     let Some(name) = name else {
@@ -95,6 +115,9 @@ async fn lookup(
     }
     if !auto_create || !state.config().auto_create_topics_enable {
         return error(ResponseError::UnknownTopicOrPartition);
+    }
+    if !may_create {
+        return error(ResponseError::TopicAuthorizationFailed);
     }
     let shared = Arc::clone(state);
     let topic_name = name.as_str().to_owned();

@@ -1,8 +1,21 @@
-//! Security: listeners and their protocols, and the principal a connection acts as, with
-//! Kafka's names and semantics so that clients and habits carry over.
+//! Security: listeners and their protocols, TLS, SASL authentication and ACL authorization,
+//! with Kafka's names and semantics so that clients and habits carry over.
 //!
-//! This module: [`SecurityProtocol`], listener parsing (`listeners`, `advertised.listeners`,
-//! `listener.security.protocol.map`) and [`KafkaPrincipal`].
+//! - this module: [`SecurityProtocol`], listener parsing (`listeners`,
+//!   `advertised.listeners`, `listener.security.protocol.map`) and [`KafkaPrincipal`].
+//! - [`tls`]: the rustls server configuration from PEM files, reloaded when the files change,
+//!   and the principal of a TLS client certificate.
+//! - [`scram`]: SCRAM-SHA-256/512 (RFC 5802, RFC 7677) arithmetic and the client side of the
+//!   exchange, which the runtime's own clients use.
+//! - [`credentials`]: the durable store of salted SCRAM credentials.
+//! - [`sasl`]: the server side of SaslHandshake / SaslAuthenticate on one connection.
+//! - [`acl`]: Kafka's ACL model, its durable store, and the authorizer.
+
+pub mod acl;
+pub mod credentials;
+pub(crate) mod sasl;
+pub mod scram;
+pub(crate) mod tls;
 
 use std::fmt;
 use std::net::SocketAddr;
