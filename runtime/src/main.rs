@@ -37,6 +37,10 @@ enum Command {
     Consume(cli::consume::ConsumeArgs),
     /// List, describe and reset consumer groups (like kafka-consumer-groups).
     Groups(cli::groups::GroupsArgs),
+    /// Add, list and remove ACLs (like kafka-acls).
+    Acls(cli::acls::AclsArgs),
+    /// Set, delete and show users' SCRAM credentials (like kafka-configs --entity-type users).
+    Configs(cli::configs::ConfigsArgs),
     /// Run connectors: every *.json in the configs folder, plus those created over REST.
     #[command(after_long_help = worker_help())]
     Worker(WorkerArgs),
@@ -166,6 +170,8 @@ fn run() -> anyhow::Result<()> {
         Command::Produce(args) => cli::produce::run(args),
         Command::Consume(args) => cli::consume::run(args),
         Command::Groups(args) => cli::groups::run(&args),
+        Command::Acls(args) => cli::acls::run(args),
+        Command::Configs(args) => cli::configs::run(args),
         Command::Worker(args) => tokio::runtime::Runtime::new()
             .context("cannot start the async runtime")?
             .block_on(run_worker(args)),

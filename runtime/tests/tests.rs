@@ -14,6 +14,7 @@ mod elasticsearch;
 mod metrics;
 mod plugins;
 mod postgres;
+mod security;
 mod stock_quotes;
 mod transforms;
 mod worker_errors;
