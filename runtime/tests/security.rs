@@ -589,6 +589,34 @@ fn sasl_ssl_and_acls_with_kafka_tools_kcat_and_python_clients() {
             "order from kcat"
         ]
     );
+
+    // --remove takes alice's Write away again.
+    let removed = run(
+        tool(&[
+            "acls",
+            "--remove",
+            "--allow-principal",
+            "User:alice",
+            "--operation",
+            "Write",
+            "--topic",
+            "orders",
+        ]),
+        "",
+    );
+    assert!(
+        removed.contains("operation=WRITE, permissionType=ALLOW"),
+        "{removed}"
+    );
+    let (ok, _, err) = bounded(
+        kcat_sasl(&bootstrap, &certs.ca, "alice", ALICE_PASSWORD).args(["-P", "-t", "orders"]),
+        "not any more\n",
+        30,
+    );
+    assert!(
+        !ok && err.to_lowercase().contains("authorization failed"),
+        "kcat produce after --remove: {err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

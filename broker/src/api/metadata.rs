@@ -39,12 +39,21 @@ pub(crate) async fn handle(ctx: &RequestContext, request: MetadataRequest) -> Me
     } else {
         let may_create_any = ctx.cluster_authorized(AclOperation::Create);
         for requested in request.topics.unwrap_or_default() {
-            if let Some(name) = &requested.name {
-                if !ctx.topic_authorized(AclOperation::Describe, name.as_str()) {
+            // A topic asked for by id is authorized by the name it has.
+            let known_name = match &requested.name {
+                Some(name) => Some(name.as_str().to_owned()),
+                None => state
+                    .logs
+                    .topic_by_id(requested.topic_id)
+                    .map(|t| t.name.clone()),
+            };
+            if let Some(name) = &known_name {
+                if !ctx.topic_authorized(AclOperation::Describe, name) {
                     topics.push(
                         MetadataResponseTopic::default()
                             .with_error_code(ResponseError::TopicAuthorizationFailed.code())
-                            .with_name(Some(name.clone())),
+                            .with_name(requested.name.clone())
+                            .with_topic_id(requested.topic_id),
                     );
                     continue;
                 }
