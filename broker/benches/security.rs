@@ -70,7 +70,8 @@ fn produce(bootstrap: &str, sasl_ssl: bool, ca: &str, topic: &str, count: u64) -
         .set("batch.size", "1000000")
         .set("queue.buffering.max.messages", "1000000")
         .set("queue.buffering.max.kbytes", "1048576")
-        .set("compression.codec", "none");
+        .set("compression.codec", "none")
+        .set("message.timeout.ms", "120000");
     security(&mut config, sasl_ssl, ca);
     let producer: ThreadedProducer<Counting> = config
         .create_with_context(Counting(Arc::clone(&counts)))
@@ -143,12 +144,23 @@ fn main() {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "sluice bench CA");
     let ca_cert = params.self_signed(&ca_key).unwrap();
     let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .unwrap()
-        .signed_by(&key, &ca_cert, &ca_key)
-        .unwrap();
+    let mut params =
+        rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "localhost");
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    let cert = params.signed_by(&key, &ca_cert, &ca_key).unwrap();
     let ca = dir.path().join("ca.pem");
     let server = dir.path().join("server.pem");
     std::fs::write(&ca, ca_cert.pem()).unwrap();
