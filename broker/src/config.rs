@@ -13,6 +13,8 @@ use crate::{Error, Result};
 
 /// Default listen address: the bundled broker is a laptop broker, so loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9092";
+/// The only key and trust store format: PEM.
+pub const PEM: &str = "PEM";
 /// Kafka's default `message.max.bytes` (1 MiB plus record-batch overhead).
 pub const DEFAULT_MESSAGE_MAX_BYTES: i32 = 1_048_588;
 /// Kafka's default `log.segment.bytes` (1 GiB).
@@ -41,14 +43,80 @@ pub enum LogFlush {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BrokerConfig {
-    /// Address to listen on (`host:port`); port 0 picks a free port, see
-    /// [`Broker::local_addr`](crate::Broker::local_addr).
+    /// Where to listen: Kafka's `listeners` list (`PLAINTEXT://127.0.0.1:9092,SASL_SSL://:9093`,
+    /// each name a security protocol or mapped to one by `listener.security.protocol.map`),
+    /// or a single `host:port` for one PLAINTEXT listener. Port 0 picks a free port, see
+    /// [`Broker::local_addr`](crate::Broker::local_addr) and
+    /// [`Broker::listener_addr`](crate::Broker::listener_addr).
     #[serde(alias = "listeners")]
     pub listen: String,
-    /// `host:port` that clients are told to connect to (Metadata). Defaults to the bound
-    /// address, with an unspecified IP (`0.0.0.0`, `::`) replaced by `localhost`.
+    /// What clients are told to connect to (Metadata, FindCoordinator), per listener: Kafka's
+    /// `advertised.listeners` (`SASL_SSL://broker.example.com:9093,...`), or one `host:port`
+    /// for the first listener. Defaults to the bound address, with an unspecified IP
+    /// (`0.0.0.0`, `::`) replaced by `localhost`.
     #[serde(alias = "advertised.listeners")]
     pub advertised_listener: Option<String>,
+    /// Kafka's `listener.security.protocol.map` (`INTERNAL:SASL_SSL,EXTERNAL:SSL`), for
+    /// listeners whose names are not security protocols.
+    #[serde(alias = "listener.security.protocol.map")]
+    pub listener_security_protocol_map: Option<String>,
+    /// Format of the key store: only `PEM` (Kafka's `ssl.keystore.type`).
+    #[serde(alias = "ssl.keystore.type")]
+    pub ssl_keystore_type: String,
+    /// PEM file holding the broker's certificate chain and its (unencrypted) private key
+    /// (Kafka's `ssl.keystore.location`).
+    #[serde(alias = "ssl.keystore.location")]
+    pub ssl_keystore_location: Option<PathBuf>,
+    /// The certificate chain in PEM (Kafka's `ssl.keystore.certificate.chain`), or the path of
+    /// a PEM file holding it; used with `ssl_keystore_key` instead of `ssl_keystore_location`.
+    #[serde(alias = "ssl.keystore.certificate.chain")]
+    pub ssl_keystore_certificate_chain: Option<String>,
+    /// The private key in PEM (Kafka's `ssl.keystore.key`), or the path of a PEM file holding it.
+    #[serde(alias = "ssl.keystore.key")]
+    pub ssl_keystore_key: Option<String>,
+    /// Whether TLS clients must present a certificate: `none` (default), `requested` or
+    /// `required` (Kafka's `ssl.client.auth`). A presented certificate's subject becomes the
+    /// principal on SSL listeners (`User:CN=alice,O=example`).
+    #[serde(alias = "ssl.client.auth")]
+    pub ssl_client_auth: String,
+    /// Format of the trust store: only `PEM` (Kafka's `ssl.truststore.type`).
+    #[serde(alias = "ssl.truststore.type")]
+    pub ssl_truststore_type: String,
+    /// PEM file of the CA certificates that client certificates must chain to (Kafka's
+    /// `ssl.truststore.location`); needed when `ssl_client_auth` is not `none`.
+    #[serde(alias = "ssl.truststore.location")]
+    pub ssl_truststore_location: Option<PathBuf>,
+    /// How often the key store and trust store files are checked for renewed certificates;
+    /// a change is loaded without a restart and applies to new connections (0: never).
+    #[serde(alias = "ssl.keystore.reload.interval.ms")]
+    pub ssl_keystore_reload_interval_ms: u64,
+    /// SASL mechanisms offered on SASL listeners: any of `PLAIN`, `SCRAM-SHA-256`,
+    /// `SCRAM-SHA-512` (Kafka's `sasl.enabled.mechanisms`). PLAIN checks the password against
+    /// the stored SCRAM credentials; use it over SASL_SSL only.
+    #[serde(alias = "sasl.enabled.mechanisms")]
+    pub sasl_enabled_mechanisms: String,
+    /// A user to create on start when no SCRAM credentials exist for it, with
+    /// `scram_initial_password` (both mechanisms); the way to the first administrator.
+    #[serde(alias = "scram.initial.user")]
+    pub scram_initial_user: Option<String>,
+    /// The password of `scram_initial_user`; better given as an environment variable
+    /// (`SLUICE_SCRAM_INITIAL_PASSWORD`) than written in a file. Only its salted hash is stored.
+    #[serde(alias = "scram.initial.password")]
+    pub scram_initial_password: Option<String>,
+    /// Turns ACL authorization on: Kafka's `authorizer.class.name` with
+    /// `kafka.security.authorizer.AclAuthorizer`,
+    /// `org.apache.kafka.metadata.authorizer.StandardAuthorizer` or `acl`. Unset: every
+    /// principal may do everything, as in Kafka without an authorizer.
+    #[serde(alias = "authorizer.class.name")]
+    pub authorizer_class_name: Option<String>,
+    /// Principals that bypass ACLs, `;`-separated (`User:admin;User:CN=ops`), Kafka's
+    /// `super.users`.
+    #[serde(alias = "super.users")]
+    pub super_users: Option<String>,
+    /// With ACLs on, allow a request on a resource that no ACL names (Kafka's
+    /// `allow.everyone.if.no.acl.found`, default false).
+    #[serde(alias = "allow.everyone.if.no.acl.found")]
+    pub allow_everyone_if_no_acl_found: bool,
     /// Directory holding one sub-directory per partition plus the broker's metadata.
     #[serde(alias = "log.dirs", alias = "log.dir", alias = "data.dir")]
     pub data_dir: PathBuf,
@@ -130,6 +198,21 @@ impl Default for BrokerConfig {
         Self {
             listen: DEFAULT_LISTEN.to_owned(),
             advertised_listener: None,
+            listener_security_protocol_map: None,
+            ssl_keystore_type: PEM.to_owned(),
+            ssl_keystore_location: None,
+            ssl_keystore_certificate_chain: None,
+            ssl_keystore_key: None,
+            ssl_client_auth: "none".to_owned(),
+            ssl_truststore_type: PEM.to_owned(),
+            ssl_truststore_location: None,
+            ssl_keystore_reload_interval_ms: 30_000,
+            sasl_enabled_mechanisms: "SCRAM-SHA-256,SCRAM-SHA-512".to_owned(),
+            scram_initial_user: None,
+            scram_initial_password: None,
+            authorizer_class_name: None,
+            super_users: None,
+            allow_everyone_if_no_acl_found: false,
             data_dir: PathBuf::from("./data"),
             log_flush: LogFlush::Sync,
             log_flush_interval_ms: 1000,
@@ -164,6 +247,21 @@ impl BrokerConfig {
     pub const FIELD_NAMES: &'static [&'static str] = &[
         "listen",
         "advertised_listener",
+        "listener_security_protocol_map",
+        "ssl_keystore_type",
+        "ssl_keystore_location",
+        "ssl_keystore_certificate_chain",
+        "ssl_keystore_key",
+        "ssl_client_auth",
+        "ssl_truststore_type",
+        "ssl_truststore_location",
+        "ssl_keystore_reload_interval_ms",
+        "sasl_enabled_mechanisms",
+        "scram_initial_user",
+        "scram_initial_password",
+        "authorizer_class_name",
+        "super_users",
+        "allow_everyone_if_no_acl_found",
         "data_dir",
         "log_flush",
         "log_flush_interval_ms",
@@ -263,6 +361,7 @@ impl BrokerConfig {
                 "and log_cleaner_backoff_ms must be at least 1".to_owned(),
             ));
         }
+        self.validate_security()?;
         if self.group_max_size == 0 {
             return Err(bad("group_max_size", "must be at least 1".to_owned()));
         }
@@ -273,6 +372,155 @@ impl BrokerConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The listeners of `listen`, `advertised_listener` and `listener_security_protocol_map`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the setting that cannot be understood.
+    pub fn listener_specs(&self) -> Result<Vec<crate::security::ListenerSpec>> {
+        crate::security::parse_listeners(
+            &self.listen,
+            self.advertised_listener.as_deref(),
+            self.listener_security_protocol_map.as_deref(),
+        )
+    }
+
+    fn validate_security(&self) -> Result<()> {
+        fn bad(name: &str, why: String) -> Error {
+            Error::Config(format!("broker setting '{name}' {why}"))
+        }
+        let listeners = self.listener_specs()?;
+        for (name, value) in [
+            ("ssl.keystore.type", &self.ssl_keystore_type),
+            ("ssl.truststore.type", &self.ssl_truststore_type),
+        ] {
+            if !value.eq_ignore_ascii_case(PEM) {
+                return Err(bad(
+                    name,
+                    format!("must be PEM (got '{value}'); convert a JKS or PKCS12 store with keytool and openssl to PEM"),
+                ));
+            }
+        }
+        if !["none", "requested", "required"]
+            .contains(&self.ssl_client_auth.to_ascii_lowercase().as_str())
+        {
+            return Err(bad(
+                "ssl.client.auth",
+                format!(
+                    "must be none, requested or required (got '{}')",
+                    self.ssl_client_auth
+                ),
+            ));
+        }
+        let tls = listeners.iter().any(|l| l.protocol.uses_tls());
+        if tls {
+            let split =
+                self.ssl_keystore_certificate_chain.is_some() || self.ssl_keystore_key.is_some();
+            match (&self.ssl_keystore_location, split) {
+                (None, false) => {
+                    return Err(bad(
+                        "ssl.keystore.location",
+                        "is needed by the SSL and SASL_SSL listeners: a PEM file with the certificate chain and the private key (or set ssl.keystore.certificate.chain and ssl.keystore.key)".to_owned(),
+                    ))
+                }
+                (Some(_), true) => {
+                    return Err(bad(
+                        "ssl.keystore.location",
+                        "and ssl.keystore.certificate.chain / ssl.keystore.key are alternatives; set one or the other".to_owned(),
+                    ))
+                }
+                (None, true) if self.ssl_keystore_certificate_chain.is_none() || self.ssl_keystore_key.is_none() => {
+                    return Err(bad(
+                        "ssl.keystore.certificate.chain",
+                        "and ssl.keystore.key must be set together".to_owned(),
+                    ))
+                }
+                _ => {}
+            }
+            if !self.ssl_client_auth.eq_ignore_ascii_case("none")
+                && self.ssl_truststore_location.is_none()
+            {
+                return Err(bad(
+                    "ssl.truststore.location",
+                    format!("is needed with ssl.client.auth={}: a PEM file of the CA certificates client certificates are signed by", self.ssl_client_auth),
+                ));
+            }
+        }
+        self.sasl_mechanisms()?;
+        if self.scram_initial_user.is_some() != self.scram_initial_password.is_some() {
+            return Err(bad(
+                "scram.initial.user",
+                "and scram.initial.password must be set together".to_owned(),
+            ));
+        }
+        self.acls_enabled()?;
+        self.super_user_principals()?;
+        Ok(())
+    }
+
+    /// The mechanisms of `sasl_enabled_mechanisms`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a mechanism this broker does not implement.
+    pub(crate) fn sasl_mechanisms(&self) -> Result<Vec<crate::security::sasl::Mechanism>> {
+        let mut out = Vec::new();
+        for name in self
+            .sasl_enabled_mechanisms
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+        {
+            let mechanism = crate::security::sasl::Mechanism::from_name(name).ok_or_else(|| {
+                Error::Config(format!(
+                    "broker setting 'sasl.enabled.mechanisms': '{name}' is not supported (use PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)"
+                ))
+            })?;
+            out.push(mechanism);
+        }
+        if out.is_empty() {
+            return Err(Error::Config(
+                "broker setting 'sasl.enabled.mechanisms' is empty; give e.g. SCRAM-SHA-512"
+                    .to_owned(),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Whether `authorizer_class_name` turns ACLs on.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an authorizer this broker does not have.
+    pub(crate) fn acls_enabled(&self) -> Result<bool> {
+        match self.authorizer_class_name.as_deref().map(str::trim) {
+            None | Some("") => Ok(false),
+            Some(
+                "acl"
+                | "kafka.security.authorizer.AclAuthorizer"
+                | "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            ) => Ok(true),
+            Some(other) => Err(Error::Config(format!(
+                "broker setting 'authorizer.class.name': '{other}' is not available; use org.apache.kafka.metadata.authorizer.StandardAuthorizer (Kafka's ACLs) or leave it unset"
+            ))),
+        }
+    }
+
+    /// The principals of `super_users`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an entry that is not `Type:name`.
+    pub(crate) fn super_user_principals(&self) -> Result<Vec<crate::security::KafkaPrincipal>> {
+        self.super_users
+            .as_deref()
+            .unwrap_or_default()
+            .split(';')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                crate::security::KafkaPrincipal::parse(p)
+                    .map_err(|why| Error::Config(format!("broker setting 'super.users': {why}")))
+            })
+            .collect()
     }
 
     /// The group coordinator's settings, for a broker advertised as `host:port`.

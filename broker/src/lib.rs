@@ -17,8 +17,13 @@
 //!
 //! # Layout
 //! - [`config`]: [`BrokerConfig`] (serde, with defaults) and the [`LogFlush`] policy.
-//! - `server`: [`Broker`]: binding, the accept loop, one task per connection reading
-//!   length-prefixed frames and writing responses in request order, graceful shutdown.
+//! - `server`: [`Broker`]: binding each listener, the accept loops, one task per connection
+//!   (TLS handshake, SASL authentication, then length-prefixed frames, responses in request
+//!   order), graceful shutdown.
+//! - `transport`: the connection's byte stream (plain TCP or TLS) and its `Session`: the
+//!   listener it came in on and the authenticated principal that handlers authorize.
+//! - [`security`]: listeners and security protocols, TLS from PEM files, SASL (PLAIN,
+//!   SCRAM-SHA-256/512) with durable salted credentials, and Kafka's ACLs.
 //! - `api`: one module per Kafka API (`api/produce.rs`, `api/fetch.rs`, ...) and the dispatch
 //!   `match` on the API key; the versions advertised by ApiVersions live in `api::SUPPORTED`.
 //! - [`group`]: the group coordinator: the classic consumer-group protocol (one file per API,
@@ -37,17 +42,22 @@ pub mod config;
 mod error;
 pub mod group;
 pub mod log_limit;
+pub mod security;
 mod server;
 pub(crate) mod storage;
+mod transport;
 
 pub use config::{BrokerConfig, LogFlush};
 pub use error::{Error, Result};
+pub use security::{KafkaPrincipal, SecurityProtocol};
 pub use server::Broker;
 pub use storage::config as topic_config;
 
 /// Decodes one request frame (the bytes after the 4-byte length prefix) the way the broker
 /// does, without executing it; for Produce requests the record batches are framed and
-/// CRC-checked as an append would. Exposed for the fuzz target.
+/// CRC-checked as an append would, and the tokens of SaslAuthenticate requests go through the
+/// SCRAM and PLAIN server sides (a raw token after a v0 handshake is the same bytes).
+/// Exposed for the fuzz target.
 ///
 /// # Errors
 /// A message saying why the frame would be refused.
@@ -63,8 +73,21 @@ pub fn decode_request_frame(frame: bytes::Bytes) -> std::result::Result<(), Stri
             }
             Ok(())
         }
+        api::Decoded::Request(
+            _,
+            kafka_protocol::messages::RequestKind::SaslAuthenticate(request),
+        ) => {
+            security::sasl::exercise_token(&request.auth_bytes);
+            Ok(())
+        }
         _ => Ok(()),
     }
+}
+
+/// Runs bytes through the SASL server sides as a raw token (after a v0 handshake, tokens
+/// arrive without a Kafka header). Exposed for the fuzz target.
+pub fn exercise_sasl_token(token: &[u8]) {
+    security::sasl::exercise_token(token);
 }
 
 /// Entry points for the benchmarks in `benches/`; not part of the supported API.

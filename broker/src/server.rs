@@ -12,11 +12,13 @@
 //! line a minute, so no input from the network writes an unbounded amount of log.
 
 use std::net::SocketAddr;
+use std::ops::ControlFlow;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use kafka_protocol::messages::{ApiKey, RequestKind};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter, ReadHalf, WriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
@@ -29,8 +31,15 @@ use crate::config::{BrokerConfig, LogFlush};
 use crate::error::{Error, IoContext, Result};
 use crate::group::{GroupCoordinator, TopicLookup};
 use crate::log_limit::{LogLimitConfig, LogLimiter};
+use crate::security::acl::Authorizer;
+use crate::security::credentials::CredentialStore;
+use crate::security::sasl::{Mechanism, Outcome, SaslAuthenticator};
+use crate::security::scram::{ScramCredential, ScramMechanism, DEFAULT_ITERATIONS};
+use crate::security::tls::{certificate_principal, TlsContext};
+use crate::security::{KafkaPrincipal, Listener, SecurityProtocol};
 use crate::storage::flush::GroupCommit;
 use crate::storage::LogManager;
+use crate::transport::{Session, Transport};
 
 /// Responses one connection may have outstanding before its reader pauses.
 const MAX_IN_FLIGHT: usize = 32;
@@ -55,6 +64,19 @@ pub(crate) const TRANSACTIONAL_REQUESTS: &str = "transactional requests";
 pub(crate) const REFUSED_PRODUCE_REQUESTS: &str = "refused produce requests";
 /// Failed accepts (out of file descriptors, often because of a connection flood).
 const FAILED_ACCEPTS: &str = "failed accepts";
+/// TLS handshakes that failed or timed out.
+const FAILED_TLS_HANDSHAKES: &str = "failed TLS handshakes";
+/// SASL authentications that failed (wrong password, unknown user, bad SASL frames).
+pub(crate) const FAILED_AUTHENTICATIONS: &str = "failed authentications";
+/// First two bytes of a TLS ClientHello record (content type 22, major version 3): read as a
+/// Kafka length prefix they say 369 MB or more, which no request is before authentication.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+const TLS_MAJOR_VERSION: u8 = 0x03;
+/// How long a client has to finish the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest frame read before SASL authentication succeeds (Kafka's
+/// `sasl.server.max.receive.size`), so unauthenticated peers cannot make the broker buffer much.
+const MAX_UNAUTHENTICATED_FRAME: i32 = 512 * 1024;
 
 /// State shared by every connection.
 #[derive(Debug)]
@@ -63,8 +85,16 @@ pub(crate) struct BrokerState {
     pub(crate) commit: Arc<GroupCommit>,
     /// Woken after every append, for Fetch long polls.
     pub(crate) appended: Notify,
-    pub(crate) advertised_host: String,
-    pub(crate) advertised_port: i32,
+    /// The bound listeners, in the order of the `listeners` setting.
+    pub(crate) listeners: Vec<Arc<Listener>>,
+    /// TLS of the SSL and SASL_SSL listeners.
+    pub(crate) tls: Option<Arc<TlsContext>>,
+    /// SCRAM credentials, for SASL and the credential APIs.
+    pub(crate) credentials: Arc<CredentialStore>,
+    /// ACLs and the decisions made with them.
+    pub(crate) authorizer: Arc<Authorizer>,
+    /// `sasl.enabled.mechanisms`.
+    pub(crate) sasl_mechanisms: Vec<Mechanism>,
     pub(crate) shutdown: CancellationToken,
     /// The consumer-group coordinator.
     pub(crate) groups: Arc<GroupCoordinator>,
@@ -119,26 +149,51 @@ impl Broker {
         shutdown: CancellationToken,
     ) -> Result<Self> {
         config.validate()?;
-        let listen = config.listen.clone();
-        let listener = TcpListener::bind(&listen)
-            .await
-            .map_err(|source| Error::Bind {
-                addr: listen.clone(),
+        let mut bound = Vec::new();
+        for spec in config.listener_specs()? {
+            let bind = if spec.bind.starts_with(':') {
+                format!("0.0.0.0{}", spec.bind)
+            } else {
+                spec.bind.clone()
+            };
+            let tcp = TcpListener::bind(&bind)
+                .await
+                .map_err(|source| Error::Bind {
+                    addr: bind.clone(),
+                    source,
+                })?;
+            let local_addr = tcp.local_addr().map_err(|source| Error::Bind {
+                addr: bind.clone(),
                 source,
             })?;
-        let local_addr = listener.local_addr().map_err(|source| Error::Bind {
-            addr: listen.clone(),
-            source,
-        })?;
-        let (advertised_host, advertised_port) = advertised(&config, local_addr)?;
+            let (advertised_host, advertised_port) =
+                advertised(spec.advertised.clone(), local_addr);
+            let listener = Arc::new(Listener {
+                name: spec.name,
+                protocol: spec.protocol,
+                local_addr,
+                advertised_host,
+                advertised_port,
+            });
+            bound.push((tcp, listener));
+        }
+        let first = Arc::clone(&bound[0].1);
         let data_dir = config.data_dir.clone();
+        let tls = TlsContext::from_config(&config)?;
+        let sasl_mechanisms = config.sasl_mechanisms()?;
+        let security = config.clone();
+        let (credentials, authorizer) =
+            tokio::task::spawn_blocking(move || open_security_stores(&security))
+                .await
+                .map_err(|e| Error::Task(e.to_string()))??;
         let logs = tokio::task::spawn_blocking(move || LogManager::open(config))
             .await
             .map_err(|e| Error::Task(e.to_string()))??;
         let topics = Arc::new(LogTopics::default());
         let groups = GroupCoordinator::open(
             &data_dir,
-            logs.config.group_config(&advertised_host, advertised_port),
+            logs.config
+                .group_config(&first.advertised_host, first.advertised_port),
             topics.clone(),
         )
         .at(data_dir.join(crate::group::GROUP_STORE_DIR))?;
@@ -146,8 +201,11 @@ impl Broker {
             logs,
             commit: GroupCommit::start(),
             appended: Notify::new(),
-            advertised_host,
-            advertised_port,
+            listeners: bound.iter().map(|(_, l)| Arc::clone(l)).collect(),
+            tls,
+            credentials,
+            authorizer,
+            sasl_mechanisms,
             shutdown: shutdown.clone(),
             groups: Arc::clone(&groups),
             log_limit: Arc::new(LogLimiter::new(LogLimitConfig::default())),
@@ -167,37 +225,85 @@ impl Broker {
                 Duration::from_millis(state.config().log_cleaner_backoff_ms),
             ));
         }
+        if let Some(tls) = &state.tls {
+            let interval = state.config().ssl_keystore_reload_interval_ms;
+            if interval > 0 {
+                tracker.spawn(
+                    Arc::clone(tls).run_reload(Duration::from_millis(interval), shutdown.clone()),
+                );
+            }
+        }
         if state.config().log_flush == LogFlush::Interval {
             tracker.spawn(flush_periodically(Arc::clone(&state)));
         }
-        tracker.spawn(accept_loop(listener, Arc::clone(&state), tracker.clone()));
+        let mut described = Vec::new();
+        for (tcp, listener) in bound {
+            described.push(format!(
+                "{}://{} (advertised {}:{})",
+                listener.name,
+                listener.local_addr,
+                listener.advertised_host,
+                listener.advertised_port
+            ));
+            tracker.spawn(accept_loop(
+                tcp,
+                listener,
+                Arc::clone(&state),
+                tracker.clone(),
+            ));
+        }
         info!(
-            listen = %local_addr,
-            advertised = %format!("{}:{}", state.advertised_host, state.advertised_port),
+            listeners = %described.join(", "),
             data_dir = %data_dir.display(),
             cluster_id = %state.logs.cluster_id,
             log_flush = ?state.config().log_flush,
+            acls = state.authorizer.enabled(),
             "broker started"
         );
         Ok(Self {
-            local_addr,
+            local_addr: first.local_addr,
             state,
             tracker,
             shutdown,
         })
     }
 
-    /// The address the broker is bound to (the real port when port 0 was asked for).
+    /// The address the first listener is bound to (the real port when port 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
 
-    /// `host:port` for a client's `bootstrap.servers`.
+    /// The address the listener named `name` (`PLAINTEXT`, `SASL_SSL`, ...) is bound to.
+    pub fn listener_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.listener(name).map(|l| l.local_addr)
+    }
+
+    /// Every listener: its name, security protocol and bound address.
+    pub fn listeners(&self) -> Vec<(String, SecurityProtocol, SocketAddr)> {
+        self.state
+            .listeners
+            .iter()
+            .map(|l| (l.name.clone(), l.protocol, l.local_addr))
+            .collect()
+    }
+
+    /// `host:port` for a client's `bootstrap.servers`: the first listener's advertised address.
     pub fn bootstrap_servers(&self) -> String {
-        format!(
-            "{}:{}",
-            self.state.advertised_host, self.state.advertised_port
-        )
+        let first = &self.state.listeners[0];
+        format!("{}:{}", first.advertised_host, first.advertised_port)
+    }
+
+    /// `host:port` advertised by the listener named `name`.
+    pub fn bootstrap_servers_for(&self, name: &str) -> Option<String> {
+        self.listener(name)
+            .map(|l| format!("{}:{}", l.advertised_host, l.advertised_port))
+    }
+
+    fn listener(&self, name: &str) -> Option<&Arc<Listener>> {
+        self.state
+            .listeners
+            .iter()
+            .find(|l| l.name.eq_ignore_ascii_case(name))
     }
 
     /// The cluster id reported to clients.
@@ -253,42 +359,72 @@ impl Broker {
     }
 }
 
-/// The host and port given to clients in Metadata.
-fn advertised(config: &BrokerConfig, local: SocketAddr) -> Result<(String, i32)> {
-    if let Some(listener) = &config.advertised_listener {
-        let listener = listener.strip_prefix("PLAINTEXT://").unwrap_or(listener);
-        let (host, port) = listener.rsplit_once(':').ok_or_else(|| {
-            Error::Config(format!(
-                "advertised_listener '{listener}' must be host:port"
-            ))
-        })?;
-        let port: u16 = port.parse().map_err(|_| {
-            Error::Config(format!(
-                "advertised_listener '{listener}' has an invalid port '{port}'"
-            ))
-        })?;
+/// The host and port a listener gives clients in Metadata: its `advertised.listeners` entry
+/// (port 0 standing for the bound port), else the bound address with an unspecified IP
+/// (`0.0.0.0`, `::`) replaced by `localhost`.
+fn advertised(configured: Option<(String, u16)>, local: SocketAddr) -> (String, i32) {
+    if let Some((host, port)) = configured {
         let port = if port == 0 { local.port() } else { port };
-        return Ok((host.trim_matches(['[', ']']).to_owned(), i32::from(port)));
+        return (host, i32::from(port));
     }
     let host = if local.ip().is_unspecified() {
         "localhost".to_owned()
     } else {
         local.ip().to_string()
     };
-    Ok((host, i32::from(local.port())))
+    (host, i32::from(local.port()))
 }
 
-async fn accept_loop(listener: TcpListener, state: Arc<BrokerState>, tracker: TaskTracker) {
+/// Opens the SCRAM credential and ACL stores, creating `scram.initial.user` when it has no
+/// credentials yet.
+fn open_security_stores(config: &BrokerConfig) -> Result<(Arc<CredentialStore>, Arc<Authorizer>)> {
+    let credentials = CredentialStore::open(&config.data_dir)?;
+    if let (Some(user), Some(password)) =
+        (&config.scram_initial_user, &config.scram_initial_password)
+    {
+        if !credentials.has_user(user) {
+            let upserts = ScramMechanism::ALL
+                .into_iter()
+                .map(|m| {
+                    (
+                        user.clone(),
+                        m,
+                        ScramCredential::from_password(m, password, DEFAULT_ITERATIONS),
+                    )
+                })
+                .collect();
+            credentials.apply(&[], upserts)?;
+            info!(user = %user, "created SCRAM credentials for scram.initial.user");
+        }
+    }
+    let authorizer = Authorizer::open(
+        &config.data_dir,
+        config.acls_enabled()?,
+        config.super_user_principals()?,
+        config.allow_everyone_if_no_acl_found,
+    )?;
+    Ok((Arc::new(credentials), Arc::new(authorizer)))
+}
+
+async fn accept_loop(
+    tcp: TcpListener,
+    listener: Arc<Listener>,
+    state: Arc<BrokerState>,
+    tracker: TaskTracker,
+) {
     loop {
         let accepted = tokio::select! {
             () = state.shutdown.cancelled() => break,
-            accepted = listener.accept() => accepted,
+            accepted = tcp.accept() => accepted,
         };
         match accepted {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                let span = info_span!("connection", %peer);
-                tracker.spawn(serve_connection(Arc::clone(&state), stream, peer).instrument(span));
+                let span = info_span!("connection", %peer, listener = %listener.name);
+                tracker.spawn(
+                    open_connection(Arc::clone(&state), Arc::clone(&listener), stream, peer)
+                        .instrument(span),
+                );
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -314,12 +450,75 @@ async fn flush_periodically(state: Arc<BrokerState>) {
     }
 }
 
+/// Finishes the TLS handshake on TLS listeners, takes the principal of a client certificate on
+/// SSL listeners, and serves the connection.
+async fn open_connection(
+    state: Arc<BrokerState>,
+    listener: Arc<Listener>,
+    stream: TcpStream,
+    peer: SocketAddr,
+) {
+    let mut session = Session::anonymous(Arc::clone(&listener), peer);
+    let transport = match (&state.tls, listener.protocol.uses_tls()) {
+        (Some(tls), true) => {
+            let handshake =
+                tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream));
+            let stream = tokio::select! {
+                () = state.shutdown.cancelled() => return,
+                done = handshake => done,
+            };
+            match stream {
+                Ok(Ok(stream)) => {
+                    if listener.protocol == SecurityProtocol::Ssl {
+                        if let Some(principal) = stream
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .and_then(|chain| chain.first())
+                            .and_then(certificate_principal)
+                        {
+                            session.principal = principal;
+                        }
+                    }
+                    Transport::Tls(Box::new(stream))
+                }
+                Ok(Err(e)) => {
+                    if state.log_limit.admit(FAILED_TLS_HANDSHAKES, peer.ip()) {
+                        warn!(error = %e, "TLS handshake failed (a client without TLS, or with a certificate this listener does not trust?); closing connection");
+                    }
+                    return;
+                }
+                Err(_) => {
+                    if state.log_limit.admit(FAILED_TLS_HANDSHAKES, peer.ip()) {
+                        warn!(
+                            timeout_s = TLS_HANDSHAKE_TIMEOUT.as_secs(),
+                            "TLS handshake did not finish in time; closing connection"
+                        );
+                    }
+                    return;
+                }
+            }
+        }
+        _ => Transport::Plain(stream),
+    };
+    if session.principal != KafkaPrincipal::anonymous() {
+        debug!(principal = %session.principal, "authenticated by client certificate");
+    }
+    serve_connection(state, transport, session).await;
+}
+
 /// A response frame being prepared, or why it cannot be encoded.
 type PendingResponse = JoinHandle<std::result::Result<BytesMut, String>>;
 
-async fn serve_connection(state: Arc<BrokerState>, stream: TcpStream, peer: SocketAddr) {
+async fn serve_connection(state: Arc<BrokerState>, stream: Transport, session: Session) {
     debug!("connection opened");
-    let (mut reader, writer) = stream.into_split();
+    let peer = session.peer;
+    let mut sasl = SaslAuthenticator::new(
+        session.listener.protocol.uses_sasl(),
+        state.sasl_mechanisms.clone(),
+    );
+    let mut session = Arc::new(session);
+    let (mut reader, writer) = tokio::io::split(stream);
     let (queue, responses) = mpsc::channel::<PendingResponse>(MAX_IN_FLIGHT);
     let write_task = tokio::spawn(
         write_responses(writer, responses, Arc::clone(&state.log_limit), peer)
@@ -328,9 +527,14 @@ async fn serve_connection(state: Arc<BrokerState>, stream: TcpStream, peer: Sock
     let limit = &state.log_limit;
     let max_frame = state.config().socket_request_max_bytes;
     loop {
+        let frame_limit = if sasl.blocks_requests() {
+            max_frame.min(MAX_UNAUTHENTICATED_FRAME)
+        } else {
+            max_frame
+        };
         let frame = tokio::select! {
             () = state.shutdown.cancelled() => break,
-            frame = read_frame(&mut reader, max_frame) => frame,
+            frame = read_frame(&mut reader, frame_limit) => frame,
         };
         let frame = match frame {
             Ok(Some(frame)) => frame,
@@ -342,12 +546,22 @@ async fn serve_connection(state: Arc<BrokerState>, stream: TcpStream, peer: Sock
                 break;
             }
         };
+        if sasl.expects_raw_token() {
+            let outcome = sasl.raw_token(&frame, &state.credentials);
+            match finish_sasl_step(&state, &mut session, &queue, outcome).await {
+                ControlFlow::Continue(()) => continue,
+                ControlFlow::Break(()) => break,
+            }
+        }
         let (header, request) = match api::decode_frame(frame) {
             Ok(Decoded::Request(header, request)) => (header, request),
             Ok(Decoded::Unsupported(key, header)) => {
                 let log = limit.admit(UNSUPPORTED_REQUESTS, peer.ip());
                 if log {
                     warn!(api = ?key, version = header.request_api_version, "unsupported API or version requested");
+                }
+                if sasl.blocks_requests() && key != ApiKey::ApiVersions {
+                    break;
                 }
                 let Some(response) = api::unsupported_response(&header) else {
                     if log {
@@ -378,10 +592,36 @@ async fn serve_connection(state: Arc<BrokerState>, stream: TcpStream, peer: Sock
             correlation_id = header.correlation_id,
             "request"
         );
+        let request = match request {
+            RequestKind::SaslHandshake(request) => {
+                let outcome = sasl.handshake(&header, request);
+                match finish_sasl_step(&state, &mut session, &queue, outcome).await {
+                    ControlFlow::Continue(()) => continue,
+                    ControlFlow::Break(()) => break,
+                }
+            }
+            RequestKind::SaslAuthenticate(request) => {
+                let outcome = sasl.authenticate(&header, request, &state.credentials);
+                match finish_sasl_step(&state, &mut session, &queue, outcome).await {
+                    ControlFlow::Continue(()) => continue,
+                    ControlFlow::Break(()) => break,
+                }
+            }
+            RequestKind::ApiVersions(request) => RequestKind::ApiVersions(request),
+            other if sasl.blocks_requests() => {
+                if limit.admit(FAILED_AUTHENTICATIONS, peer.ip()) {
+                    warn!(api = header.request_api_key, "request before SASL authentication on a SASL listener; closing connection (is the client configured with security.protocol and sasl.mechanism?)");
+                }
+                drop(other);
+                break;
+            }
+            other => other,
+        };
         let ctx = RequestContext {
             state: Arc::clone(&state),
             header: header.clone(),
             peer,
+            session: Arc::clone(&session),
         };
         let pending: PendingResponse = match api::dispatch(ctx, request).await {
             Reply::Now(response) => {
@@ -402,9 +642,48 @@ async fn serve_connection(state: Arc<BrokerState>, stream: TcpStream, peer: Sock
     debug!("connection closed");
 }
 
+/// Queues the answer of a SASL step and applies its outcome to the session; `Break` closes
+/// the connection (after the queued answer is written).
+async fn finish_sasl_step(
+    state: &BrokerState,
+    session: &mut Arc<Session>,
+    queue: &mpsc::Sender<PendingResponse>,
+    outcome: Outcome,
+) -> ControlFlow<()> {
+    let (frame, next) = match outcome {
+        Outcome::Reply(frame) => (Some(frame), ControlFlow::Continue(())),
+        Outcome::Authenticated(principal, frame) => {
+            debug!(%principal, "SASL authentication succeeded");
+            let mut next = Session::clone(session);
+            next.principal = principal;
+            *session = Arc::new(next);
+            (Some(frame), ControlFlow::Continue(()))
+        }
+        Outcome::Refuse { frame, reason } => {
+            if state
+                .log_limit
+                .admit(FAILED_AUTHENTICATIONS, session.peer.ip())
+            {
+                warn!(%reason, "authentication failed; closing connection");
+            }
+            (frame, ControlFlow::Break(()))
+        }
+    };
+    if let Some(frame) = frame {
+        if queue
+            .send(tokio::spawn(async move { frame }))
+            .await
+            .is_err()
+        {
+            return ControlFlow::Break(());
+        }
+    }
+    next
+}
+
 /// Reads one length-prefixed frame. `Ok(None)` at a clean end of stream.
 async fn read_frame(
-    reader: &mut tokio::net::tcp::OwnedReadHalf,
+    reader: &mut ReadHalf<Transport>,
     max_frame: i32,
 ) -> std::result::Result<Option<Bytes>, String> {
     let mut len = [0u8; 4];
@@ -423,6 +702,12 @@ async fn read_frame(
             return Ok(None);
         }
         Err(e) => return Err(format!("read failed: {e}")),
+    }
+    if len[0] == TLS_HANDSHAKE_RECORD && len[1] == TLS_MAJOR_VERSION {
+        return Err(
+            "a TLS handshake on a listener without TLS: the client uses security.protocol SSL or SASL_SSL where this listener is PLAINTEXT or SASL_PLAINTEXT"
+                .to_owned(),
+        );
     }
     let len = i32::from_be_bytes(len);
     if len < 0 || len > max_frame {
@@ -453,7 +738,7 @@ async fn read_frame(
 }
 
 async fn write_responses(
-    writer: tokio::net::tcp::OwnedWriteHalf,
+    writer: WriteHalf<Transport>,
     mut responses: mpsc::Receiver<PendingResponse>,
     limit: Arc<LogLimiter>,
     peer: SocketAddr,

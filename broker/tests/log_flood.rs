@@ -28,16 +28,19 @@ const UNREADABLE_CONNECTIONS: usize = 3_500;
 /// Client tasks opening those connections at once.
 const CLIENTS: usize = 50;
 
-/// A SaslHandshake v1 request: a known API this broker does not serve, answered with
-/// UNSUPPORTED_VERSION on an open connection.
-fn sasl_handshake(correlation_id: i32) -> Vec<u8> {
+/// An EndTxn v0 request: a known API this broker does not serve (no transactions), answered
+/// with UNSUPPORTED_VERSION on an open connection.
+fn end_txn(correlation_id: i32) -> Vec<u8> {
     let mut body = Vec::new();
-    body.extend_from_slice(&17i16.to_be_bytes());
-    body.extend_from_slice(&1i16.to_be_bytes());
+    body.extend_from_slice(&26i16.to_be_bytes());
+    body.extend_from_slice(&0i16.to_be_bytes());
     body.extend_from_slice(&correlation_id.to_be_bytes());
     body.extend_from_slice(&(-1i16).to_be_bytes());
-    body.extend_from_slice(&5i16.to_be_bytes());
-    body.extend_from_slice(b"PLAIN");
+    body.extend_from_slice(&2i16.to_be_bytes());
+    body.extend_from_slice(b"tx");
+    body.extend_from_slice(&1i64.to_be_bytes());
+    body.extend_from_slice(&0i16.to_be_bytes());
+    body.push(1);
     let mut frame = (body.len() as i32).to_be_bytes().to_vec();
     frame.extend_from_slice(&body);
     frame
@@ -65,7 +68,7 @@ async fn unsupported_requests(addr: &str) {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let mut frames = Vec::new();
     for i in 0..UNSUPPORTED_PER_CONNECTION {
-        frames.extend_from_slice(&sasl_handshake(i as i32));
+        frames.extend_from_slice(&end_txn(i as i32));
     }
     stream.write_all(&frames).await.unwrap();
     for i in 0..UNSUPPORTED_PER_CONNECTION {
@@ -80,8 +83,8 @@ async fn unsupported_requests(addr: &str) {
             i as i32,
             "responses come in request order"
         );
-        // SaslHandshake v1 response: error code first, UNSUPPORTED_VERSION (35).
-        assert_eq!(i16::from_be_bytes(response[4..6].try_into().unwrap()), 35);
+        // EndTxn v0 response: throttle time, then the error code, UNSUPPORTED_VERSION (35).
+        assert_eq!(i16::from_be_bytes(response[8..10].try_into().unwrap()), 35);
     }
 }
 

@@ -136,6 +136,13 @@ async fn api_versions_lists_only_the_implemented_apis() {
         ApiKey::DescribeGroups,
         ApiKey::DeleteGroups,
         ApiKey::OffsetDelete,
+        ApiKey::SaslHandshake,
+        ApiKey::SaslAuthenticate,
+        ApiKey::CreateAcls,
+        ApiKey::DescribeAcls,
+        ApiKey::DeleteAcls,
+        ApiKey::DescribeUserScramCredentials,
+        ApiKey::AlterUserScramCredentials,
     ]
     .iter()
     .map(|k| *k as i16)
@@ -380,6 +387,48 @@ async fn every_advertised_version_answers() {
                 | ApiKey::OffsetDelete => {
                     let port = broker.broker.as_ref().unwrap().local_addr().port() as i32;
                     group_api_answers(&mut client, key, v, port).await;
+                }
+                // On a PLAINTEXT listener: Kafka's ILLEGAL_SASL_STATE, connection kept.
+                ApiKey::SaslHandshake => {
+                    let req = SaslHandshakeRequest::default().with_mechanism(s("PLAIN"));
+                    assert_eq!(client.send(v, &req).await.error_code, 34, "{key:?} v{v}");
+                }
+                ApiKey::SaslAuthenticate => {
+                    let req = SaslAuthenticateRequest::default();
+                    assert_eq!(client.send(v, &req).await.error_code, 34, "{key:?} v{v}");
+                }
+                // Without an authorizer: SECURITY_DISABLED, as Kafka answers.
+                ApiKey::DescribeAcls => {
+                    let resp = client.send(v, &DescribeAclsRequest::default()).await;
+                    assert_eq!(resp.error_code, 54, "{key:?} v{v}");
+                }
+                ApiKey::CreateAcls => {
+                    let req = CreateAclsRequest::default()
+                        .with_creations(vec![create_acls_request::AclCreation::default()]);
+                    assert_eq!(client.send(v, &req).await.results[0].error_code, 54);
+                }
+                ApiKey::DeleteAcls => {
+                    let req = DeleteAclsRequest::default()
+                        .with_filters(vec![delete_acls_request::DeleteAclsFilter::default()]);
+                    assert_eq!(client.send(v, &req).await.filter_results[0].error_code, 54);
+                }
+                ApiKey::AlterUserScramCredentials => {
+                    let req = AlterUserScramCredentialsRequest::default().with_upsertions(vec![
+                        alter_user_scram_credentials_request::ScramCredentialUpsertion::default()
+                            .with_name(s("versions-user"))
+                            .with_mechanism(1)
+                            .with_iterations(4096)
+                            .with_salt(Bytes::from_static(b"salt"))
+                            .with_salted_password(Bytes::from_static(&[7; 32])),
+                    ]);
+                    let resp = client.send(v, &req).await;
+                    ok(resp.results[0].error_code, "alter user scram credentials");
+                }
+                ApiKey::DescribeUserScramCredentials => {
+                    let resp = client
+                        .send(v, &DescribeUserScramCredentialsRequest::default())
+                        .await;
+                    ok(resp.error_code, "describe user scram credentials");
                 }
                 other => panic!("{other:?} is advertised but has no test here"),
             }

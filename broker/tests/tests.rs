@@ -15,4 +15,5 @@ mod log_flood;
 mod protocol;
 mod restart;
 mod roundtrip;
+mod security;
 mod storage;

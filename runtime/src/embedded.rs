@@ -109,10 +109,13 @@ impl Drop for EmbeddedBroker {
 /// A `broker.*` setting the broker does not know or cannot parse, named.
 pub fn broker_config(settings: &WorkerSettings) -> Result<BrokerConfig> {
     let mut map = Map::new();
-    map.insert(
-        "listen".into(),
-        Value::from(settings.broker_listen.to_string()),
-    );
+    // `broker.listeners` (Kafka's list, e.g. SASL_SSL://127.0.0.1:9093) replaces broker.listen.
+    if !settings.broker.contains_key("listeners") && !settings.broker.contains_key("listen") {
+        map.insert(
+            "listen".into(),
+            Value::from(settings.broker_listen.to_string()),
+        );
+    }
     // One worker owns this broker: its sink tasks start together, so waiting for more group
     // members (Kafka's 3 s default) would only delay the first records.
     if !settings

@@ -20,7 +20,8 @@
 //!   `connect-status` topic (the `connect-configs` topic is [`cluster::config_log`]'s).
 //! - [`errors`] and [`dlq`]: error tolerance and the dead letter queue; [`backoff`] the one
 //!   back-off every retry site uses.
-//! - [`kafka`]: librdkafka client configuration.
+//! - [`kafka`]: librdkafka client configuration; [`client_security`] TLS and SASL of the
+//!   worker's own Kafka-protocol connections (group membership, ACL and credential tools).
 //! - [`rest`]: the Kafka Connect-compatible REST API; [`metrics`] its `/metrics`;
 //!   [`logging`] the log levels its `/admin/loggers` changes.
 //! - [`console`]: the web console at `/ui` (embedded assets) and its `/ui/api/` reads of
@@ -31,6 +32,7 @@
 //!   `connect-configs` log every member follows; the [`herder`] drives them.
 pub mod backoff;
 pub mod cli;
+pub mod client_security;
 pub mod cluster;
 pub mod config_providers;
 pub mod configs_dir;

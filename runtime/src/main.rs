@@ -39,6 +39,10 @@ enum Command {
     Groups(cli::groups::GroupsArgs),
     /// Run the Schema Registry (Confluent's REST API) against a Kafka cluster.
     Registry(cli::registry::RegistryArgs),
+    /// Add, list and remove ACLs (like kafka-acls).
+    Acls(cli::acls::AclsArgs),
+    /// Set, delete and show users' SCRAM credentials (like kafka-configs --entity-type users).
+    Configs(cli::configs::ConfigsArgs),
     /// Run connectors: every *.json in the configs folder, plus those created over REST.
     #[command(after_long_help = worker_help())]
     Worker(WorkerArgs),
@@ -169,6 +173,8 @@ fn run() -> anyhow::Result<()> {
         Command::Consume(args) => cli::consume::run(args),
         Command::Groups(args) => cli::groups::run(&args),
         Command::Registry(args) => cli::registry::run(args),
+        Command::Acls(args) => cli::acls::run(args),
+        Command::Configs(args) => cli::configs::run(args),
         Command::Worker(args) => tokio::runtime::Runtime::new()
             .context("cannot start the async runtime")?
             .block_on(run_worker(args)),

@@ -62,6 +62,10 @@ pub async fn start_worker_with(
     } else {
         None
     };
+    // The group membership client reads the same security settings as librdkafka: check them
+    // before anything starts.
+    crate::client_security::ClientSecurity::from_properties(&settings.admin)
+        .map_err(|e| Error::Settings(format!("worker security settings: {e}")))?;
     let (bootstrap, broker) = match &settings.bootstrap_servers {
         Some(servers) => (servers.clone(), None),
         None => {

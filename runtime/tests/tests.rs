@@ -15,6 +15,7 @@ mod metrics;
 mod plugins;
 mod postgres;
 mod schema_registry;
+mod security;
 mod stock_quotes;
 mod transforms;
 mod worker_errors;

@@ -9,6 +9,7 @@ use kafka_protocol::ResponseError;
 
 use super::describe_configs::RESOURCE_TOPIC;
 use super::{blocking, message, RequestContext};
+use crate::security::acl::AclOperation;
 use crate::storage::ApiError;
 
 pub(crate) async fn handle(
@@ -16,6 +17,8 @@ pub(crate) async fn handle(
     request: AlterConfigsRequest,
 ) -> AlterConfigsResponse {
     let state = Arc::clone(&ctx.state);
+    let authz = ctx.authz();
+    let cluster_alter = ctx.cluster_authorized(AclOperation::AlterConfigs);
     let responses = blocking(move || {
         request
             .resources
@@ -25,7 +28,21 @@ pub(crate) async fn handle(
                     .with_resource_type(resource.resource_type)
                     .with_resource_name(resource.resource_name.clone())
                     .with_error_message(None);
-                let outcome = if resource.resource_type == RESOURCE_TOPIC {
+                let allowed = if resource.resource_type == RESOURCE_TOPIC {
+                    authz.topic(AclOperation::AlterConfigs, resource.resource_name.as_str())
+                } else {
+                    cluster_alter
+                };
+                let outcome = if !allowed {
+                    Err(ApiError::new(
+                        if resource.resource_type == RESOURCE_TOPIC {
+                            ResponseError::TopicAuthorizationFailed
+                        } else {
+                            ResponseError::ClusterAuthorizationFailed
+                        },
+                        "altering these configs needs AlterConfigs",
+                    ))
+                } else if resource.resource_type == RESOURCE_TOPIC {
                     let changes: Vec<(String, Option<String>)> = resource
                         .configs
                         .iter()

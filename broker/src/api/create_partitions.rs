@@ -7,6 +7,7 @@ use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse
 use kafka_protocol::ResponseError;
 
 use super::{blocking, message, RequestContext};
+use crate::security::acl::AclOperation;
 use crate::server::NODE_ID;
 use crate::storage::ApiError;
 
@@ -15,6 +16,7 @@ pub(crate) async fn handle(
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     let state = Arc::clone(&ctx.state);
+    let authz = ctx.authz();
     let results = blocking(move || {
         request
             .topics
@@ -27,7 +29,15 @@ pub(crate) async fn handle(
                     a.iter()
                         .any(|p| p.broker_ids.len() != 1 || p.broker_ids[0].0 != NODE_ID)
                 });
-                let outcome = if bad_assignment {
+                let outcome = if !authz.topic(AclOperation::Alter, t.name.as_str()) {
+                    Err(ApiError::new(
+                        ResponseError::TopicAuthorizationFailed,
+                        format!(
+                            "not allowed to add partitions to topic '{}'",
+                            t.name.as_str()
+                        ),
+                    ))
+                } else if bad_assignment {
                     Err(ApiError::new(
                         ResponseError::InvalidReplicaAssignment,
                         format!("new partitions must be assigned to broker {NODE_ID} alone"),

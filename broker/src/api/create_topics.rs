@@ -13,6 +13,7 @@ use tracing::info;
 
 use super::describe_configs::topic_config_entries;
 use super::{blocking, message, RequestContext};
+use crate::security::acl::AclOperation;
 use crate::server::NODE_ID;
 use crate::storage::ApiError;
 
@@ -23,6 +24,14 @@ pub(crate) async fn handle(
     let version = ctx.version();
     let state = Arc::clone(&ctx.state);
     let peer = ctx.peer;
+    // Kafka: Create on the cluster covers every topic, else Create on the topic itself.
+    let cluster_create = ctx.cluster_authorized(AclOperation::Create);
+    let denied: std::collections::HashSet<String> = request
+        .topics
+        .iter()
+        .map(|t| t.name.to_string())
+        .filter(|name| !cluster_create && !ctx.topic_authorized(AclOperation::Create, name))
+        .collect();
     let results = blocking(move || {
         let mut seen = std::collections::HashSet::new();
         request
@@ -34,6 +43,12 @@ pub(crate) async fn handle(
                     .with_name(t.name.clone())
                     .with_error_message(None);
                 let outcome = (|| {
+                    if denied.contains(&name) {
+                        return Err(ApiError::new(
+                            ResponseError::TopicAuthorizationFailed,
+                            format!("not allowed to create topic '{name}' (needs Create on the cluster or the topic)"),
+                        ));
+                    }
                     if !seen.insert(name.clone()) {
                         return Err(ApiError::new(
                             ResponseError::InvalidRequest,

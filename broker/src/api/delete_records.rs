@@ -10,24 +10,32 @@ use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 use kafka_protocol::ResponseError;
 
 use super::{blocking, RequestContext};
+use crate::security::acl::AclOperation;
 
 pub(crate) async fn handle(
     ctx: &RequestContext,
     request: DeleteRecordsRequest,
 ) -> DeleteRecordsResponse {
     let state = Arc::clone(&ctx.state);
+    let authz = ctx.authz();
     let topics = blocking(move || {
         request
             .topics
             .iter()
             .map(|t| {
                 let topic = state.logs.topic(t.name.as_str());
+                let allowed = authz.topic(AclOperation::Delete, t.name.as_str());
                 let partitions = t
                     .partitions
                     .iter()
                     .map(|p| {
                         let result = DeleteRecordsPartitionResult::default()
                             .with_partition_index(p.partition_index);
+                        if !allowed {
+                            return result
+                                .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                                .with_low_watermark(-1);
+                        }
                         match topic.as_ref().and_then(|t| t.partition(p.partition_index)) {
                             None => result
                                 .with_error_code(ResponseError::UnknownTopicOrPartition.code())

@@ -9,6 +9,7 @@ use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
 use super::{blocking, message, RequestContext};
+use crate::security::acl::AclOperation;
 
 pub(crate) async fn handle(
     ctx: &RequestContext,
@@ -29,6 +30,7 @@ pub(crate) async fn handle(
             .map(|n| (Some(n.clone()), Uuid::nil()))
             .collect()
     };
+    let authz = ctx.authz();
     let responses = blocking(move || {
         targets
             .into_iter()
@@ -52,6 +54,16 @@ pub(crate) async fn handle(
                         ))))
                         .with_topic_id(id);
                 };
+                if !authz.topic(AclOperation::Delete, name.as_str()) {
+                    result.error_code = ResponseError::TopicAuthorizationFailed.code();
+                    if version >= 5 {
+                        result.error_message = Some(StrBytes::from_string(format!(
+                            "not allowed to delete topic '{}'",
+                            name.as_str()
+                        )));
+                    }
+                    return result;
+                }
                 match state.logs.delete_topic(name.as_str()) {
                     Ok(deleted_id) => {
                         if version >= 6 {

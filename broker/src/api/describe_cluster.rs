@@ -6,6 +6,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::RequestContext;
+use crate::security::acl::AclOperation;
 use crate::server::NODE_ID;
 
 /// `endpoint_type` 1 is the broker listener; 2 (controllers) does not exist here.
@@ -16,6 +17,13 @@ pub(crate) fn handle(
     request: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
     let state = &ctx.state;
+    if !ctx.cluster_authorized(AclOperation::Describe) {
+        return DescribeClusterResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+            .with_error_message(Some(StrBytes::from_static_str(
+                "describing the cluster needs Describe on the cluster",
+            )));
+    }
     let mut response = DescribeClusterResponse::default()
         .with_cluster_id(StrBytes::from_string(state.logs.cluster_id.clone()))
         .with_controller_id(BrokerId(NODE_ID));
@@ -31,7 +39,9 @@ pub(crate) fn handle(
     }
     response.brokers = vec![DescribeClusterBroker::default()
         .with_broker_id(BrokerId(NODE_ID))
-        .with_host(StrBytes::from_string(state.advertised_host.clone()))
-        .with_port(state.advertised_port)];
+        .with_host(StrBytes::from_string(
+            ctx.session.listener.advertised_host.clone(),
+        ))
+        .with_port(ctx.session.listener.advertised_port)];
     response
 }

@@ -12,6 +12,7 @@ use kafka_protocol::ResponseError;
 
 use super::RequestContext;
 use crate::config::BrokerConfig;
+use crate::security::acl::AclOperation;
 use crate::server::NODE_ID;
 use crate::storage::config::TOPIC_CONFIGS;
 
@@ -186,6 +187,20 @@ pub(crate) fn handle(
                 .with_resource_name(resource.resource_name.clone())
                 .with_error_message(None);
             let name = resource.resource_name.as_str();
+            let allowed = match resource.resource_type {
+                RESOURCE_TOPIC => ctx.topic_authorized(AclOperation::DescribeConfigs, name),
+                _ => ctx.cluster_authorized(AclOperation::DescribeConfigs),
+            };
+            if !allowed {
+                let code = if resource.resource_type == RESOURCE_TOPIC {
+                    ResponseError::TopicAuthorizationFailed
+                } else {
+                    ResponseError::ClusterAuthorizationFailed
+                };
+                return result.with_error_code(code.code()).with_error_message(Some(
+                    StrBytes::from_static_str("describing these configs needs DescribeConfigs"),
+                ));
+            }
             let entries = match resource.resource_type {
                 RESOURCE_TOPIC => match state.logs.topic(name) {
                     Some(topic) => topic_config_entries(state.config(), &topic.config_overrides()),

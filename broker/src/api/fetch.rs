@@ -2,6 +2,7 @@
 //! `max_wait_ms` until `min_bytes` are available. Sessions (KIP-227) are not kept: every
 //! response carries session id 0, which tells clients to send full fetches.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use kafka_protocol::ResponseError;
 use tokio::time::Instant;
 
 use super::{blocking, Reply, RequestContext};
+use crate::security::acl::AclOperation;
 use crate::server::BrokerState;
 
 /// Longest long poll honoured, whatever the client asks.
@@ -32,8 +34,14 @@ pub(crate) fn handle(ctx: RequestContext, request: FetchRequest) -> Reply {
         }
         return Reply::Now(ResponseKind::Fetch(response));
     }
+    let denied: HashSet<String> = request
+        .topics
+        .iter()
+        .map(|t| t.topic.to_string())
+        .filter(|topic| !ctx.topic_authorized(AclOperation::Read, topic))
+        .collect();
     Reply::Later(Box::pin(async move {
-        ResponseKind::Fetch(fetch_with_wait(state, request, version).await)
+        ResponseKind::Fetch(fetch_with_wait(state, request, version, Arc::new(denied)).await)
     }))
 }
 
@@ -41,6 +49,7 @@ async fn fetch_with_wait(
     state: Arc<BrokerState>,
     request: FetchRequest,
     version: i16,
+    denied: Arc<HashSet<String>>,
 ) -> FetchResponse {
     let wait = Duration::from_millis(request.max_wait_ms.max(0) as u64).min(MAX_WAIT);
     let deadline = Instant::now() + wait;
@@ -51,7 +60,7 @@ async fn fetch_with_wait(
         let appended = state.appended.notified();
         tokio::pin!(appended);
         appended.as_mut().enable();
-        let (response, bytes, errors) = read_once(&state, &request, version).await;
+        let (response, bytes, errors) = read_once(&state, &request, version, &denied).await;
         if bytes >= min_bytes || errors || Instant::now() >= deadline {
             return response;
         }
@@ -67,9 +76,11 @@ async fn read_once(
     state: &Arc<BrokerState>,
     request: &Arc<FetchRequest>,
     version: i16,
+    denied: &Arc<HashSet<String>>,
 ) -> (FetchResponse, usize, bool) {
     let shared = Arc::clone(state);
     let req = Arc::clone(request);
+    let denied = Arc::clone(denied);
     let result = blocking(move || {
         let mut remaining = req.max_bytes.max(0) as u64;
         let mut total = 0usize;
@@ -77,9 +88,17 @@ async fn read_once(
         let mut topics = Vec::with_capacity(req.topics.len());
         for fetch_topic in &req.topics {
             let topic = shared.logs.topic(fetch_topic.topic.as_str());
+            let allowed = !denied.contains(fetch_topic.topic.as_str());
             let mut partitions = Vec::with_capacity(fetch_topic.partitions.len());
             for p in &fetch_topic.partitions {
                 let mut data = PartitionData::default().with_partition_index(p.partition);
+                if !allowed {
+                    data.error_code = ResponseError::TopicAuthorizationFailed.code();
+                    data.high_watermark = -1;
+                    errors = true;
+                    partitions.push(data);
+                    continue;
+                }
                 let partition = topic.as_ref().and_then(|t| t.partition(p.partition));
                 let Some(partition) = partition else {
                     data.error_code = ResponseError::UnknownTopicOrPartition.code();

@@ -8,6 +8,7 @@ use kafka_protocol::ResponseError;
 use tracing::{debug, warn};
 
 use super::{blocking, RequestContext};
+use crate::security::acl::{AclOperation, ResourceType};
 use crate::server::TRANSACTIONAL_REQUESTS;
 
 pub(crate) async fn handle(
@@ -24,6 +25,19 @@ pub(crate) async fn handle(
         }
         return InitProducerIdResponse::default()
             .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
+    }
+    // KIP-679: IdempotentWrite on the cluster, or Write on any topic.
+    let host = ctx.peer.ip();
+    if !ctx.cluster_authorized(AclOperation::IdempotentWrite)
+        && !ctx.state.authorizer.authorize_any(
+            &ctx.session.principal,
+            host,
+            AclOperation::Write,
+            ResourceType::Topic,
+        )
+    {
+        return InitProducerIdResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code());
     }
     let state = Arc::clone(&ctx.state);
     match blocking(move || state.logs.allocate_producer_id()).await {

@@ -1,6 +1,7 @@
 //! ListOffsets (key 2): earliest (-2), latest (-1), max timestamp (-3) and offsets by
 //! timestamp, found through the time index.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use kafka_protocol::messages::list_offsets_response::{
@@ -10,6 +11,7 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::ResponseError;
 
 use super::{blocking, RequestContext};
+use crate::security::acl::AclOperation;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -23,18 +25,29 @@ pub(crate) async fn handle(
 ) -> ListOffsetsResponse {
     let state = Arc::clone(&ctx.state);
     let version = ctx.version();
+    let denied: HashSet<String> = request
+        .topics
+        .iter()
+        .map(|t| t.name.to_string())
+        .filter(|topic| !ctx.topic_authorized(AclOperation::Describe, topic))
+        .collect();
     let result = blocking(move || {
         request
             .topics
             .iter()
             .map(|t| {
                 let topic = state.logs.topic(t.name.as_str());
+                let allowed = !denied.contains(t.name.as_str());
                 let partitions = t
                     .partitions
                     .iter()
                     .map(|p| {
                         let mut answer = ListOffsetsPartitionResponse::default()
                             .with_partition_index(p.partition_index);
+                        if !allowed {
+                            return answer
+                                .with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                        }
                         let Some(partition) =
                             topic.as_ref().and_then(|t| t.partition(p.partition_index))
                         else {

@@ -12,6 +12,7 @@ use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
 use super::{blocking, RequestContext};
+use crate::security::acl::AclOperation;
 use crate::server::{BrokerState, NODE_ID};
 use crate::storage::{validate_topic_name, Topic};
 
@@ -30,16 +31,43 @@ pub(crate) async fn handle(ctx: &RequestContext, request: MetadataRequest) -> Me
     let mut topics = Vec::new();
     if all {
         for topic in state.logs.topics() {
-            topics.push(describe_topic(&topic, version));
+            // Topics the principal may not describe are left out, as Kafka does.
+            if ctx.topic_authorized(AclOperation::Describe, &topic.name) {
+                topics.push(describe_topic(&topic, version));
+            }
         }
     } else {
+        let may_create_any = ctx.cluster_authorized(AclOperation::Create);
         for requested in request.topics.unwrap_or_default() {
+            // A topic asked for by id is authorized by the name it has.
+            let known_name = match &requested.name {
+                Some(name) => Some(name.as_str().to_owned()),
+                None => state
+                    .logs
+                    .topic_by_id(requested.topic_id)
+                    .map(|t| t.name.clone()),
+            };
+            if let Some(name) = &known_name {
+                if !ctx.topic_authorized(AclOperation::Describe, name) {
+                    topics.push(
+                        MetadataResponseTopic::default()
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                            .with_name(requested.name.clone())
+                            .with_topic_id(requested.topic_id),
+                    );
+                    continue;
+                }
+            }
+            let may_create = requested.name.as_ref().is_some_and(|name| {
+                may_create_any || ctx.topic_authorized(AclOperation::Create, name.as_str())
+            });
             topics.push(
                 lookup(
                     state,
                     requested.name,
                     requested.topic_id,
                     auto_create,
+                    may_create,
                     version,
                 )
                 .await,
@@ -49,8 +77,10 @@ pub(crate) async fn handle(ctx: &RequestContext, request: MetadataRequest) -> Me
     let mut response = MetadataResponse::default()
         .with_brokers(vec![MetadataResponseBroker::default()
             .with_node_id(BrokerId(NODE_ID))
-            .with_host(StrBytes::from_string(state.advertised_host.clone()))
-            .with_port(state.advertised_port)])
+            .with_host(StrBytes::from_string(
+                ctx.session.listener.advertised_host.clone(),
+            ))
+            .with_port(ctx.session.listener.advertised_port)])
         .with_topics(topics);
     if version >= 1 {
         response.controller_id = BrokerId(NODE_ID);
@@ -69,6 +99,7 @@ async fn lookup(
     name: Option<TopicName>,
     topic_id: Uuid,
     auto_create: bool,
+    may_create: bool,
     version: i16,
 ) -> MetadataResponseTopic {
     let Some(name) = name else {
@@ -93,6 +124,9 @@ async fn lookup(
     }
     if !auto_create || !state.config().auto_create_topics_enable {
         return error(ResponseError::UnknownTopicOrPartition);
+    }
+    if !may_create {
+        return error(ResponseError::TopicAuthorizationFailed);
     }
     let shared = Arc::clone(state);
     let topic_name = name.as_str().to_owned();

@@ -15,9 +15,12 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::ResponseError;
 use tracing::{debug, warn};
 
+use crate::security::acl::{AclOperation, ResourceType, CLUSTER_NAME};
 use crate::server::{BrokerState, UNSUPPORTED_REQUESTS};
 use crate::storage::ApiError;
+use crate::transport::Session;
 
+pub(crate) mod acls;
 pub(crate) mod alter_configs;
 pub(crate) mod api_versions;
 pub(crate) mod create_partitions;
@@ -33,6 +36,7 @@ pub(crate) mod init_producer_id;
 pub(crate) mod list_offsets;
 pub(crate) mod metadata;
 pub(crate) mod produce;
+pub(crate) mod scram_credentials;
 
 /// Every API the broker answers, with the versions it advertises in ApiVersions. Each
 /// version listed here is answered (the protocol tests go through all of them).
@@ -51,6 +55,14 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
+    // Security: SASL (handled by the connection, see crate::security::sasl), ACLs, SCRAM.
+    (ApiKey::SaslHandshake, 0, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
+    (ApiKey::DescribeAcls, 1, 3),
+    (ApiKey::CreateAcls, 1, 3),
+    (ApiKey::DeleteAcls, 1, 3),
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
     // The group coordinator's APIs: crate::group::GROUP_API_VERSIONS.
     (ApiKey::OffsetCommit, 2, 9),
     (ApiKey::OffsetFetch, 1, 9),
@@ -92,11 +104,84 @@ pub(crate) struct RequestContext {
     pub(crate) state: Arc<BrokerState>,
     pub(crate) header: RequestHeader,
     pub(crate) peer: SocketAddr,
+    /// The connection's listener and principal.
+    pub(crate) session: Arc<Session>,
 }
 
 impl RequestContext {
     pub(crate) fn version(&self) -> i16 {
         self.header.request_api_version
+    }
+
+    /// Whether the connection's principal may perform `operation` on the resource.
+    pub(crate) fn authorized(
+        &self,
+        operation: AclOperation,
+        resource_type: ResourceType,
+        name: &str,
+    ) -> bool {
+        let allowed = self.state.authorizer.authorize(
+            &self.session.principal,
+            self.peer.ip(),
+            operation,
+            resource_type,
+            name,
+        );
+        if !allowed {
+            debug!(principal = %self.session.principal, %operation, %resource_type, resource = name, "denied by ACLs");
+        }
+        allowed
+    }
+
+    /// The principal's authorization, to take into blocking work.
+    pub(crate) fn authz(&self) -> Authz {
+        Authz {
+            authorizer: Arc::clone(&self.state.authorizer),
+            principal: self.session.principal.clone(),
+            host: self.peer.ip(),
+        }
+    }
+
+    /// Whether the principal may perform `operation` on the cluster.
+    pub(crate) fn cluster_authorized(&self, operation: AclOperation) -> bool {
+        self.authorized(operation, ResourceType::Cluster, CLUSTER_NAME)
+    }
+
+    /// Whether the principal may perform `operation` on `topic`.
+    pub(crate) fn topic_authorized(&self, operation: AclOperation, topic: &str) -> bool {
+        self.authorized(operation, ResourceType::Topic, topic)
+    }
+}
+
+/// A connection's principal and host with the authorizer, for checks inside blocking work.
+#[derive(Debug, Clone)]
+pub(crate) struct Authz {
+    authorizer: Arc<crate::security::acl::Authorizer>,
+    principal: crate::security::KafkaPrincipal,
+    host: std::net::IpAddr,
+}
+
+impl Authz {
+    /// Whether `operation` on the topic is allowed.
+    pub(crate) fn topic(&self, operation: AclOperation, topic: &str) -> bool {
+        self.authorizer.authorize(
+            &self.principal,
+            self.host,
+            operation,
+            ResourceType::Topic,
+            topic,
+        )
+    }
+
+    /// Whether `operation` on the group is allowed.
+    pub(crate) fn group(&self, operation: AclOperation, group: &str) -> bool {
+        self.authorizer.authorize(
+            &self.principal,
+            self.host,
+            operation,
+            ResourceType::Group,
+            group,
+        )
     }
 }
 
@@ -167,6 +252,15 @@ pub(crate) async fn dispatch(ctx: RequestContext, request: RequestKind) -> Reply
         }
         RequestKind::DeleteRecords(req) => {
             Reply::Now(delete_records::handle(&ctx, req).await.into())
+        }
+        RequestKind::CreateAcls(req) => Reply::Now(acls::create(&ctx, req).await.into()),
+        RequestKind::DescribeAcls(req) => Reply::Now(acls::describe(&ctx, req).into()),
+        RequestKind::DeleteAcls(req) => Reply::Now(acls::delete(&ctx, req).await.into()),
+        RequestKind::DescribeUserScramCredentials(req) => {
+            Reply::Now(scram_credentials::describe(&ctx, req).into())
+        }
+        RequestKind::AlterUserScramCredentials(req) => {
+            Reply::Now(scram_credentials::alter(&ctx, req).await.into())
         }
         request @ (RequestKind::FindCoordinator(_)
         | RequestKind::JoinGroup(_)

@@ -16,6 +16,7 @@ use tracing::warn;
 
 use super::{blocking, Reply, RequestContext};
 use crate::config::LogFlush;
+use crate::security::acl::AclOperation;
 use crate::server::BrokerState;
 use crate::server::{REFUSED_PRODUCE_REQUESTS, TRANSACTIONAL_REQUESTS};
 use crate::storage::partition::Partition;
@@ -46,8 +47,18 @@ pub(crate) async fn handle(ctx: RequestContext, request: ProduceRequest) -> Repl
         let name = topic_data.name.clone();
         responses.push(TopicProduceResponse::default().with_name(name.clone()));
         let topic = state.logs.topic(name.as_str());
+        let authorized = ctx.topic_authorized(AclOperation::Write, name.as_str());
         for partition in topic_data.partition_data {
-            let target = if !matches!(acks, 0 | 1 | ACKS_ALL) {
+            let target = if !authorized {
+                Err(ApiError::new(
+                    ResponseError::TopicAuthorizationFailed,
+                    format!(
+                        "{} may not write to topic '{}'",
+                        ctx.session.principal,
+                        name.as_str()
+                    ),
+                ))
+            } else if !matches!(acks, 0 | 1 | ACKS_ALL) {
                 Err(ApiError::new(
                     ResponseError::InvalidRequiredAcks,
                     format!("acks must be 0, 1 or -1 (got {acks})"),
@@ -116,10 +127,13 @@ pub(crate) async fn handle(ctx: RequestContext, request: ProduceRequest) -> Repl
                 results.push((topic, index, Ok(info), Some(partition)));
             }
             Err(e) => {
-                if e.code != ResponseError::UnknownTopicOrPartition
-                    && state
-                        .log_limit
-                        .admit(REFUSED_PRODUCE_REQUESTS, ctx.peer.ip())
+                if !matches!(
+                    e.code,
+                    ResponseError::UnknownTopicOrPartition
+                        | ResponseError::TopicAuthorizationFailed
+                ) && state
+                    .log_limit
+                    .admit(REFUSED_PRODUCE_REQUESTS, ctx.peer.ip())
                 {
                     warn!(peer = %ctx.peer, code = ?e.code, error = %e.message, "produce refused");
                 }

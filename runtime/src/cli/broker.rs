@@ -40,7 +40,7 @@ pub fn settings_help() -> String {
     );
     for name in BrokerConfig::FIELD_NAMES {
         let env = format!("{ENV_PREFIX}{}", name.to_ascii_uppercase());
-        out.push_str(&format!("  {name:<28}[env: {env}]\n"));
+        out.push_str(&format!("  {name:<34}[env: {env}]\n"));
     }
     out.push_str("\nWhat each one does, and its default: docs/broker.md in the repository.");
     out
@@ -115,6 +115,9 @@ pub fn run(args: BrokerArgs) -> anyhow::Result<()> {
                 super::registry::start_beside(&broker.local_addr().to_string(), listen).await
             }
         };
+        for (name, protocol, addr) in broker.listeners() {
+            println!("sluice broker listener {name} ({protocol}) on {addr}");
+        }
         let signals = shutdown.clone();
         tokio::spawn(async move {
             wait_for_signal().await;

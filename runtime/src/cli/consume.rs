@@ -32,6 +32,9 @@ pub struct ConsumeArgs {
     /// Broker to connect to (host:port[,host:port...]).
     #[arg(long, value_name = "HOST:PORT", default_value = DEFAULT_BOOTSTRAP, env = BOOTSTRAP_ENV)]
     pub bootstrap_server: String,
+    /// Kafka client properties file (security.protocol, sasl.*, ssl.*), as for Kafka's tools.
+    #[arg(long = "consumer.config", value_name = "FILE")]
+    pub consumer_config: Option<std::path::PathBuf>,
     /// Topic to read.
     #[arg(long)]
     pub topic: String,
@@ -268,6 +271,7 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
         ("enable.auto.offset.store".to_owned(), "false".to_owned()),
         ("enable.partition.eof".to_owned(), "false".to_owned()),
     ];
+    extra.extend(super::command_config(args.consumer_config.as_deref(), &[])?);
     for item in &args.consumer_properties {
         extra.push(parse_key_value("--consumer-property", item)?);
     }

@@ -41,6 +41,9 @@ pub struct GroupsArgs {
     /// Broker to connect to (host:port[,host:port...]).
     #[arg(long, value_name = "HOST:PORT", default_value = DEFAULT_BOOTSTRAP, env = BOOTSTRAP_ENV)]
     pub bootstrap_server: String,
+    /// Kafka client properties file (security.protocol, sasl.*, ssl.*), as for Kafka's tools.
+    #[arg(long = "command-config", value_name = "FILE")]
+    pub command_config: Option<std::path::PathBuf>,
     /// List all consumer groups.
     #[arg(long)]
     pub list: bool,
@@ -103,8 +106,12 @@ pub fn run(args: &GroupsArgs) -> Result<()> {
     Ok(())
 }
 
-fn consumer(bootstrap: &str, group: &str) -> Result<BaseConsumer> {
-    let mut config = super::reader_config(bootstrap, &[]);
+fn consumer(args: &GroupsArgs, group: &str) -> Result<BaseConsumer> {
+    let bootstrap = &args.bootstrap_server;
+    let extra: Vec<(String, String)> = super::command_config(args.command_config.as_deref(), &[])?
+        .into_iter()
+        .collect();
+    let mut config = super::reader_config(bootstrap, &extra);
     config
         .set("group.id", group)
         .set("enable.auto.commit", "false");
@@ -120,7 +127,7 @@ fn group_arg(args: &GroupsArgs) -> Result<&str> {
 
 /// `--list`: one group id per line, sorted.
 pub fn list(args: &GroupsArgs, out: &mut String) -> Result<()> {
-    let client = consumer(&args.bootstrap_server, "sluice-groups-cli")?;
+    let client = consumer(args, "sluice-groups-cli")?;
     let groups = client
         .fetch_group_list(None, TIMEOUT)
         .with_context(|| format!("cannot list groups on {}", args.bootstrap_server))?;
@@ -250,7 +257,7 @@ fn committed(
 /// `--describe`: the columns of `kafka-consumer-groups --describe`.
 pub fn describe(args: &GroupsArgs, out: &mut String) -> Result<()> {
     let group = group_arg(args)?;
-    let client = consumer(&args.bootstrap_server, group)?;
+    let client = consumer(args, group)?;
     let view = group_view(&client, group)?;
     let offsets = committed(&client, &all_partitions(&client)?)?;
     if view.state == "Dead" && offsets.is_empty() {
@@ -387,7 +394,7 @@ pub fn reset_offsets(args: &GroupsArgs, out: &mut String) -> Result<()> {
     if args.topic.is_empty() && !args.all_topics {
         bail!("--reset-offsets needs --topic <topic> (repeatable) or --all-topics");
     }
-    let client = consumer(&args.bootstrap_server, group)?;
+    let client = consumer(args, group)?;
     let view = group_view(&client, group)?;
     if !view.members.is_empty() || !matches!(view.state.as_str(), "Empty" | "Dead") {
         bail!(

@@ -5,6 +5,8 @@
 //! - [`consume`]: `sluice consume`, the `kafka-console-consumer` look-alike.
 //! - [`groups`]: `sluice groups`, the `kafka-consumer-groups` look-alike.
 //! - [`registry`]: `sluice registry`, the Schema Registry as a server of its own.
+//! - [`acls`]: `sluice acls`, the `kafka-acls` look-alike.
+//! - [`configs`]: `sluice configs`, `kafka-configs` for users' SCRAM credentials.
 //! - `refusal`: asks the broker for its reason when it refuses an admin request, as the
 //!   rdkafka crate passes on only the error code.
 //!
@@ -13,9 +15,13 @@
 //! broker accepts connections before anything else ([`check_reachable`]), so a wrong address
 //! is one error line and a non-zero exit, not librdkafka retrying for minutes. librdkafka's
 //! own log lines go to the `librdkafka` tracing target at debug level ([`CliContext`]):
-//! `SLUICE_LOG=librdkafka=debug` shows them.
+//! `SLUICE_LOG=librdkafka=debug` shows them. TLS and SASL come from a Kafka client properties
+//! file (`--command-config`, or `--producer.config` / `--consumer.config`), as for Kafka's
+//! tools; see [`command_config`].
 
+pub mod acls;
 pub mod broker;
+pub mod configs;
 pub mod consume;
 pub mod groups;
 pub mod produce;
@@ -175,6 +181,72 @@ pub(crate) fn reader_config(bootstrap: &str, extra: &[(String, String)]) -> rdka
         config.set(key, value);
     }
     config
+}
+
+/// How long an admin request of `sluice acls` / `sluice configs` may take.
+pub(crate) const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The properties of a Kafka client properties file (`--command-config`), in librdkafka's
+/// names (see [`crate::client_security::librdkafka_properties`]), then `extra` (`key=value`
+/// flags such as `--command-property`) on top.
+///
+/// # Errors
+/// An unreadable file, or properties librdkafka cannot use (JKS stores and the like).
+pub fn command_config(
+    path: Option<&std::path::Path>,
+    extra: &[(String, String)],
+) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let mut out = match path {
+        Some(path) => {
+            let java = crate::client_security::read_properties_file(path)
+                .map_err(|e| anyhow::anyhow!("--command-config: {e}"))?;
+            crate::client_security::librdkafka_properties(&java)
+                .map_err(|e| anyhow::anyhow!("--command-config {}: {e}", path.display()))?
+        }
+        None => std::collections::BTreeMap::new(),
+    };
+    for (k, v) in extra {
+        out.insert(k.clone(), v.clone());
+    }
+    Ok(out)
+}
+
+/// A connection for the protocol-level admin tools, secured and authenticated as `props` say,
+/// to the first of `bootstrap` that answers, speaking each API of `wanted`.
+///
+/// # Errors
+/// Bad security properties, or no broker could be reached or authenticated with.
+pub(crate) async fn admin_connection(
+    bootstrap: &str,
+    props: &std::collections::BTreeMap<String, String>,
+    wanted: &[(kafka_protocol::messages::ApiKey, i16, i16)],
+) -> anyhow::Result<crate::cluster::membership::Connection> {
+    let security = crate::client_security::ClientSecurity::from_properties(props)
+        .map_err(|e| anyhow::anyhow!("--command-config: {e}"))?;
+    let mut failures = Vec::new();
+    for entry in bootstrap
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
+        let address = entry.rsplit_once("://").map_or(entry, |(_, a)| a);
+        match crate::cluster::membership::Connection::open_for(
+            address,
+            "sluice-cli",
+            &security,
+            ADMIN_TIMEOUT,
+            wanted,
+        )
+        .await
+        {
+            Ok(conn) => return Ok(conn),
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    bail!(
+        "cannot use a broker at {bootstrap}: {}",
+        failures.join("; ")
+    )
 }
 
 /// Runs a future on a fresh multi-threaded runtime.

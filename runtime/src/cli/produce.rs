@@ -31,6 +31,9 @@ pub struct ProduceArgs {
     /// Broker to connect to (host:port[,host:port...]).
     #[arg(long, value_name = "HOST:PORT", default_value = DEFAULT_BOOTSTRAP, env = BOOTSTRAP_ENV)]
     pub bootstrap_server: String,
+    /// Kafka client properties file (security.protocol, sasl.*, ssl.*), as for Kafka's tools.
+    #[arg(long = "producer.config", value_name = "FILE")]
+    pub producer_config: Option<std::path::PathBuf>,
     /// Topic to write to.
     #[arg(long)]
     pub topic: String,
@@ -195,6 +198,7 @@ pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
         ),
         ("linger.ms".to_owned(), "5".to_owned()),
     ];
+    extra.extend(super::command_config(args.producer_config.as_deref(), &[])?);
     for item in &args.producer_properties {
         extra.push(parse_key_value("--producer-property", item)?);
     }

@@ -25,6 +25,9 @@ pub struct TopicsArgs {
     /// Broker to connect to (host:port[,host:port...]).
     #[arg(long, value_name = "HOST:PORT", default_value = DEFAULT_BOOTSTRAP, env = BOOTSTRAP_ENV)]
     pub bootstrap_server: String,
+    /// Kafka client properties file (security.protocol, sasl.*, ssl.*), as for Kafka's tools.
+    #[arg(long = "command-config", value_name = "FILE")]
+    pub command_config: Option<std::path::PathBuf>,
     /// Create a topic.
     #[arg(long)]
     pub create: bool,
@@ -96,6 +99,10 @@ pub fn run(args: TopicsArgs) -> anyhow::Result<()> {
     for item in &args.command_properties {
         extra.push(parse_key_value("--command-property", item)?);
     }
+    let extra: Vec<(String, String)> =
+        super::command_config(args.command_config.as_deref(), &extra)?
+            .into_iter()
+            .collect();
     let mut configs = BTreeMap::new();
     for item in &args.configs {
         let (k, v) = parse_key_value("--config", item)?;

@@ -41,12 +41,13 @@ use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, GroupId, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest,
-    RequestHeader, ResponseHeader, SyncGroupRequest,
+    RequestHeader, ResponseHeader, SaslAuthenticateRequest, SaslAuthenticateResponse,
+    SaslHandshakeRequest, SyncGroupRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 use kafka_protocol::ResponseError;
+use sluice_broker::security::scram::{ScramClient, ScramMechanism};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{debug, info, warn};
 
@@ -55,6 +56,7 @@ use super::protocol::{
     ConnectAssignment, ConnectProtocol, ProtocolError, WorkerMetadata, CONNECT_PROTOCOL_TYPE,
     NO_ERROR,
 };
+use crate::client_security::{ClientSecurity, KafkaStream, SaslLogin};
 
 /// `session.timeout.ms` default.
 pub const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_millis(10_000);
@@ -78,6 +80,12 @@ const CLIENT_VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::SyncGroup, 0, 5),
     (ApiKey::Heartbeat, 0, 4),
     (ApiKey::LeaveGroup, 0, 5),
+];
+
+/// The SASL APIs, needed when the security settings ask for SASL.
+const SASL_VERSIONS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::SaslHandshake, 1, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
 ];
 
 /// The group settings of a worker, named after Kafka Connect's.
@@ -105,6 +113,8 @@ pub struct MembershipConfig {
     pub connect_protocol: ConnectProtocol,
     /// `client.id` sent in request headers (also the prefix of the member id).
     pub client_id: String,
+    /// TLS and SASL of the connections (the worker's `security.protocol`, `sasl.*`, `ssl.*`).
+    pub security: ClientSecurity,
 }
 
 impl MembershipConfig {
@@ -126,6 +136,7 @@ impl MembershipConfig {
             retry_backoff: DEFAULT_RETRY_BACKOFF,
             connect_protocol: ConnectProtocol::Sessioned,
             client_id: "sluice-worker".to_owned(),
+            security: ClientSecurity::plaintext(),
         }
     }
 }
@@ -136,6 +147,16 @@ pub enum MembershipError {
     /// No setting names a broker.
     #[error("bootstrap.servers is empty: name at least one broker as host:port")]
     NoBootstrapServers,
+    /// SASL authentication was refused.
+    #[error("SASL authentication of user '{user}' at {broker} failed: {message} (check sasl.mechanism, sasl.username and sasl.password)")]
+    Authentication {
+        /// The broker.
+        broker: String,
+        /// The user name.
+        user: String,
+        /// What the broker or the SCRAM exchange said.
+        message: String,
+    },
     /// A broker could not be reached or the connection broke.
     #[error("connection to {broker}: {source}")]
     Io {
@@ -214,6 +235,7 @@ impl MembershipError {
             Self::Io { .. } | Self::Timeout { .. } | Self::CoordinatorNotFound { .. } => true,
             Self::Group { error, .. } => error.is_retriable(),
             Self::NoBootstrapServers
+            | Self::Authentication { .. }
             | Self::UnsupportedApi { .. }
             | Self::Codec { .. }
             | Self::Protocol { .. } => false,
@@ -306,10 +328,11 @@ impl fmt::Display for RebalanceNeeded {
     }
 }
 
-/// One connection to a broker, with the API versions negotiated on it.
+/// One connection to a broker, authenticated when the security settings ask for it, with the
+/// API versions negotiated on it. The admin tools (`sluice acls`, `sluice configs`) use it too.
 #[derive(Debug)]
-struct Connection {
-    stream: TcpStream,
+pub(crate) struct Connection {
+    stream: KafkaStream,
     broker: String,
     client_id: StrBytes,
     correlation_id: i32,
@@ -319,8 +342,25 @@ struct Connection {
 }
 
 impl Connection {
-    async fn open(broker: &str, client_id: &str, timeout: Duration) -> Result<Self> {
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(broker))
+    async fn open(
+        broker: &str,
+        client_id: &str,
+        security: &ClientSecurity,
+        timeout: Duration,
+    ) -> Result<Self> {
+        Self::open_for(broker, client_id, security, timeout, CLIENT_VERSIONS).await
+    }
+
+    /// Connects, authenticates and checks that the broker speaks each API of `wanted`
+    /// (`(api, min, max)`) in a version this client does.
+    pub(crate) async fn open_for(
+        broker: &str,
+        client_id: &str,
+        security: &ClientSecurity,
+        timeout: Duration,
+        wanted: &[(ApiKey, i16, i16)],
+    ) -> Result<Self> {
+        let stream = tokio::time::timeout(timeout, security.connect(broker))
             .await
             .map_err(|_| MembershipError::Timeout {
                 api: ApiKey::ApiVersions,
@@ -331,7 +371,6 @@ impl Connection {
                 broker: broker.to_owned(),
                 source,
             })?;
-        let _ = stream.set_nodelay(true);
         let mut conn = Self {
             stream,
             broker: broker.to_owned(),
@@ -356,7 +395,8 @@ impl Connection {
                 message: format!("ApiVersions answered {error}"),
             });
         }
-        for &(api, min, max) in CLIENT_VERSIONS {
+        let sasl = security.sasl().is_some();
+        for &(api, min, max) in wanted.iter().chain(if sasl { SASL_VERSIONS } else { &[] }) {
             let theirs = response
                 .api_keys
                 .iter()
@@ -376,15 +416,89 @@ impl Connection {
                 }
             }
         }
+        if let Some(login) = security.sasl() {
+            conn.authenticate(login, timeout).await?;
+        }
         Ok(conn)
     }
 
-    fn version(&self, api: ApiKey) -> i16 {
+    /// SaslHandshake v1, then SaslAuthenticate with PLAIN or SCRAM.
+    async fn authenticate(&mut self, login: &SaslLogin, timeout: Duration) -> Result<()> {
+        let broker = self.broker.clone();
+        let failed = |message: String| MembershipError::Authentication {
+            broker: broker.clone(),
+            user: login.username.clone(),
+            message,
+        };
+        let handshake = self
+            .send(
+                ApiKey::SaslHandshake,
+                1,
+                &SaslHandshakeRequest::default()
+                    .with_mechanism(StrBytes::from_string(login.mechanism.clone())),
+                timeout,
+            )
+            .await?;
+        if let Some(error) = ResponseError::try_from_code(handshake.error_code) {
+            let offered: Vec<&str> = handshake.mechanisms.iter().map(|m| m.as_str()).collect();
+            return Err(failed(format!(
+                "the broker refused SASL mechanism {} ({error}); it offers {}",
+                login.mechanism,
+                offered.join(", ")
+            )));
+        }
+        let check = |response: &SaslAuthenticateResponse| match ResponseError::try_from_code(
+            response.error_code,
+        ) {
+            None => Ok(()),
+            Some(error) => Err(failed(
+                response
+                    .error_message
+                    .as_ref()
+                    .map_or_else(|| error.to_string(), |m| m.to_string()),
+            )),
+        };
+        match ScramMechanism::from_name(&login.mechanism) {
+            None => {
+                let token = format!("\0{}\0{}", login.username, login.password).into_bytes();
+                let response = self.sasl_token(token, timeout).await?;
+                check(&response)?;
+            }
+            Some(mechanism) => {
+                let mut scram = ScramClient::new(mechanism, &login.username, &login.password);
+                let first = self.sasl_token(scram.client_first(), timeout).await?;
+                check(&first)?;
+                let last = scram.client_final(&first.auth_bytes).map_err(&failed)?;
+                let done = self.sasl_token(last, timeout).await?;
+                check(&done)?;
+                scram
+                    .verify_server_final(&done.auth_bytes)
+                    .map_err(&failed)?;
+            }
+        }
+        debug!(broker = %self.broker, user = %login.username, mechanism = %login.mechanism, "SASL authentication succeeded");
+        Ok(())
+    }
+
+    /// One SaslAuthenticate round trip.
+    async fn sasl_token(
+        &mut self,
+        token: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<SaslAuthenticateResponse> {
+        let version = self.version(ApiKey::SaslAuthenticate);
+        let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token));
+        self.send(ApiKey::SaslAuthenticate, version, &request, timeout)
+            .await
+    }
+
+    /// The version negotiated for `api`.
+    pub(crate) fn version(&self, api: ApiKey) -> i16 {
         self.versions.get(&(api as i16)).copied().unwrap_or(0)
     }
 
     /// Sends one request and reads its answer, within `timeout`.
-    async fn send<R>(
+    pub(crate) async fn send<R>(
         &mut self,
         api: ApiKey,
         version: i16,
@@ -858,7 +972,13 @@ impl GroupMember {
 
     async fn find_coordinator_through(&self, server: &str) -> Result<Connection> {
         let timeout = self.config.request_timeout;
-        let mut conn = Connection::open(server, &self.config.client_id, timeout).await?;
+        let mut conn = Connection::open(
+            server,
+            &self.config.client_id,
+            &self.config.security,
+            timeout,
+        )
+        .await?;
         let version = conn.version(ApiKey::FindCoordinator);
         let group = StrBytes::from_string(self.config.group_id.clone());
         let mut request = FindCoordinatorRequest::default().with_key_type(0);
@@ -896,7 +1016,13 @@ impl GroupMember {
         if address == server {
             Ok(conn)
         } else {
-            Connection::open(&address, &self.config.client_id, timeout).await
+            Connection::open(
+                &address,
+                &self.config.client_id,
+                &self.config.security,
+                timeout,
+            )
+            .await
         }
     }
 

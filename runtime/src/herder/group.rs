@@ -155,6 +155,9 @@ async fn group_loop(herder: Arc<Herder>) {
     config.heartbeat_interval = group.heartbeat_interval;
     config.rebalance_timeout = group.rebalance_timeout;
     config.connect_protocol = group.connect_protocol;
+    // Checked when the worker started.
+    config.security = crate::client_security::ClientSecurity::from_properties(&settings.admin)
+        .unwrap_or_default();
     let mut member = GroupMember::new(config);
     let mut assignor = SnapshotAssignor {
         snapshots: herder.config_log.subscribe(),
