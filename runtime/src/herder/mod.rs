@@ -700,7 +700,7 @@ impl Herder {
         only_failed: bool,
     ) -> Result<()> {
         let runner = self.runner(name)?;
-        if self.group_view().allocation.is_none() {
+        if !self.is_group_connector(name) {
             runner.restart(include_tasks, only_failed);
             return Ok(());
         }
@@ -716,6 +716,17 @@ impl Herder {
             )
             .await
             .map_err(config_log_error)
+    }
+
+    /// Whether `name` is one of the group's connectors (created through REST, spread over the
+    /// group) while this worker is a member: connectors of the `configs/` folder run on their
+    /// worker only.
+    fn is_group_connector(&self, name: &str) -> bool {
+        self.group_view().allocation.is_some()
+            && self
+                .map()
+                .get(name)
+                .is_some_and(|e| e.origin == Origin::Rest)
     }
 
     /// Restarts task `id` of connector `name`.
@@ -736,12 +747,13 @@ impl Herder {
             return Err(Error::NotFound(format!("Task {name}-{id} not found")));
         }
         let view = self.group_view();
-        let elsewhere = view.allocation.as_ref().is_some_and(|work| {
-            !work
-                .tasks
-                .iter()
-                .any(|t| t.connector == name && u32::try_from(t.task).ok() == Some(id))
-        });
+        let elsewhere = self.is_group_connector(name)
+            && view.allocation.as_ref().is_some_and(|work| {
+                !work
+                    .tasks
+                    .iter()
+                    .any(|t| t.connector == name && u32::try_from(t.task).ok() == Some(id))
+            });
         if !elsewhere {
             runner.restart_task(id);
             return Ok(());
@@ -811,6 +823,10 @@ impl Herder {
         let kind = {
             let map = self.map();
             let entry = map.get(name)?;
+            // A connector of this worker's configs/ folder runs here only.
+            if entry.origin != Origin::Rest {
+                return local;
+            }
             if entry.settings.is_sink() {
                 "sink"
             } else {
