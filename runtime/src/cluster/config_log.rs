@@ -52,12 +52,11 @@
 //! assignment's offset before applying it (or backs off and rejoins). Snapshot changes are
 //! applied as they are read; only the leader calls [`ConfigLog::put_task_configs`].
 //!
-//! Still to do in the herder: regenerate task configs of connectors listed in
-//! [`ClusterConfigSnapshot::inconsistent`]; rotate the session key with
-//! [`ConfigLog::put_session_key`] and sign internal requests (KIP-507); act on
-//! `restart-connector-<c>` records newer than the offset it had read at start
-//! ([`ClusterConfigSnapshot::restart_requests`]); resolve config provider references
-//! (`${env:...}`, `${file:...}`) when handing configs to the worker.
+//! The herder's leader writes and renews the session key ([`ConfigLog::put_session_key`],
+//! KIP-507), every worker acts on `restart-connector-<c>` records newer than the offset it had
+//! read at start ([`ClusterConfigSnapshot::restart_requests`]), and config provider references
+//! stay unresolved in what is written here. Still to do in the herder: regenerate task configs
+//! of connectors listed in [`ClusterConfigSnapshot::inconsistent`].
 //!
 //! Not carried over from Kafka's `ClusterConfigState`: the per-connector task config
 //! generations and the set of connectors pending zombie fencing. Exactly-once source support
