@@ -9,6 +9,7 @@
 //! librdkafka's names: `sasl.jaas.config` gives the user name and password, PEM trust and key
 //! stores give the CA and client certificate files.
 
+use crate::config_providers::parse_properties;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{self, BufReader};
@@ -350,7 +351,8 @@ impl AsyncWrite for KafkaStream {
 }
 
 /// Reads a Java `.properties` file (`key=value` or `key: value`, `#` and `!` comments,
-/// trailing `\` joining lines), as Kafka's `--command-config` files are written.
+/// trailing `\` joining lines), as Kafka's `--command-config` files are written; parsed by
+/// [`parse_properties`], the one the config providers and the REST users file use too.
 ///
 /// # Errors
 /// The file cannot be read.
@@ -358,32 +360,6 @@ pub fn read_properties_file(path: &Path) -> Result<BTreeMap<String, String>, Str
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     Ok(parse_properties(&text))
-}
-
-/// Parses the text of a Java `.properties` file.
-pub fn parse_properties(text: &str) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut pending = String::new();
-    for line in text.lines() {
-        let line = line.trim_start();
-        if pending.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with('!'))
-        {
-            continue;
-        }
-        if let Some(stripped) = line.strip_suffix('\\') {
-            pending.push_str(stripped);
-            continue;
-        }
-        pending.push_str(line);
-        let entry = std::mem::take(&mut pending);
-        let split = entry.find(['=', ':']).unwrap_or(entry.len());
-        let key = entry[..split].trim().to_owned();
-        let value = entry.get(split + 1..).unwrap_or_default().trim().to_owned();
-        if !key.is_empty() {
-            out.insert(key, value);
-        }
-    }
-    out
 }
 
 /// Java client properties translated to librdkafka's (and [`ClientSecurity`]'s) names:
