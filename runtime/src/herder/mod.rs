@@ -722,11 +722,26 @@ impl Herder {
     /// group) while this worker is a member: connectors of the `configs/` folder run on their
     /// worker only.
     fn is_group_connector(&self, name: &str) -> bool {
-        self.group_view().allocation.is_some()
+        self.group.lock().expect("group lock").allocation.is_some()
             && self
                 .map()
                 .get(name)
                 .is_some_and(|e| e.origin == Origin::Rest)
+    }
+
+    /// What this worker runs of connector `name` in its group: whether the connector instance,
+    /// and which tasks (`None`: not a group member). Read under the lock, without copying the
+    /// whole allocation.
+    fn local_share(&self, name: &str) -> Option<(bool, BTreeSet<u32>)> {
+        let group = self.group.lock().expect("group lock");
+        let work = group.allocation.as_ref()?;
+        let tasks = work
+            .tasks
+            .iter()
+            .filter(|t| t.connector == name)
+            .filter_map(|t| u32::try_from(t.task).ok())
+            .collect();
+        Some((work.connectors.contains(name), tasks))
     }
 
     /// Restarts task `id` of connector `name`.
@@ -746,14 +761,10 @@ impl Herder {
         if id as usize >= runner.task_configs().len() {
             return Err(Error::NotFound(format!("Task {name}-{id} not found")));
         }
-        let view = self.group_view();
         let elsewhere = self.is_group_connector(name)
-            && view.allocation.as_ref().is_some_and(|work| {
-                !work
-                    .tasks
-                    .iter()
-                    .any(|t| t.connector == name && u32::try_from(t.task).ok() == Some(id))
-            });
+            && self
+                .local_share(name)
+                .is_some_and(|(_, tasks)| !tasks.contains(&id));
         if !elsewhere {
             runner.restart_task(id);
             return Ok(());
@@ -817,7 +828,9 @@ impl Herder {
     /// `worker_id` that wrote them.
     pub fn status(&self, name: &str) -> Option<ConnectorStatusView> {
         let local = self.status.get(name);
-        let (Some(log), Some(allocation)) = (&self.status_log, self.group_view().allocation) else {
+        let (Some(log), Some((instance_here, tasks_here))) =
+            (&self.status_log, self.local_share(name))
+        else {
             return local;
         };
         let kind = {
@@ -844,7 +857,7 @@ impl Herder {
             task_workers: BTreeMap::new(),
         });
         let parse = |state: &str| state.parse::<State>().unwrap_or(State::Unassigned);
-        if !allocation.connectors.contains(name) {
+        if !instance_here {
             if let Some(record) = connector {
                 view.connector = Status {
                     state: parse(&record.state),
@@ -856,11 +869,7 @@ impl Herder {
             }
         }
         for (id, record) in tasks {
-            let mine = allocation
-                .tasks
-                .iter()
-                .any(|t| t.connector == name && u32::try_from(t.task).ok() == Some(id));
-            if mine || id >= task_count {
+            if tasks_here.contains(&id) || id >= task_count {
                 continue;
             }
             view.tasks.insert(
