@@ -107,7 +107,8 @@ fn python() -> Command {
 /// `sluice broker --config <file>`: the address of each listener, by name.
 struct SecureBroker {
     child: std::process::Child,
-    listeners: Vec<(String, String)>,
+    lines: mpsc::Receiver<String>,
+    listeners: std::cell::RefCell<Vec<(String, String)>>,
 }
 
 impl SecureBroker {
@@ -119,6 +120,8 @@ impl SecureBroker {
             .arg(config)
             .arg("--data-dir")
             .arg(data_dir)
+            // No bundled registry: parallel tests must not compete for port 8081.
+            .arg("--schema-registry-listen=")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -138,7 +141,6 @@ impl SecureBroker {
                 let _ = tx.send(line);
             }
         });
-        let mut listeners = Vec::new();
         let first = rx
             .recv_timeout(Duration::from_secs(30))
             .unwrap_or_else(|_| {
@@ -148,22 +150,32 @@ impl SecureBroker {
                 )
             });
         assert!(first.starts_with("sluice broker listening on "), "{first}");
-        while let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) {
-            // "sluice broker listener SASL_SSL (SASL_SSL) on 127.0.0.1:40123"
-            let rest = line.strip_prefix("sluice broker listener ").unwrap();
-            let name = rest.split_whitespace().next().unwrap().to_owned();
-            let addr = rest.rsplit_once(" on ").unwrap().1.to_owned();
-            listeners.push((name, addr));
+        Self {
+            child,
+            lines: rx,
+            listeners: std::cell::RefCell::new(Vec::new()),
         }
-        Self { child, listeners }
     }
 
+    /// The address of listener `name`, reading the broker's "listener" lines as they come
+    /// (a loaded machine may print them well after the first line).
     fn addr(&self, name: &str) -> String {
-        self.listeners
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, a)| a.clone())
-            .unwrap_or_else(|| panic!("no listener {name}: {:?}", self.listeners))
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some((_, addr)) = self.listeners.borrow().iter().find(|(n, _)| n == name) {
+                return addr.clone();
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let Ok(line) = self.lines.recv_timeout(left) else {
+                panic!("no listener {name}: {:?}", self.listeners.borrow());
+            };
+            // "sluice broker listener SASL_SSL (SASL_SSL) on 127.0.0.1:40123"
+            if let Some(rest) = line.strip_prefix("sluice broker listener ") {
+                let name = rest.split_whitespace().next().unwrap().to_owned();
+                let addr = rest.rsplit_once(" on ").unwrap().1.to_owned();
+                self.listeners.borrow_mut().push((name, addr));
+            }
+        }
     }
 }
 

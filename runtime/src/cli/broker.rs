@@ -106,6 +106,9 @@ pub fn run(args: BrokerArgs) -> anyhow::Result<()> {
         let broker = Broker::start_with_shutdown(config, shutdown.clone()).await?;
         // A machine-readable line for scripts and tests that start the broker on port 0.
         println!("sluice broker listening on {}", broker.local_addr());
+        for (name, protocol, addr) in broker.listeners() {
+            println!("sluice broker listener {name} ({protocol}) on {addr}");
+        }
         let registry = match args.schema_registry_listen.trim() {
             "" => None,
             listen => {
@@ -115,9 +118,6 @@ pub fn run(args: BrokerArgs) -> anyhow::Result<()> {
                 super::registry::start_beside(&broker.local_addr().to_string(), listen).await
             }
         };
-        for (name, protocol, addr) in broker.listeners() {
-            println!("sluice broker listener {name} ({protocol}) on {addr}");
-        }
         let signals = shutdown.clone();
         tokio::spawn(async move {
             wait_for_signal().await;
