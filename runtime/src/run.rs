@@ -73,8 +73,13 @@ pub async fn start_worker_with(
             (broker.bootstrap_servers(), Some(broker))
         }
     };
+    // The registry opens its topic beside the worker's own start, not before it: connectors
+    // start without waiting for it (an Avro converter waits out a registry not yet up).
     let schema_registry = match (&broker, settings.schema_registry_listen) {
-        (Some(_), Some(listen)) => start_bundled_registry(&bootstrap, listen).await,
+        (Some(_), Some(listen)) => Some(tokio::spawn(start_bundled_registry(
+            bootstrap.clone(),
+            listen,
+        ))),
         _ => None,
     };
     let listener = tokio::net::TcpListener::bind(settings.rest_addr)
@@ -138,6 +143,10 @@ pub async fn start_worker_with(
         settings.config_dir.clone(),
         root.clone(),
     ));
+    let schema_registry = match schema_registry {
+        Some(starting) => starting.await.ok().flatten(),
+        None => None,
+    };
     info!(
         rest = %rest_addr,
         https = settings.rest_https,
@@ -166,10 +175,10 @@ pub async fn start_worker_with(
 /// worker's registry, or Confluent's) is reported and the worker runs without it: the
 /// registry is a convenience beside the worker, not a part it needs.
 async fn start_bundled_registry(
-    bootstrap: &str,
+    bootstrap: String,
     listen: SocketAddr,
 ) -> Option<sluice_registry::SchemaRegistry> {
-    let store = sluice_registry::StoreConfig::new(bootstrap);
+    let store = sluice_registry::StoreConfig::new(&bootstrap);
     match sluice_registry::SchemaRegistry::start(store, listen).await {
         Ok(registry) => Some(registry),
         Err(e) => {
