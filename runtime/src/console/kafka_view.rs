@@ -107,6 +107,48 @@ async fn blocking<R: Send + 'static>(f: impl FnOnce() -> Result<R> + Send + 'sta
         .map_err(|e| Error::BadRequest(format!("a console read stopped: {e}")))?
 }
 
+/// The client of the console's metadata reads (topics, groups, watermarks), made on first
+/// use and kept: a fresh client spends 0.1 s connecting, and listing groups on one can wait
+/// a second more for its brokers to come up. Message reads use clients of their own.
+#[derive(Clone)]
+pub struct Lister {
+    clients: KafkaClients,
+    cached: std::sync::Arc<std::sync::Mutex<Option<std::sync::Arc<BaseConsumer>>>>,
+}
+
+impl std::fmt::Debug for Lister {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lister")
+            .field("bootstrap", &self.clients.bootstrap())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Lister {
+    /// A lister over `clients`; no client is made until the first read.
+    pub fn new(clients: KafkaClients) -> Self {
+        Self {
+            clients,
+            cached: std::sync::Arc::default(),
+        }
+    }
+
+    /// The client configurations.
+    pub fn clients(&self) -> &KafkaClients {
+        &self.clients
+    }
+
+    fn get(&self) -> Result<std::sync::Arc<BaseConsumer>> {
+        let mut cached = self.cached.lock().expect("lister lock");
+        if let Some(consumer) = cached.as_ref() {
+            return Ok(consumer.clone());
+        }
+        let consumer = std::sync::Arc::new(reader(&self.clients)?);
+        *cached = Some(consumer.clone());
+        Ok(consumer)
+    }
+}
+
 fn reader(clients: &KafkaClients) -> Result<BaseConsumer> {
     let mut config = clients.consumer_config(READER_GROUP, &BTreeMap::new());
     config
@@ -133,8 +175,8 @@ fn partitions_of(metadata: &Metadata, topic: &str) -> Result<Vec<i32>> {
 ///
 /// # Errors
 /// When the cluster does not answer within [`DEADLINE`].
-pub async fn list_topics(clients: &KafkaClients) -> Result<Value> {
-    let consumer = reader(clients)?;
+pub async fn list_topics(lister: &Lister) -> Result<Value> {
+    let consumer = lister.get()?;
     blocking(move || {
         let metadata = consumer.fetch_metadata(None, DEADLINE)?;
         let mut topics = Vec::new();
@@ -168,8 +210,8 @@ pub async fn list_topics(clients: &KafkaClients) -> Result<Value> {
 ///
 /// # Errors
 /// [`Error::UnknownTopic`], or when the cluster does not answer within [`DEADLINE`].
-pub async fn describe_topic(clients: &KafkaClients, topic: &str) -> Result<Value> {
-    let consumer = reader(clients)?;
+pub async fn describe_topic(lister: &Lister, topic: &str) -> Result<Value> {
+    let consumer = lister.get()?;
     let name = topic.to_string();
     let partitions = blocking(move || {
         let metadata = consumer.fetch_metadata(Some(&name), DEADLINE)?;
@@ -181,7 +223,7 @@ pub async fn describe_topic(clients: &KafkaClients, topic: &str) -> Result<Value
         Ok(out)
     })
     .await?;
-    let admin = clients.admin()?;
+    let admin = lister.clients().admin()?;
     let opts = AdminOptions::new().request_timeout(Some(Timeout::After(DEADLINE)));
     let described = admin
         .describe_configs(&[ResourceSpecifier::Topic(topic)], &opts)
@@ -561,8 +603,8 @@ fn decode_assignment(bytes: &[u8]) -> Option<BTreeMap<String, Vec<i32>>> {
 ///
 /// # Errors
 /// When the cluster does not answer within [`DEADLINE`].
-pub async fn list_groups(clients: &KafkaClients) -> Result<Value> {
-    let consumer = reader(clients)?;
+pub async fn list_groups(lister: &Lister) -> Result<Value> {
+    let consumer = lister.get()?;
     blocking(move || {
         let list = consumer.fetch_group_list(None, DEADLINE)?;
         let mut groups: Vec<Value> = list
@@ -590,13 +632,14 @@ pub async fn list_groups(clients: &KafkaClients) -> Result<Value> {
 ///
 /// # Errors
 /// When the cluster does not answer within [`DEADLINE`].
-pub async fn describe_group(clients: &KafkaClients, group: &str) -> Result<Value> {
-    let lister = reader(clients)?;
-    let offsets_reader: BaseConsumer = clients
+pub async fn describe_group(lister: &Lister, group: &str) -> Result<Value> {
+    let offsets_reader: BaseConsumer = lister
+        .clients()
         .consumer_config(group, &BTreeMap::new())
         .set("allow.auto.create.topics", "false")
         .create()
         .map_err(crate::error::Error::from)?;
+    let lister = lister.get()?;
     let group = group.to_string();
     blocking(move || {
         let list = lister.fetch_group_list(Some(&group), DEADLINE)?;

@@ -34,6 +34,7 @@ const APP_CSS: &str = include_str!("assets/app.css");
 #[derive(Debug, Clone)]
 struct Console {
     clients: KafkaClients,
+    lister: kafka_view::Lister,
 }
 
 /// The console's routes (`/ui`, its assets and `/ui/api/*`), for merging into the REST router.
@@ -41,8 +42,10 @@ pub fn router<S>(herder: &Arc<Herder>) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
+    let clients = KafkaClients::new(herder.bootstrap(), herder.settings());
     let console = Console {
-        clients: KafkaClients::new(herder.bootstrap(), herder.settings()),
+        lister: kafka_view::Lister::new(clients.clone()),
+        clients,
     };
     Router::new()
         .route("/ui", get(index))
@@ -155,11 +158,11 @@ fn parse_num<T: std::str::FromStr>(
 }
 
 async fn list_topics(State(console): State<Console>) -> Response {
-    answer(kafka_view::list_topics(&console.clients).await)
+    answer(kafka_view::list_topics(&console.lister).await)
 }
 
 async fn describe_topic(State(console): State<Console>, Path(topic): Path<String>) -> Response {
-    answer(kafka_view::describe_topic(&console.clients, &topic).await)
+    answer(kafka_view::describe_topic(&console.lister, &topic).await)
 }
 
 /// `?partition=&offset=&timestamp=&limit=&max_bytes=`: records from an offset or a time.
@@ -223,11 +226,11 @@ async fn replay(
 }
 
 async fn list_groups(State(console): State<Console>) -> Response {
-    answer(kafka_view::list_groups(&console.clients).await)
+    answer(kafka_view::list_groups(&console.lister).await)
 }
 
 async fn describe_group(State(console): State<Console>, Path(group): Path<String>) -> Response {
-    answer(kafka_view::describe_group(&console.clients, &group).await)
+    answer(kafka_view::describe_group(&console.lister, &group).await)
 }
 
 #[cfg(test)]
