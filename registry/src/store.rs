@@ -67,7 +67,9 @@ struct Reader {
 /// The store.
 pub struct KafkaStore {
     config: StoreConfig,
-    producer: Arc<FutureProducer>,
+    /// Made on the first write: a registry that is only read (most of them, most of the
+    /// time) keeps no producer and its threads.
+    producer: std::sync::OnceLock<Arc<FutureProducer>>,
     reader: Arc<Mutex<Reader>>,
     state: RwLock<State>,
     /// One read to the end at a time.
@@ -114,13 +116,6 @@ impl KafkaStore {
             }
         }
         tokio::task::spawn_blocking(move || drop(admin));
-        let producer: FutureProducer = config
-            .client_config()
-            .set("acks", "all")
-            .set("enable.idempotence", "true")
-            .set("linger.ms", "0")
-            .create()
-            .map_err(|e| kafka(e.to_string()))?;
         let consumer: BaseConsumer = config
             .client_config()
             .set("group.id", "schema-registry")
@@ -135,7 +130,7 @@ impl KafkaStore {
         consumer.assign(&tpl).map_err(|e| kafka(e.to_string()))?;
         let store = Self {
             config,
-            producer: Arc::new(producer),
+            producer: std::sync::OnceLock::new(),
             reader: Arc::new(Mutex::new(Reader { consumer, next: 0 })),
             state: RwLock::new(State::default()),
             sync: tokio::sync::Mutex::new(()),
@@ -205,7 +200,7 @@ impl KafkaStore {
             record = record.payload(v);
         }
         let delivered = self
-            .producer
+            .producer()?
             .send(record, STORE_TIMEOUT)
             .await
             .map_err(|(e, _)| Error::Kafka {
@@ -217,10 +212,32 @@ impl KafkaStore {
     }
 }
 
+impl KafkaStore {
+    /// The producer, made on first use.
+    fn producer(&self) -> Result<Arc<FutureProducer>> {
+        if let Some(producer) = self.producer.get() {
+            return Ok(producer.clone());
+        }
+        let producer: FutureProducer = self
+            .config
+            .client_config()
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "0")
+            .create()
+            .map_err(|e| Error::Kafka {
+                topic: self.config.topic.clone(),
+                message: e.to_string(),
+            })?;
+        // Writes are serialised by the write guard, but a race only makes a spare producer.
+        Ok(self.producer.get_or_init(|| Arc::new(producer)).clone())
+    }
+}
+
 impl Drop for KafkaStore {
     /// Destroying a librdkafka client joins its threads: do it off the async threads.
     fn drop(&mut self) {
-        let producer = self.producer.clone();
+        let producer = self.producer.take();
         let reader = self.reader.clone();
         std::thread::spawn(move || drop((producer, reader)));
     }
