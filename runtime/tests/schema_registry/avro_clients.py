@@ -52,6 +52,8 @@ def plain(value):
         return {"Decimal": format(value, "f")}
     if isinstance(value, datetime.datetime):
         return {"datetime": value.isoformat()}
+    if isinstance(value, datetime.date):
+        return {"date": value.isoformat()}
     return value
 
 

@@ -4,7 +4,7 @@
 //! (SchemaRegistryClient, AvroSerializer, AvroDeserializer) against a worker's bundled
 //! registry, with PostgreSQL rows going out as Avro and Python records coming in.
 
-mod python;
+pub(crate) mod python;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

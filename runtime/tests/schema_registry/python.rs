@@ -32,7 +32,8 @@ fn python() -> PathBuf {
     python
 }
 
-fn run_python(args: &[&str]) -> String {
+/// Runs `avro_clients.py` with `args`; its standard output.
+pub(crate) fn run_python(args: &[&str]) -> String {
     try_python(args).unwrap_or_else(|e| panic!("{e}"))
 }
 

@@ -170,7 +170,16 @@ async fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
 }
 
 fn settings(data: &Path, configs: &Path) -> WorkerSettings {
+    settings_with(data, configs, "")
+}
+
+/// Worker settings with the bundled registry on `registry_listen` (empty: none).
+fn settings_with(data: &Path, configs: &Path, registry_listen: &str) -> WorkerSettings {
     WorkerSettings::from_map(&BTreeMap::from([
+        (
+            "schema.registry.listen".to_string(),
+            registry_listen.to_string(),
+        ),
         ("data.dir".to_string(), data.display().to_string()),
         ("config.dir".to_string(), configs.display().to_string()),
         (
@@ -274,6 +283,74 @@ async fn quotes_reach_the_topic_once_even_across_a_worker_restart() {
     .await;
     assert_eq!(records[2].0, "IBM");
     assert_eq!(records[2].1["price"], json!(146.01));
+    worker.stop().await;
+}
+
+/// Quotes written with the Avro converter decode in Confluent's Python AvroDeserializer with
+/// their logical types: the price an exact Decimal, the trading day a date.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quotes_written_as_avro_decode_in_confluents_python_client() {
+    let market: Shared = Arc::default();
+    market.lock().unwrap().quotes.extend([
+        ("IBM".to_string(), ("145.8600".to_string(), 3_211_235)),
+        ("MSFT".to_string(), ("398.6700".to_string(), 29_272_356)),
+    ]);
+    let api_url = start_market(market.clone()).await;
+    let data = tempfile::tempdir().unwrap();
+    let configs = tempfile::tempdir().unwrap();
+    let registry_listen = format!("127.0.0.1:{}", free_port());
+    let registry = format!("http://{registry_listen}");
+    write_connector(
+        configs.path(),
+        "stock-quotes-avro",
+        json!({
+            "connector.class": "stock-quote-source",
+            "symbols": "IBM,MSFT",
+            "api.key": "e2e-key",
+            "api.url": api_url,
+            "topic": "stock-quotes-avro",
+            "poll.interval.ms": "100",
+            "requests.per.minute": "0",
+            "requests.per.day": "0",
+            "key.converter": "string",
+            "value.converter": "io.confluent.connect.avro.AvroConverter",
+            "value.converter.schema.registry.url": registry
+        }),
+    );
+    let worker = start_worker(settings_with(data.path(), configs.path(), &registry_listen))
+        .await
+        .expect("worker starts");
+    let bootstrap = worker.bootstrap.clone();
+    let printed = tokio::task::spawn_blocking(move || {
+        crate::schema_registry::python::run_python(&[
+            "consume",
+            &bootstrap,
+            &registry,
+            "stock-quotes-avro",
+            "2",
+        ])
+    })
+    .await
+    .unwrap();
+    let quotes: Vec<Value> = printed
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ibm = quotes
+        .iter()
+        .find(|q| q["symbol"] == "IBM")
+        .unwrap_or_else(|| panic!("an IBM quote in {printed}"));
+    assert_eq!(ibm["price"], json!({"Decimal": "145.8600"}), "{printed}");
+    assert_eq!(ibm["volume"], json!(3_211_235), "{printed}");
+    assert_eq!(
+        ibm["latest_trading_day"],
+        json!({"date": "2024-01-19"}),
+        "{printed}"
+    );
+    assert!(
+        quotes.iter().any(|q| q["symbol"] == "MSFT"),
+        "an MSFT quote in {printed}"
+    );
     worker.stop().await;
 }
 
