@@ -19,7 +19,7 @@ use tracing::{info, warn, Instrument};
 
 use crate::connector_config::{common_def, sink_def, CONNECTOR_CLASS, NAME};
 use crate::error::Error;
-use crate::herder::{ConnectorInfo, Health, Herder, Origin};
+use crate::herder::{group, ConnectorInfo, Health, Herder, Origin, WriteRoute};
 use crate::status::ConnectorStatusView;
 use crate::task::TargetState;
 
@@ -117,6 +117,10 @@ pub fn router(worker: Arc<Herder>) -> Router {
         .route("/admin/loggers/{logger}", get(get_logger).put(set_logger))
         .merge(crate::console::router(&worker))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "HTTP 404 Not Found") })
+        .layer(axum::middleware::from_fn_with_state(
+            worker.clone(),
+            forward_leader_writes,
+        ))
         .layer(axum::middleware::from_fn(log_request))
         .with_state(worker)
 }
@@ -136,6 +140,162 @@ async fn log_request(request: Request, next: Next) -> Response {
         info!(%method, %path, status = status.as_u16(), elapsed_ms, "request");
     }
     response
+}
+
+/// The largest request body forwarded to the leader.
+const MAX_FORWARDED_BODY: usize = 16 << 20;
+
+/// Whether `method path` is a write Kafka Connect lets only the leader make: `Some` with
+/// the connector's name as written in the path (`None` for `POST /connectors`, whose name is
+/// in the body).
+fn leader_write(method: &axum::http::Method, path: &str) -> Option<Option<String>> {
+    use axum::http::Method;
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let leader_only = match (method, segments.as_slice()) {
+        (&Method::POST, ["connectors"]) => return Some(None),
+        (&Method::DELETE, ["connectors", _])
+        | (&Method::PUT | &Method::PATCH, ["connectors", _, "config"])
+        | (&Method::PUT, ["connectors", _, "stop"])
+        | (&Method::PATCH | &Method::DELETE, ["connectors", _, "offsets"]) => true,
+        _ => false,
+    };
+    leader_only.then(|| Some(percent_decode(segments[1])))
+}
+
+/// `%XX` sequences of a path segment decoded (malformed ones kept as written).
+fn percent_decode(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
+                out.push((hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0)) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Kafka Connect's forwarding of leader-only writes: on a worker that does not lead its
+/// group, the request goes to the leader as it came (body, content type, credentials), with
+/// `forward=true` on the first hop and `forward=false` on the second; a request that still
+/// misses the leader, or arrives while no leader is known, gets 409. Connectors defined by
+/// this worker's configs folder are answered here (their file owns them).
+async fn forward_leader_writes(
+    State(worker): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(named) = leader_write(request.method(), request.uri().path()) else {
+        return next.run(request).await;
+    };
+    let route = worker.write_route();
+    if route == WriteRoute::Local {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(body, MAX_FORWARDED_BODY).await {
+        Ok(body) => body,
+        Err(e) => {
+            return ApiError::bad_request(format!("cannot read the body: {e}")).into_response()
+        }
+    };
+    let name = named.or_else(|| {
+        serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|v| v.get("name").and_then(Value::as_str).map(str::to_owned))
+    });
+    if name.is_some_and(|n| worker.is_file_managed(&n)) {
+        return next
+            .run(Request::from_parts(parts, axum::body::Body::from(body)))
+            .await;
+    }
+    let query = parts.uri.query().map(str::to_owned);
+    let forward = query_bool(&query, "forward");
+    let leader = match route {
+        WriteRoute::Leader(url) if forward != Some(false) => url,
+        WriteRoute::Leader(_) => {
+            return ApiError::new(StatusCode::CONFLICT, group::REBALANCE_IN_PROGRESS_MESSAGE)
+                .into_response()
+        }
+        WriteRoute::Rebalancing | WriteRoute::Local => {
+            return ApiError::new(StatusCode::CONFLICT, group::NO_LEADER_MESSAGE).into_response()
+        }
+    };
+    let mut target = format!("{}{}?", leader.trim_end_matches('/'), parts.uri.path());
+    for pair in query.iter().flat_map(|q| q.split('&')) {
+        if !pair.is_empty() && pair.split('=').next() != Some("forward") {
+            target.push_str(pair);
+            target.push('&');
+        }
+    }
+    // Kafka Connect allows two hops: the worker a user asked, then one more.
+    target.push_str(if forward.is_none() {
+        "forward=true"
+    } else {
+        "forward=false"
+    });
+    info!(method = %parts.method, path = %parts.uri.path(), leader = %leader, "forwarding the request to the leader");
+    match forward_request(&worker, &parts, body, &target).await {
+        Ok(response) => response,
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// Sends `parts` with `body` to `url` and answers with what came back.
+async fn forward_request(
+    worker: &Herder,
+    parts: &axum::http::request::Parts,
+    body: axum::body::Bytes,
+    url: &str,
+) -> crate::error::Result<Response> {
+    let settings = worker.settings();
+    let client = crate::rest_security::internal_client(settings.rest_https, &settings.rest_tls)?;
+    let method = reqwest::Method::from_bytes(parts.method.as_str().as_bytes())
+        .map_err(|e| Error::Other(e.to_string()))?;
+    let mut request = client
+        .request(method, url)
+        .timeout(std::time::Duration::from_secs(90))
+        .body(body);
+    for name in [
+        axum::http::header::CONTENT_TYPE,
+        axum::http::header::AUTHORIZATION,
+    ] {
+        if let Some(value) = parts.headers.get(&name) {
+            request = request.header(name.as_str(), value.as_bytes());
+        }
+    }
+    let answer = request
+        .send()
+        .await
+        .map_err(|e| Error::Other(format!("cannot reach the leader at {url}: {e}")))?;
+    let status =
+        StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let content_type = answer
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let bytes = answer
+        .bytes()
+        .await
+        .map_err(|e| Error::Other(format!("the leader at {url} broke off its answer: {e}")))?;
+    let mut response = (status, bytes).into_response();
+    if let Some(content_type) = content_type {
+        if let Ok(value) = axum::http::HeaderValue::from_str(&content_type) {
+            response
+                .headers_mut()
+                .insert(axum::http::header::CONTENT_TYPE, value);
+        }
+    }
+    Ok(response)
 }
 
 async fn root(State(worker): State<AppState>) -> Json<Value> {
@@ -722,9 +882,11 @@ async fn get_logger(Path(logger): Path<String>) -> ApiResult<Json<Value>> {
 /// KIP-495: `{"level": "DEBUG"}` sets a logger and those below it; answers the loggers changed.
 /// A lone worker is the whole cluster, so `?scope=cluster` changes nothing more.
 async fn set_logger(
+    State(worker): State<AppState>,
     Path(logger): Path<String>,
+    RawQuery(query): RawQuery,
     body: Option<Json<Value>>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let level = body
         .as_ref()
         .and_then(|Json(b)| b.get("level"))
@@ -735,8 +897,27 @@ async fn set_logger(
                 "Desired 'level' parameter was not specified in request.",
             )
         })?;
-    let changed = crate::logging::set_level(&logger, level).map_err(logging_error)?;
-    Ok(Json(json!(changed)))
+    // KIP-976: `scope=cluster` goes through the config topic to every worker (204); any other
+    // scope is this worker's, as in Kafka Connect (which warns about an unknown one).
+    let scope = query_values(&query, "scope")
+        .first()
+        .map(|s| s.to_ascii_lowercase());
+    match scope.as_deref() {
+        Some("cluster") => {
+            worker
+                .set_cluster_logger_level(&logger, level)
+                .await
+                .map_err(logging_error)??;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        other => {
+            if let Some(other) = other.filter(|s| *s != "worker") {
+                warn!(scope = %other, "unknown logger scope; using this worker's");
+            }
+            let changed = crate::logging::set_level(&logger, level).map_err(logging_error)?;
+            Ok(Json(json!(changed)).into_response())
+        }
+    }
 }
 
 async fn metrics(State(worker): State<AppState>) -> impl IntoResponse {
@@ -751,4 +932,50 @@ async fn metrics(State(worker): State<AppState>) -> impl IntoResponse {
 
 fn not_found(name: &str) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, format!("Connector {name} not found"))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Method;
+
+    use super::*;
+
+    #[test]
+    fn only_kafka_connects_leader_writes_are_forwarded() {
+        assert_eq!(leader_write(&Method::POST, "/connectors"), Some(None));
+        for (method, path) in [
+            (Method::PUT, "/connectors/a%20b/config"),
+            (Method::PATCH, "/connectors/a%20b/config"),
+            (Method::DELETE, "/connectors/a%20b"),
+            (Method::PUT, "/connectors/a%20b/stop"),
+            (Method::PATCH, "/connectors/a%20b/offsets"),
+            (Method::DELETE, "/connectors/a%20b/offsets"),
+        ] {
+            assert_eq!(
+                leader_write(&method, path),
+                Some(Some("a b".to_string())),
+                "{method} {path}"
+            );
+        }
+        for (method, path) in [
+            (Method::GET, "/connectors"),
+            (Method::GET, "/connectors/a/config"),
+            (Method::PUT, "/connectors/a/pause"),
+            (Method::PUT, "/connectors/a/resume"),
+            (Method::POST, "/connectors/a/restart"),
+            (Method::POST, "/connectors/a/tasks"),
+            (Method::GET, "/connectors/a/offsets"),
+            (Method::PUT, "/connector-plugins/x/config/validate"),
+        ] {
+            assert_eq!(leader_write(&method, path), None, "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn percent_decoding_keeps_malformed_escapes() {
+        assert_eq!(percent_decode("a%2Fb%20c"), "a/b c");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+        assert_eq!(percent_decode("caf%C3%A9"), "café");
+    }
 }

@@ -252,6 +252,22 @@ impl StatusStore {
         self.publish(format!("status-task-{name}-{task}"), state, trace);
     }
 
+    /// Sets the status of a task of a connector this worker cannot run (its entry made if
+    /// needed, without a connector status of its own: the connector may run elsewhere).
+    pub fn set_unrunnable_task(&self, name: &str, task: u32, state: State, trace: Option<String>) {
+        self.entries
+            .lock()
+            .expect("status lock")
+            .entry(name.to_string())
+            .or_insert_with(|| ConnectorEntry {
+                kind: "unknown",
+                connector: Status::new(State::Unassigned),
+                tasks: BTreeMap::new(),
+                clocks: BTreeMap::new(),
+            });
+        self.set_task(name, task, state, trace);
+    }
+
     /// Records (or clears) a problem a running task is working around.
     pub fn set_task_problem(&self, name: &str, task: u32, problem: Option<String>) {
         let mut entries = self.entries.lock().expect("status lock");

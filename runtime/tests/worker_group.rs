@@ -203,6 +203,27 @@ async fn workers_share_connectors_survive_a_leader_kill_and_take_in_a_newcomer()
             .any(|(i, w)| i != leader_index && w.log().contains("task configurations published")),
         "no member handed task configurations to the leader"
     );
+    // The follower wrote none of it itself: it forwarded each create to the leader, as Kafka
+    // Connect does, and a request that must not be forwarded again gets Kafka Connect's 409.
+    assert!(
+        follower
+            .log()
+            .contains("forwarding the request to the leader"),
+        "the follower forwarded no write to the leader"
+    );
+    let (code, body) = follower
+        .request(
+            reqwest::Method::PUT,
+            "/connectors/source-0/config?forward=false",
+            Some(&json!({"connector.class": "file-source", "file": inputs[0],
+                "topic": "pipe-0", "value.converter": "string"})),
+        )
+        .await;
+    assert_eq!(code, 409, "PUT with forward=false on a follower: {body}");
+    assert_eq!(
+        body["message"],
+        "Cannot complete request because of a conflicting operation (e.g. worker rebalance)"
+    );
     // Every worker shows every connector's status, each part with the worker running it
     // (read back from the status topic for work that runs elsewhere).
     for w in &workers {
@@ -236,6 +257,27 @@ async fn workers_share_connectors_survive_a_leader_kill_and_take_in_a_newcomer()
         .await;
         let all: BTreeSet<String> = workers.iter().map(WorkerProcess::worker_id).collect();
         assert_eq!(seen, all, "{} shows tasks on {seen:?}", w.worker_id());
+    }
+
+    // A logger level set with scope=cluster on one worker reaches every worker (KIP-976).
+    let (code, body) = follower
+        .request(
+            reqwest::Method::PUT,
+            "/admin/loggers/sluice_registry?scope=cluster",
+            Some(&json!({"level": "debug"})),
+        )
+        .await;
+    assert_eq!(code, 204, "PUT a logger level with scope=cluster: {body}");
+    for w in &workers {
+        wait_for(
+            Duration::from_secs(30),
+            &format!("{} to apply the cluster-wide logger level", w.worker_id()),
+            || async {
+                let level = w.get("/admin/loggers/sluice_registry").await;
+                (level["level"] == "DEBUG").then_some(())
+            },
+        )
+        .await;
     }
 
     // Phase 2: the leader dies mid-stream; its tasks resume on the others.
@@ -347,4 +389,165 @@ async fn workers_share_connectors_survive_a_leader_kill_and_take_in_a_newcomer()
         )
         .await;
     }
+}
+
+/// Two workers in one group, one of which lacks a connector class: what the group assigns
+/// of that class to the worker without it is FAILED, with a trace that names the class and
+/// that worker, and every worker's status shows it; the rest runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_assigned_to_a_worker_without_its_class_fails_naming_class_and_worker() {
+    use sluice_runtime::run::{start_worker, start_worker_with};
+    use sluice_runtime::settings::WorkerSettings;
+
+    let dir = tempfile::tempdir().unwrap();
+    let settings = |name: &str, extra: &[(&str, String)]| {
+        let mut map = BTreeMap::from([
+            (
+                "data.dir".to_string(),
+                dir.path().join(name).display().to_string(),
+            ),
+            (
+                "config.dir".to_string(),
+                dir.path()
+                    .join(format!("{name}-configs"))
+                    .display()
+                    .to_string(),
+            ),
+            ("rest.port".to_string(), "0".to_string()),
+            ("schema.registry.listen".to_string(), String::new()),
+            (
+                "scheduled.rebalance.max.delay.ms".to_string(),
+                "1000".to_string(),
+            ),
+        ]);
+        for (k, v) in extra {
+            map.insert((*k).to_string(), v.clone());
+        }
+        WorkerSettings::from_map(&map).expect("worker settings")
+    };
+    // The worker with the class starts first and leads (the leader validates a new
+    // connector against its own classes, as in Kafka Connect); the other joins it.
+    let beta: Vec<_> = sluice_runtime::plugins::builtin_plugins()
+        .into_iter()
+        .filter(|p| p.class == "file-source")
+        .map(|mut p| {
+            p.class = "file-source-beta".to_string();
+            p.aliases.clear();
+            p
+        })
+        .collect();
+    assert_eq!(beta.len(), 1, "the built-in file source");
+    let equipped = start_worker_with(
+        settings(
+            "equipped",
+            &[(
+                "broker.listen",
+                format!("127.0.0.1:{}", crate::support::free_port()),
+            )],
+        ),
+        beta,
+    )
+    .await
+    .expect("the worker with the class starts");
+    let plain = start_worker(settings(
+        "plain",
+        &[("bootstrap.servers", equipped.bootstrap.clone())],
+    ))
+    .await
+    .expect("the worker without the class starts");
+    let plain_id = plain.herder.worker_id().to_string();
+    let rest = format!("http://{}", equipped.rest_addr);
+    let http = reqwest::Client::new();
+    let status = |name: String| {
+        let http = http.clone();
+        let url = format!("{rest}/connectors/{name}/status");
+        async move {
+            let answer = http.get(url).send().await.ok()?;
+            answer.json::<serde_json::Value>().await.ok()
+        }
+    };
+    // Both workers in one generation before the connectors exist, so the two connectors and
+    // their two tasks are spread over both.
+    let plain_rest = format!("http://{}", plain.rest_addr);
+    wait_for(
+        Duration::from_secs(60),
+        "both workers in one group",
+        || async {
+            let text = reqwest::get(format!("{plain_rest}/metrics"))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            text.lines()
+                .filter(|l| {
+                    l.starts_with(
+                        "kafka_connect_connect_worker_rebalance_metrics_completed_rebalances_total",
+                    )
+                })
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .any(|n| n > 0.0)
+                .then_some(())
+        },
+    )
+    .await;
+    for i in 0..2 {
+        std::fs::write(dir.path().join(format!("in-{i}.txt")), "a line\n").unwrap();
+        let answer = http
+            .post(format!("{rest}/connectors"))
+            .json(&json!({"name": format!("beta-{i}"), "config": {
+                "connector.class": "file-source-beta",
+                "file": dir.path().join(format!("in-{i}.txt")),
+                "topic": format!("beta-{i}")}}))
+            .send()
+            .await
+            .expect("POST /connectors");
+        assert_eq!(answer.status().as_u16(), 201, "create beta-{i}");
+    }
+    let failed = wait_for(
+        Duration::from_secs(60),
+        "the worker without the class to report FAILED for its share",
+        || async {
+            let mut failed = Vec::new();
+            for i in 0..2 {
+                let view = status(format!("beta-{i}")).await?;
+                let parts = std::iter::once(view["connector"].clone())
+                    .chain(view["tasks"].as_array().cloned().unwrap_or_default());
+                for part in parts {
+                    if part["worker_id"] == plain_id.as_str() && part["state"] == "FAILED" {
+                        failed.push(part["trace"].as_str().unwrap_or_default().to_string());
+                    }
+                }
+            }
+            // Two connectors over two workers: one lands on each. (A connector instance on
+            // the worker without the class generates no tasks.)
+            (!failed.is_empty()).then_some(failed)
+        },
+    )
+    .await;
+    for trace in &failed {
+        assert!(
+            trace.contains("file-source-beta") && trace.contains(&plain_id),
+            "the trace names the class and the worker: {trace}"
+        );
+    }
+    // What the equipped worker was given runs.
+    wait_for(
+        Duration::from_secs(60),
+        "a connector RUNNING on the equipped worker",
+        || async {
+            for i in 0..2 {
+                let view = status(format!("beta-{i}")).await?;
+                if view["connector"]["worker_id"] != plain_id.as_str()
+                    && view["connector"]["state"] == "RUNNING"
+                {
+                    return Some(());
+                }
+            }
+            None
+        },
+    )
+    .await;
+    equipped.stop().await;
+    plain.stop().await;
 }

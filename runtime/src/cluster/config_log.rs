@@ -349,6 +349,11 @@ struct SessionKeyValue<'a> {
 }
 
 #[derive(Serialize)]
+struct LoggerLevelValue<'a> {
+    level: &'a str,
+}
+
+#[derive(Serialize)]
 struct RestartValue {
     #[serde(rename = "include-tasks")]
     include_tasks: bool,
@@ -391,6 +396,16 @@ pub fn encode_session_key(key: &SessionKey) -> Vec<u8> {
         algorithm: &key.algorithm,
         creation_timestamp: key.creation_timestamp,
     })
+}
+
+/// The value of `logger-cluster-<namespace>` (KIP-976).
+pub fn encode_logger_level(level: &str) -> Vec<u8> {
+    to_jackson_bytes(&LoggerLevelValue { level })
+}
+
+/// The key of a cluster-wide logger level.
+pub fn logger_key(namespace: &str) -> String {
+    format!("{LOGGER_CLUSTER_PREFIX}{namespace}")
 }
 
 /// The value of `restart-connector-<c>`.
@@ -664,6 +679,15 @@ impl ConfigRecord {
 // ---------------------------------------------------------------------------------------------
 // The snapshot.
 
+/// The latest cluster-wide level of a logger namespace and where it was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggerLevelRecord {
+    /// Offset of the `logger-cluster-<namespace>` record.
+    pub offset: i64,
+    /// The level, as written (`DEBUG`, `INFO`, ...).
+    pub level: String,
+}
+
 /// The latest restart request of a connector and where it was read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RestartRecord {
@@ -701,7 +725,7 @@ pub struct ClusterConfigSnapshot {
     /// Task count records (exactly-once sources) by connector name.
     pub task_count_records: BTreeMap<String, u32>,
     /// Cluster-wide logger levels by namespace.
-    pub logger_levels: BTreeMap<String, String>,
+    pub logger_levels: BTreeMap<String, LoggerLevelRecord>,
 }
 
 impl Default for ClusterConfigSnapshot {
@@ -864,7 +888,8 @@ impl ConfigState {
                 snap.task_count_records.insert(connector, task_count);
             }
             ConfigRecord::LoggerLevel { namespace, level } => {
-                snap.logger_levels.insert(namespace, level);
+                snap.logger_levels
+                    .insert(namespace, LoggerLevelRecord { offset, level });
             }
         }
     }
@@ -1266,6 +1291,20 @@ impl ConfigLog {
         self.wait_until_read(end, deadline, READ_WRITE_TIMEOUT)
             .await
             .map(drop)
+    }
+
+    /// Writes a cluster-wide logger level (KIP-976); every worker applies it when it reads it.
+    ///
+    /// # Errors
+    /// When Kafka does not acknowledge the write within [`READ_WRITE_TIMEOUT`].
+    pub async fn put_logger_level(&self, namespace: &str, level: &str) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + READ_WRITE_TIMEOUT;
+        self.send(
+            vec![(logger_key(namespace), Some(encode_logger_level(level)))],
+            deadline,
+        )
+        .await
+        .map(drop)
     }
 
     /// Writes a restart request and waits until it has been read back.

@@ -49,6 +49,22 @@ const PUBLISH_DEADLINE: Duration = Duration::from_secs(60);
 pub const REBALANCE_IN_PROGRESS_MESSAGE: &str =
     "Cannot complete request because of a conflicting operation (e.g. worker rebalance)";
 
+/// Kafka Connect's answer when no leader is known to forward a request to.
+pub const NO_LEADER_MESSAGE: &str = "Cannot complete request momentarily due to no known leader URL, likely because a rebalance was underway.";
+
+/// Where a write that only the leader makes (Kafka Connect's list: connector configs,
+/// deletions, stops, offset changes) is carried out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteRoute {
+    /// Here: this worker leads, or has not joined its group yet (the config topic is the
+    /// truth either way, and a lone worker must take writes from its first second).
+    Local,
+    /// At the leader, whose REST URL this is.
+    Leader(String),
+    /// Nowhere now: the group is rebalancing and no leader is known (409).
+    Rebalancing,
+}
+
 /// What the group said last, as this worker knows it.
 #[derive(Debug, Clone, Default)]
 pub struct GroupView {
@@ -366,6 +382,18 @@ impl Herder {
             session::Refusal::Invalid => Error::Forbidden(refusal.to_string()),
             _ => Error::InvalidConfig(refusal.to_string()),
         })
+    }
+
+    /// Where a leader-only write goes now.
+    pub fn write_route(&self) -> WriteRoute {
+        let view = self.group.lock().expect("group lock");
+        if view.is_leader || view.generation.is_none() {
+            return WriteRoute::Local;
+        }
+        match (&view.leader_url, view.rebalancing) {
+            (Some(url), false) => WriteRoute::Leader(url.clone()),
+            _ => WriteRoute::Rebalancing,
+        }
     }
 
     fn update_group(&self, change: impl FnOnce(&mut GroupView)) {

@@ -58,7 +58,7 @@ use crate::worker::{ConnectorRunner, Finished, Placement, TaskConfigSink, Worker
 
 pub mod group;
 
-pub use group::GroupView;
+pub use group::{GroupView, WriteRoute};
 
 /// How long a connector's own validation (which may contact its outside system) may take
 /// before the worker answers on its behalf. Connectors bound their calls with their own,
@@ -139,11 +139,15 @@ pub struct Herder {
     config_log: ConfigLog,
     /// The status topic, followed continuously: the statuses other workers wrote.
     status_log: Option<StatusLog>,
-    /// Restart requests at or after this config topic offset are acted on; older ones were
-    /// carried out before this worker started.
+    /// Restart requests and cluster logger levels at or after this config topic offset are
+    /// acted on; older ones were carried out before this worker started (as Kafka Connect,
+    /// which ignores logger levels written before a worker completed startup).
     restarts_from: i64,
     /// The last config snapshot applied to the connector map (under `deciding`).
     applied: Mutex<Arc<ClusterConfigSnapshot>>,
+    /// Connectors of the config topic this worker cannot run (a class it lacks, a setting it
+    /// cannot resolve), with the reason: what the group assigns of them here is FAILED.
+    unrunnable: Mutex<BTreeMap<String, String>>,
     /// What the group said last.
     group: Mutex<GroupView>,
     /// Serialises placement rounds.
@@ -271,6 +275,7 @@ impl Herder {
             config_log,
             status_log,
             applied: Mutex::new(Arc::new(ClusterConfigSnapshot::default())),
+            unrunnable: Mutex::new(BTreeMap::new()),
             group: Mutex::new(GroupView::default()),
             placing: tokio::sync::Mutex::new(()),
             writing_task_configs: tokio::sync::Mutex::new(()),
@@ -729,6 +734,13 @@ impl Herder {
                 .is_some_and(|e| e.origin == Origin::Rest)
     }
 
+    /// Whether connector `name` is defined by a file in this worker's configs folder.
+    pub fn is_file_managed(&self, name: &str) -> bool {
+        self.map()
+            .get(name)
+            .is_some_and(|e| matches!(e.origin, Origin::File(_)))
+    }
+
     /// What this worker runs of connector `name` in its group: whether the connector instance,
     /// and which tasks (`None`: not a group member). Read under the lock, without copying the
     /// whole allocation.
@@ -1150,13 +1162,29 @@ impl Herder {
                 }
                 Err(e) => Err(Error::InvalidConfig(format!("connector '{name}': {e}"))),
             };
-            if let Err(e) = result {
-                error!(connector = %name, error = %e, "cannot run a connector of the config topic");
+            let mut unrunnable = self.unrunnable.lock().expect("unrunnable lock");
+            match result {
+                Ok(_) => {
+                    unrunnable.remove(name);
+                }
+                Err(e) => {
+                    error!(connector = %name, error = %e, "cannot run a connector of the config topic");
+                    unrunnable.insert(name.clone(), e.to_string());
+                }
             }
         }
         for name in previous.connector_configs.keys() {
             if snapshot.connector_configs.contains_key(name) {
                 continue;
+            }
+            if self
+                .unrunnable
+                .lock()
+                .expect("unrunnable lock")
+                .remove(name)
+                .is_some()
+            {
+                self.status.remove(name);
             }
             let removed = {
                 let mut map = self.map();
@@ -1196,6 +1224,22 @@ impl Herder {
                 runner.set_target(target);
             }
         }
+        // Cluster-wide logger levels (KIP-976) written since this worker started.
+        for (namespace, record) in &snapshot.logger_levels {
+            if record.offset < self.restarts_from
+                || previous.logger_levels.get(namespace).map(|r| r.offset) == Some(record.offset)
+            {
+                continue;
+            }
+            match crate::logging::set_level(namespace, &record.level) {
+                Ok(_) => {
+                    info!(logger = %namespace, level = %record.level, "logger level set for the whole cluster");
+                }
+                Err(e) => {
+                    warn!(logger = %namespace, level = %record.level, error = %e, "cannot apply a cluster-wide logger level");
+                }
+            }
+        }
         // Restart requests (KIP-745) written since this worker started: each worker restarts
         // what it runs of the connector.
         for (name, record) in &snapshot.restart_requests {
@@ -1215,6 +1259,25 @@ impl Herder {
                 runner.restart(record.request.include_tasks, record.request.only_failed);
             }
         }
+    }
+
+    /// `PUT /admin/loggers/{namespace}?scope=cluster` (KIP-976): writes the level to the
+    /// config topic; every worker of the group, this one included, applies it on reading it.
+    ///
+    /// # Errors
+    /// [`crate::logging::Error::InvalidLevel`] for an unknown level (nothing is written);
+    /// [`Error`] when the config topic does not take the record.
+    pub async fn set_cluster_logger_level(
+        &self,
+        namespace: &str,
+        level: &str,
+    ) -> std::result::Result<Result<()>, crate::logging::Error> {
+        let level = crate::logging::parse_level(level)?;
+        Ok(self
+            .config_log
+            .put_logger_level(namespace, &level)
+            .await
+            .map_err(config_log_error))
     }
 
     /// Gives every group connector's actor its part of the group's assignment, and waits
@@ -1237,6 +1300,7 @@ impl Herder {
                 }
             }
         }
+        self.report_unrunnable(allocation.as_ref());
         let deadline = self.settings.shutdown_timeout + Duration::from_secs(2);
         if tokio::time::timeout(deadline, futures::future::join_all(applied))
             .await
@@ -1246,6 +1310,26 @@ impl Herder {
                 timeout_ms = deadline.as_millis() as u64,
                 "some connectors did not apply their assignment in time"
             );
+        }
+    }
+
+    /// Marks FAILED what the group assigned here of connectors this worker cannot run, with a
+    /// trace naming the reason and this worker, so that every worker's status shows why.
+    fn report_unrunnable(&self, allocation: Option<&Work>) {
+        let Some(work) = allocation else { return };
+        let unrunnable = self.unrunnable.lock().expect("unrunnable lock").clone();
+        for (name, reason) in unrunnable {
+            let trace = format!("{reason} (on worker {})", self.worker_id());
+            if work.connectors.contains(&name) {
+                self.status
+                    .set_connector(&name, "unknown", State::Failed, Some(trace.clone()));
+            }
+            for task in work.tasks.iter().filter(|t| t.connector == name) {
+                if let Ok(id) = u32::try_from(task.task) {
+                    self.status
+                        .set_unrunnable_task(&name, id, State::Failed, Some(trace.clone()));
+                }
+            }
         }
     }
 
