@@ -254,10 +254,108 @@ fn committed(
         .collect())
 }
 
-/// `--describe`: the columns of `kafka-consumer-groups --describe`.
+/// `--describe` of a Connect cluster's group (protocol type `connect`): its workers, each with
+/// its REST URL and what it was assigned, decoded from Kafka Connect's member metadata and
+/// assignment. `None` when `group` is not such a group.
+fn describe_connect_group(client: &BaseConsumer, group: &str) -> Result<Option<String>> {
+    use crate::cluster::protocol::{ConnectAssignment, WorkerMetadata};
+    let list = client
+        .fetch_group_list(Some(group), TIMEOUT)
+        .with_context(|| format!("cannot describe group '{group}'"))?;
+    let Some(info) = list
+        .groups()
+        .iter()
+        .find(|g| g.name() == group && g.protocol_type() == "connect")
+    else {
+        return Ok(None);
+    };
+    let mut out = String::new();
+    let assignments: Vec<Option<ConnectAssignment>> = info
+        .members()
+        .iter()
+        .map(|m| {
+            m.assignment()
+                .and_then(|a| ConnectAssignment::decode(a).ok())
+        })
+        .collect();
+    let leader = assignments.iter().flatten().next();
+    let _ = writeln!(
+        out,
+        "\nConnect group '{group}' ({}, protocol {}), {} worker(s){}\n",
+        info.state(),
+        info.protocol(),
+        info.members().len(),
+        leader.map_or(String::new(), |a| format!(
+            ", leader {} at {}, config offset {}",
+            a.leader, a.leader_url, a.config_offset
+        ))
+    );
+    let mut table = vec![[
+        "GROUP",
+        "MEMBER-ID",
+        "HOST",
+        "CLIENT-ID",
+        "URL",
+        "CONNECTORS",
+        "TASKS",
+    ]
+    .map(str::to_owned)
+    .to_vec()];
+    for (m, assignment) in info.members().iter().zip(&assignments) {
+        let metadata = m.metadata().and_then(|b| WorkerMetadata::decode(b).ok());
+        let url = metadata.as_ref().map_or("-".to_owned(), |w| w.url.clone());
+        // Incremental cooperative assignment: a member keeps what it had at the join (its
+        // metadata's allocation) less what was revoked, plus what this generation gave it.
+        let held = metadata.and_then(|w| w.allocation);
+        let list = |items: BTreeSet<String>| {
+            if items.is_empty() {
+                "-".to_owned()
+            } else {
+                items.into_iter().collect::<Vec<_>>().join(",")
+            }
+        };
+        let (connectors, tasks) = assignment.as_ref().map_or_else(
+            || ("-".to_owned(), "-".to_owned()),
+            |a| {
+                let mut connectors: BTreeSet<String> = held
+                    .iter()
+                    .flat_map(|h| h.connectors.iter().cloned())
+                    .filter(|c| !a.revoked_connectors.contains(c))
+                    .collect();
+                connectors.extend(a.connectors.iter().cloned());
+                let mut tasks: BTreeSet<String> = held
+                    .iter()
+                    .flat_map(|h| h.tasks.iter())
+                    .filter(|t| !a.revoked_tasks.contains(t))
+                    .map(ToString::to_string)
+                    .collect();
+                tasks.extend(a.tasks.iter().map(ToString::to_string));
+                (list(connectors), list(tasks))
+            },
+        );
+        table.push(vec![
+            group.to_owned(),
+            m.id().to_owned(),
+            m.client_host().to_owned(),
+            m.client_id().to_owned(),
+            url,
+            connectors,
+            tasks,
+        ]);
+    }
+    write_table(&mut out, &table);
+    Ok(Some(out))
+}
+
+/// `--describe`: the columns of `kafka-consumer-groups --describe`; for a Connect cluster's
+/// group, its workers and their assignments instead.
 pub fn describe(args: &GroupsArgs, out: &mut String) -> Result<()> {
     let group = group_arg(args)?;
     let client = consumer(args, group)?;
+    if let Some(text) = describe_connect_group(&client, group)? {
+        out.push_str(&text);
+        return Ok(());
+    }
     let view = group_view(&client, group)?;
     let offsets = committed(&client, &all_partitions(&client)?)?;
     if view.state == "Dead" && offsets.is_empty() {
