@@ -2,7 +2,9 @@
 //! Connect cluster. One scenario, in phases, to keep the number of processes started down:
 //! twelve connectors created on a follower spread over three workers; the leader is killed
 //! mid-stream and its work resumes on the others; a fourth worker joins and takes work without
-//! any task restarting elsewhere. Every line written to an input arrives in its output.
+//! any task restarting elsewhere; restarts reach the task's worker; every worker is restarted
+//! in turn under load. Every line written to an input arrives in its output. A second,
+//! in-process test runs two workers of which one lacks a connector class.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -259,6 +261,34 @@ async fn workers_share_connectors_survive_a_leader_kill_and_take_in_a_newcomer()
         assert_eq!(seen, all, "{} shows tasks on {seen:?}", w.worker_id());
     }
 
+    // `sluice groups --describe` on the Connect group shows each worker with its URL and the
+    // work it was given.
+    let mut describe = crate::support::cli_tools::sluice();
+    describe.args([
+        "groups",
+        "--bootstrap-server",
+        &broker.addr,
+        "--describe",
+        "--group",
+        GROUP,
+    ]);
+    let described = crate::support::cli_tools::run(describe, "");
+    assert!(
+        described.contains(&format!("Connect group '{GROUP}' (Stable")),
+        "{described}"
+    );
+    for w in &workers {
+        assert!(
+            described.contains(&format!("http://{}/", w.worker_id())),
+            "{} in {described}",
+            w.worker_id()
+        );
+    }
+    assert!(
+        described.contains("source-0") && described.contains("sink-5-0"),
+        "{described}"
+    );
+
     // A logger level set with scope=cluster on one worker reaches every worker (KIP-976).
     let (code, body) = follower
         .request(
@@ -389,6 +419,24 @@ async fn workers_share_connectors_survive_a_leader_kill_and_take_in_a_newcomer()
         )
         .await;
     }
+
+    // Phase 5: a rolling restart, every worker in turn stopped and started again while the
+    // inputs grow: nothing is lost.
+    for (n, w) in workers.iter_mut().enumerate() {
+        for (i, input) in inputs.iter().enumerate() {
+            append(input, i, 400 + n * 50..450 + n * 50);
+        }
+        let status = w.stop().await;
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "{} stopped cleanly: {status:?}",
+            w.worker_id()
+        );
+        w.restart().await;
+    }
+    let upto = 400 + workers.len() * 50;
+    let duplicates = all_lines_arrive(&outputs, upto, "every line after a rolling restart").await;
+    println!("phase 5: lost 0 lines, {duplicates} duplicated in total");
 }
 
 /// Two workers in one group, one of which lacks a connector class: what the group assigns
