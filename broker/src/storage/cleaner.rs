@@ -214,6 +214,7 @@ pub(crate) fn clean_partition(
             from = start,
             to = end,
             keys = map.len(),
+            capacity = map.capacity(),
             "cleaner pass done"
         );
         start = end;
