@@ -22,6 +22,14 @@ pub const DEFAULT_SEGMENT_BYTES: i32 = 1 << 30;
 /// Kafka's default `log.roll.ms` / `log.retention.ms` (7 days).
 pub const DEFAULT_SEVEN_DAYS_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 
+/// Kafka's default `log.cleaner.dedupe.buffer.size` (128 MiB).
+pub const DEFAULT_DEDUPE_BUFFER_SIZE: u64 = 128 * 1024 * 1024;
+/// Kafka's default `log.cleaner.io.buffer.load.factor`.
+pub const DEFAULT_DEDUPE_LOAD_FACTOR: f64 = 0.9;
+/// Smallest `log_cleaner_dedupe_buffer_size` accepted (Kafka asks for 1 MiB; smaller maps
+/// only mean more passes, which tests use).
+pub const MIN_DEDUPE_BUFFER_SIZE: u64 = 1024;
+
 /// When the broker forces appended data to disk (`log.flush`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -191,6 +199,14 @@ pub struct BrokerConfig {
     /// Pause between two passes of the log cleaner.
     #[serde(alias = "log.cleaner.backoff.ms")]
     pub log_cleaner_backoff_ms: u64,
+    /// Memory for the cleaner's key map, in bytes (Kafka's default, 128 MiB). The map holds
+    /// 24 bytes per key (a 128-bit hash of the key and its newest offset); when the keys of a
+    /// partition's uncleaned part do not fit, the cleaner cleans it in several passes.
+    #[serde(alias = "log.cleaner.dedupe.buffer.size")]
+    pub log_cleaner_dedupe_buffer_size: u64,
+    /// How full the key map may get before a pass stops adding keys (Kafka's default, 0.9).
+    #[serde(alias = "log.cleaner.io.buffer.load.factor")]
+    pub log_cleaner_io_buffer_load_factor: f64,
 }
 
 impl Default for BrokerConfig {
@@ -238,6 +254,8 @@ impl Default for BrokerConfig {
             log_retention_check_interval_ms: 300_000,
             log_cleaner_enable: true,
             log_cleaner_backoff_ms: 15_000,
+            log_cleaner_dedupe_buffer_size: DEFAULT_DEDUPE_BUFFER_SIZE,
+            log_cleaner_io_buffer_load_factor: DEFAULT_DEDUPE_LOAD_FACTOR,
         }
     }
 }
@@ -277,6 +295,8 @@ impl BrokerConfig {
         "socket_request_max_bytes",
         "cluster_id",
         "shutdown_timeout_ms",
+        "log_cleaner_dedupe_buffer_size",
+        "log_cleaner_io_buffer_load_factor",
     ];
 
     /// A default configuration that keeps its data in `data_dir` and listens on `listen`.
@@ -359,6 +379,22 @@ impl BrokerConfig {
             return Err(bad(
                 "log_retention_check_interval_ms",
                 "and log_cleaner_backoff_ms must be at least 1".to_owned(),
+            ));
+        }
+        if self.log_cleaner_dedupe_buffer_size < MIN_DEDUPE_BUFFER_SIZE {
+            return Err(bad(
+                "log_cleaner_dedupe_buffer_size",
+                format!(
+                    "must be at least {MIN_DEDUPE_BUFFER_SIZE} bytes (got {})",
+                    self.log_cleaner_dedupe_buffer_size
+                ),
+            ));
+        }
+        let load_factor = self.log_cleaner_io_buffer_load_factor;
+        if !(load_factor > 0.0 && load_factor <= 1.0) {
+            return Err(bad(
+                "log_cleaner_io_buffer_load_factor",
+                format!("must be above 0 and at most 1 (got {load_factor})"),
             ));
         }
         self.validate_security()?;
@@ -576,5 +612,32 @@ mod tests {
         };
         let err = config.validate().unwrap_err().to_string();
         assert!(err.contains("num_partitions"), "{err}");
+    }
+
+    #[test]
+    fn dedupe_buffer_settings_take_kafka_names_and_are_checked() {
+        let config = BrokerConfig::default();
+        assert_eq!(config.log_cleaner_dedupe_buffer_size, 134_217_728);
+        assert_eq!(config.log_cleaner_io_buffer_load_factor, 0.9);
+        let json = r#"{"log.cleaner.dedupe.buffer.size": 65536,
+                       "log.cleaner.io.buffer.load.factor": 0.5}"#;
+        let config: BrokerConfig = serde_json::from_str(json).unwrap();
+        assert_eq!(config.log_cleaner_dedupe_buffer_size, 65536);
+        assert_eq!(config.log_cleaner_io_buffer_load_factor, 0.5);
+        config.validate().unwrap();
+        for (size, factor, name) in [
+            (100, 0.9, "log_cleaner_dedupe_buffer_size"),
+            (65536, 0.0, "log_cleaner_io_buffer_load_factor"),
+            (65536, 1.5, "log_cleaner_io_buffer_load_factor"),
+            (65536, f64::NAN, "log_cleaner_io_buffer_load_factor"),
+        ] {
+            let config = BrokerConfig {
+                log_cleaner_dedupe_buffer_size: size,
+                log_cleaner_io_buffer_load_factor: factor,
+                ..BrokerConfig::default()
+            };
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.contains(name), "{err}");
+        }
     }
 }

@@ -29,8 +29,9 @@
 //! - [`group`]: the group coordinator: the classic consumer-group protocol (one file per API,
 //!   `group/join.rs`, `group/sync.rs`, ...) and the durable log of committed offsets.
 //! - `storage`: topics and partitions on disk: segments with sparse offset and time indexes,
-//!   record-batch framing and CRC checks, idempotent-producer state, topic configs, and the
-//!   group-commit fsync thread.
+//!   record-batch framing and CRC checks, idempotent-producer state, topic configs, the
+//!   group-commit fsync thread, retention, and the log cleaner (compaction in passes bounded
+//!   by its key map, `storage::offset_map`).
 //! - [`log_limit`]: [`LogLimiter`](log_limit::LogLimiter), which logs the first few
 //!   occurrences of a repeated problem and then one summary line per interval, so nothing a
 //!   remote peer sends can write an unbounded amount of log. The runtime uses it too.
@@ -95,9 +96,10 @@ pub fn exercise_sasl_token(token: &[u8]) {
 pub mod bench_support {
     use std::time::{Duration, Instant};
 
-    /// Runs one compaction pass over `topic`-`partition` of a broker data dir that no broker
-    /// is using, returning (bytes of log read, bytes before and after the rewritten segments,
-    /// time taken).
+    /// Runs one compaction round (as many passes as the keys need with the config's
+    /// `log_cleaner_dedupe_buffer_size`) over `topic`-`partition` of a broker data dir that no
+    /// broker is using, returning (bytes of log read, bytes before and after the rewritten
+    /// segments, time taken).
     ///
     /// # Errors
     /// The data dir cannot be opened, the partition does not exist, or cleaning fails.
@@ -111,12 +113,17 @@ pub mod bench_support {
             .topic(topic)
             .and_then(|t| t.partition(partition))
             .ok_or_else(|| format!("no partition {topic}-{partition}"))?;
+        let limits = crate::storage::offset_map::MapLimits::from_config(&logs.config);
         let started = Instant::now();
         let stats = crate::storage::cleaner::clean_partition(
             &partition,
             crate::storage::partition::now_ms(),
+            limits,
+            0,
+            &|| false,
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?
+        .stats;
         let elapsed = started.elapsed();
         logs.close();
         Ok((

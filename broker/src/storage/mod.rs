@@ -19,6 +19,7 @@ pub(crate) mod batch;
 pub(crate) mod cleaner;
 pub mod config;
 pub(crate) mod flush;
+pub(crate) mod offset_map;
 pub(crate) mod partition;
 pub(crate) mod producer;
 pub(crate) mod retention;

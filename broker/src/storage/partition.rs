@@ -394,7 +394,8 @@ impl Partition {
     }
 
     /// What compaction needs to read: the directory, the config, the sealed segments (base,
-    /// file, size) and the active one (base, file, size at this moment).
+    /// file, size), the active one (base, file, size at this moment), the log start offset
+    /// and the next offset.
     pub(crate) fn compaction_snapshot(&self) -> super::cleaner::Snapshot {
         let log = self.log.lock();
         let mut segments: Vec<super::cleaner::SegmentView> = log
@@ -412,6 +413,8 @@ impl Partition {
             config: log.config.clone(),
             sealed: segments,
             active,
+            log_start_offset: log.log_start_offset,
+            next_offset: log.next_offset,
         }
     }
 
