@@ -10,7 +10,12 @@
 //! ```
 //!
 //! The connector's time is measured from the moment its JSON lands in the running worker's
-//! configs folder until the topic's high watermark reaches the row count.
+//! configs folder until the topic's high watermark reaches the row count. Each run also
+//! reports the CPU seconds per million rows of the worker (embedded broker included) and of
+//! PostgreSQL's processes, the worker's peak resident memory, and the load average.
+//!
+//! `BENCH_ONLY` picks runs by name, comma-separated (`schemas`, `avro`, `batch100`,
+//! `noschemas`; all by default); `BENCH_REPEAT` runs each that many times (1 by default).
 
 #[path = "../../connectors/postgres/tests/support/pg_server.rs"]
 mod pg_server;
@@ -27,6 +32,81 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde_json::json;
 use worker::Worker;
 
+/// What one run measured.
+#[derive(Debug)]
+struct RunFigures {
+    rows_per_second: f64,
+    bytes_per_row: f64,
+    /// CPU seconds of the worker process (tasks, clients and embedded broker).
+    worker_cpu: f64,
+    /// CPU seconds of PostgreSQL's processes over the same time.
+    postgres_cpu: f64,
+    /// The worker's peak resident set, in MiB.
+    peak_rss_mib: f64,
+}
+
+/// CPU seconds (user + system) used so far by the processes called `comm`, only our children
+/// when `children_only`.
+fn cpu_seconds(comm: &str, children_only: bool) -> f64 {
+    let me = std::process::id().to_string();
+    let ticks = 100.0; // USER_HZ on Linux
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    entries
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter_map(|stat| {
+            // pid (comm) state ppid ... utime(14) stime(15)
+            let (head, rest) = stat.rsplit_once(") ")?;
+            let name = head.split_once(" (")?.1;
+            let fields: Vec<&str> = rest.split(' ').collect();
+            (name == comm && (!children_only || fields.get(1) == Some(&me.as_str()))).then(|| {
+                let utime: f64 = fields[11].parse().unwrap_or(0.0);
+                let stime: f64 = fields[12].parse().unwrap_or(0.0);
+                (utime + stime) / ticks
+            })
+        })
+        .sum()
+}
+
+/// The peak resident set (VmHWM) of our child process called `comm`, in MiB.
+fn peak_rss_mib(comm: &str) -> f64 {
+    let me = std::process::id().to_string();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    entries
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("status")).ok())
+        .filter(|status| {
+            let field = |name: &str| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(str::trim)
+            };
+            field("Name:") == Some(comm) && field("PPid:") == Some(me.as_str())
+        })
+        .filter_map(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+        .map(|kib| kib / 1024.0)
+        .sum()
+}
+
+/// The 1-minute load average.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_default()
+}
+
 fn worker_rate(
     server: &PgServer,
     db: &str,
@@ -34,7 +114,7 @@ fn worker_rate(
     mode: &str,
     batch: &str,
     format: Format,
-) -> (f64, f64) {
+) -> RunFigures {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut worker = Worker::new(dir.path());
     worker.start();
@@ -58,6 +138,8 @@ fn worker_rate(
         .set("group.id", "bench-watermarks")
         .create()
         .expect("consumer");
+    let (worker_cpu_before, postgres_cpu_before) =
+        (cpu_seconds("sluice", true), cpu_seconds("postgres", false));
     let started = Instant::now();
     let mut config = json!({
         "connector.class": "postgres-source",
@@ -89,6 +171,9 @@ fn worker_rate(
         std::thread::sleep(Duration::from_millis(50));
     }
     let elapsed = started.elapsed();
+    let worker_cpu = cpu_seconds("sluice", true) - worker_cpu_before;
+    let postgres_cpu = cpu_seconds("postgres", false) - postgres_cpu_before;
+    let peak_rss_mib = peak_rss_mib("sluice");
     worker.sigkill();
     if let Some(mut registry) = registry {
         let _ = registry.kill();
@@ -102,10 +187,13 @@ fn worker_rate(
         .filter_map(|e| e.metadata().ok())
         .map(|m| m.len())
         .sum();
-    (
-        rows as f64 / elapsed.as_secs_f64(),
-        bytes as f64 / rows as f64,
-    )
+    RunFigures {
+        rows_per_second: rows as f64 / elapsed.as_secs_f64(),
+        bytes_per_row: bytes as f64 / rows as f64,
+        worker_cpu,
+        postgres_cpu,
+        peak_rss_mib,
+    }
 }
 
 /// The converters a run uses.
@@ -153,22 +241,58 @@ fn main() {
     let db = server.create_database("bench");
     table::create(&server, &db, rows);
     let copy = table::copy_rate(&server, &db, rows, 3);
-    println!("psql COPY t TO STDOUT                      : {copy:>10.0} rows/s (best of 3)");
-    for (mode, batch, format) in [
-        ("incrementing", "1000", Format::Json { schemas: true }),
-        ("incrementing", "1000", Format::Avro),
-        ("incrementing", "100", Format::Json { schemas: true }),
-        ("incrementing", "1000", Format::Json { schemas: false }),
+    println!(
+        "psql COPY t TO STDOUT                      : {copy:>10.0} rows/s (best of 3), load {}",
+        load_average()
+    );
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let repeat: usize = std::env::var("BENCH_REPEAT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let per_million = 1_000_000.0 / rows as f64;
+    for (run, mode, batch, format) in [
+        (
+            "schemas",
+            "incrementing",
+            "1000",
+            Format::Json { schemas: true },
+        ),
+        ("avro", "incrementing", "1000", Format::Avro),
+        (
+            "batch100",
+            "incrementing",
+            "100",
+            Format::Json { schemas: true },
+        ),
+        (
+            "noschemas",
+            "incrementing",
+            "1000",
+            Format::Json { schemas: false },
+        ),
     ] {
-        let (rate, bytes) = worker_rate(&server, &db, rows, mode, batch, format);
-        let name = match format {
-            Format::Json { schemas: true } => "JSON with schemas",
-            Format::Json { schemas: false } => "JSON without schemas",
-            Format::Avro => "Avro + registry",
-        };
-        println!(
-            "worker -> broker, {mode} batch {batch:>5}, {name:<20}: {rate:>10.0} rows/s, {:.0}% of COPY, {bytes:>6.1} bytes/row on the topic",
-            100.0 * rate / copy
-        );
+        if !only.is_empty() && !only.split(',').any(|o| o.trim() == run) {
+            continue;
+        }
+        for _ in 0..repeat {
+            let load = load_average();
+            let f = worker_rate(&server, &db, rows, mode, batch, format);
+            let name = match format {
+                Format::Json { schemas: true } => "JSON with schemas",
+                Format::Json { schemas: false } => "JSON without schemas",
+                Format::Avro => "Avro + registry",
+            };
+            println!(
+                "worker -> broker, {mode} batch {batch:>5}, {name:<20}: {:>10.0} rows/s, {:.0}% of COPY, {:>6.1} bytes/row on the topic; CPU s per million rows: worker {:.2}, PostgreSQL {:.2}; worker peak RSS {:.1} MiB; load {load} -> {}",
+                f.rows_per_second,
+                100.0 * f.rows_per_second / copy,
+                f.bytes_per_row,
+                f.worker_cpu * per_million,
+                f.postgres_cpu * per_million,
+                f.peak_rss_mib,
+                load_average()
+            );
+        }
     }
 }

@@ -12,7 +12,8 @@ use std::sync::{Arc, LazyLock, RwLock};
 pub use avro::{AvroConverter, AVRO_CONVERTER, DEFAULT_REGISTRY_URL};
 
 use sluice_sdk::json::{
-    schema_from_json, schema_to_json, value_from_json, value_to_json, DecimalFormat,
+    schema_from_json, schema_to_json, value_from_json, value_to_json, write_value_json,
+    DecimalFormat,
 };
 use sluice_sdk::{ConfigErrors, Props, Schema, SchemaRef, SchemaType, Value};
 
@@ -287,6 +288,9 @@ pub struct JsonConverter {
     /// Records of one source share few schemas: their JSON (and, reading, their parsed form)
     /// is kept instead of being rebuilt for every record.
     cache: Arc<std::sync::Mutex<SchemaCache>>,
+    /// The length of the last record written: records of one source are alike, so the next
+    /// one's buffer is allocated once at about the right size.
+    last_len: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Most distinct schemas remembered by a converter.
@@ -334,32 +338,37 @@ impl Default for JsonConverter {
             schemas_enable: true,
             decimal_format: DecimalFormat::Base64,
             cache: Arc::default(),
+            last_len: Arc::default(),
         }
     }
 }
 
 impl Converter for JsonConverter {
     fn encode(&self, schema: Option<&Schema>, value: &Value) -> Result<Option<Vec<u8>>, String> {
+        use std::sync::atomic::Ordering;
         // As Kafka Connect: only a null value without a schema is a Kafka null (a tombstone).
         if schema.is_none() && value.is_null() {
             return Ok(None);
         }
-        let payload = value_to_json(schema, value, self.decimal_format)?;
-        if !self.schemas_enable {
-            return serde_json::to_vec(&payload)
-                .map(Some)
-                .map_err(|e| e.to_string());
+        // The payload is written straight into the record's bytes (no JSON tree), after the
+        // schema's cached JSON when there is an envelope: the same text as before, byte for
+        // byte (see `write_value_json`).
+        let mut out = Vec::with_capacity(self.last_len.load(Ordering::Relaxed) + 16);
+        if self.schemas_enable {
+            let schema_json: Arc<[u8]> = match schema {
+                Some(s) => self.cache.lock().expect("schema cache").json_of(s),
+                None => Arc::from(&b"null"[..]),
+            };
+            out.reserve(schema_json.len() + 24);
+            out.extend_from_slice(b"{\"schema\":");
+            out.extend_from_slice(&schema_json);
+            out.extend_from_slice(b",\"payload\":");
+            write_value_json(&mut out, schema, value, self.decimal_format)?;
+            out.push(b'}');
+        } else {
+            write_value_json(&mut out, schema, value, self.decimal_format)?;
         }
-        let schema_json: Arc<[u8]> = match schema {
-            Some(s) => self.cache.lock().expect("schema cache").json_of(s),
-            None => Arc::from(&b"null"[..]),
-        };
-        let mut out = Vec::with_capacity(schema_json.len() + 64);
-        out.extend_from_slice(b"{\"schema\":");
-        out.extend_from_slice(&schema_json);
-        out.extend_from_slice(b",\"payload\":");
-        serde_json::to_writer(&mut out, &payload).map_err(|e| e.to_string())?;
-        out.push(b'}');
+        self.last_len.store(out.len(), Ordering::Relaxed);
         Ok(Some(out))
     }
 

@@ -421,6 +421,217 @@ fn schemaless_from_json(json: &Json) -> Value {
     }
 }
 
+/// Appends the JSON text of a value to `out`: byte for byte what
+/// `serde_json::to_vec(&value_to_json(schema, value, decimal_format)?)` gives, written
+/// straight from the value without building a JSON tree (no allocation per field), for
+/// converters that write one record after another.
+///
+/// # Errors
+/// As [`value_to_json`], with the same message; `out` is then left as it was.
+pub fn write_value_json(
+    out: &mut Vec<u8>,
+    schema: Option<&Schema>,
+    value: &Value,
+    decimal_format: DecimalFormat,
+) -> Result<(), String> {
+    let start = out.len();
+    let written = serde::Serialize::serialize(
+        &ValueJson {
+            schema,
+            value,
+            decimal_format,
+        },
+        &mut serde_json::Serializer::new(&mut *out),
+    );
+    if written.is_ok() {
+        return Ok(());
+    }
+    // Failures are rare: the tree path words them (the field path included).
+    out.truncate(start);
+    let json = value_to_json(schema, value, decimal_format)?;
+    serde_json::to_writer(out, &json).map_err(|e| e.to_string())
+}
+
+/// A value and its schema, serialised as [`value_to_json`] would render them.
+struct ValueJson<'a> {
+    schema: Option<&'a Schema>,
+    value: &'a Value,
+    decimal_format: DecimalFormat,
+}
+
+impl ValueJson<'_> {
+    fn with<'b>(&self, schema: Option<&'b Schema>, value: &'b Value) -> ValueJson<'b> {
+        ValueJson {
+            schema,
+            value,
+            decimal_format: self.decimal_format,
+        }
+    }
+}
+
+/// The positions of `keys` in the order a JSON object (a `BTreeMap`) lists them; `None` when
+/// a key repeats (left to the tree path, which decides which value wins and which errors).
+fn object_order<'k>(keys: impl Iterator<Item = &'k str>) -> Option<Vec<(&'k str, usize)>> {
+    let mut order: Vec<(&str, usize)> = keys.enumerate().map(|(i, k)| (k, i)).collect();
+    if !order.windows(2).all(|w| w[0].0 < w[1].0) {
+        order.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        if order.windows(2).any(|w| w[0].0 == w[1].0) {
+            return None;
+        }
+    }
+    Some(order)
+}
+
+fn serialize_float<S: serde::Serializer>(v: f64, s: S) -> Result<S::Ok, S::Error> {
+    if v.is_finite() {
+        s.serialize_f64(v)
+    } else {
+        s.serialize_str(&v.to_string())
+    }
+}
+
+impl serde::Serialize for ValueJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error as _, SerializeMap, SerializeSeq};
+        let value = self.value;
+        let repeated = || S::Error::custom("a key repeats");
+        let Some(schema) = self.schema else {
+            return match value {
+                Value::Null => s.serialize_unit(),
+                Value::Int8(v) => s.serialize_i8(*v),
+                Value::Int16(v) => s.serialize_i16(*v),
+                Value::Int32(v) => s.serialize_i32(*v),
+                Value::Int64(v) => s.serialize_i64(*v),
+                Value::Float32(v) => serialize_float(f64::from(*v), s),
+                Value::Float64(v) => serialize_float(*v, s),
+                Value::Boolean(v) => s.serialize_bool(*v),
+                Value::String(v) => s.serialize_str(v),
+                Value::Bytes(v) => {
+                    s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(v))
+                }
+                Value::Array(items) => {
+                    let mut seq = s.serialize_seq(Some(items.len()))?;
+                    for item in items {
+                        seq.serialize_element(&self.with(None, item))?;
+                    }
+                    seq.end()
+                }
+                Value::Map(entries) => {
+                    if entries.iter().all(|(k, _)| k.as_str().is_some()) {
+                        let order = object_order(
+                            entries.iter().map(|(k, _)| k.as_str().unwrap_or_default()),
+                        )
+                        .ok_or_else(repeated)?;
+                        let mut map = s.serialize_map(Some(order.len()))?;
+                        for (key, i) in order {
+                            map.serialize_entry(key, &self.with(None, &entries[i].1))?;
+                        }
+                        map.end()
+                    } else {
+                        let mut seq = s.serialize_seq(Some(entries.len()))?;
+                        for (k, v) in entries {
+                            seq.serialize_element(&[self.with(None, k), self.with(None, v)])?;
+                        }
+                        seq.end()
+                    }
+                }
+                Value::Struct(st) => {
+                    let fields = st.fields();
+                    let order = object_order(fields.iter().map(|(k, _)| k.as_str()))
+                        .ok_or_else(repeated)?;
+                    let mut map = s.serialize_map(Some(order.len()))?;
+                    for (key, i) in order {
+                        map.serialize_entry(key, &self.with(None, &fields[i].1))?;
+                    }
+                    map.end()
+                }
+            };
+        };
+        if value.is_null() {
+            if let Some(default) = &schema.default {
+                return self.with(Some(schema), default).serialize(s);
+            }
+            if schema.optional {
+                return s.serialize_unit();
+            }
+            return Err(S::Error::custom("null value for a required schema"));
+        }
+        if let (Some(LogicalType::Decimal { scale }), Value::Bytes(bytes)) =
+            (schema.logical(), value)
+        {
+            return match self.decimal_format {
+                DecimalFormat::Base64 => {
+                    s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+                }
+                DecimalFormat::Numeric => {
+                    let text = Decimal::from_unscaled_bytes(bytes.clone(), scale).to_string();
+                    match serde_json::from_str::<Number>(&text) {
+                        Ok(n) => n.serialize(s),
+                        Err(_) => s.serialize_str(&text),
+                    }
+                }
+            };
+        }
+        let mismatch = || S::Error::custom("a value does not match its schema");
+        match (&schema.ty, value) {
+            (SchemaType::Int8, Value::Int8(v)) => s.serialize_i8(*v),
+            (SchemaType::Int16, Value::Int16(v)) => s.serialize_i16(*v),
+            (SchemaType::Int32, Value::Int32(v)) => s.serialize_i32(*v),
+            (SchemaType::Int64, Value::Int64(v)) => s.serialize_i64(*v),
+            (SchemaType::Float32, Value::Float32(v)) => serialize_float(f64::from(*v), s),
+            (SchemaType::Float64, Value::Float64(v)) => serialize_float(*v, s),
+            (SchemaType::Boolean, Value::Boolean(v)) => s.serialize_bool(*v),
+            (SchemaType::String, Value::String(v)) => s.serialize_str(v),
+            (SchemaType::Bytes, Value::Bytes(v)) => {
+                s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(v))
+            }
+            (SchemaType::Array(items), Value::Array(values)) => {
+                let mut seq = s.serialize_seq(Some(values.len()))?;
+                for v in values {
+                    seq.serialize_element(&self.with(Some(items), v))?;
+                }
+                seq.end()
+            }
+            (SchemaType::Map(ks, vs), Value::Map(entries)) => {
+                if ks.ty == SchemaType::String {
+                    let mut keys = Vec::with_capacity(entries.len());
+                    for (k, _) in entries {
+                        keys.push(k.as_str().ok_or_else(mismatch)?);
+                    }
+                    let order = object_order(keys.into_iter()).ok_or_else(repeated)?;
+                    let mut map = s.serialize_map(Some(order.len()))?;
+                    for (key, i) in order {
+                        map.serialize_entry(key, &self.with(Some(vs), &entries[i].1))?;
+                    }
+                    map.end()
+                } else {
+                    let mut seq = s.serialize_seq(Some(entries.len()))?;
+                    for (k, v) in entries {
+                        seq.serialize_element(&[self.with(Some(ks), k), self.with(Some(vs), v)])?;
+                    }
+                    seq.end()
+                }
+            }
+            (SchemaType::Struct(fields), Value::Struct(st)) => {
+                let order =
+                    object_order(fields.iter().map(|f| f.name.as_str())).ok_or_else(repeated)?;
+                let values = st.fields();
+                let mut map = s.serialize_map(Some(order.len()))?;
+                for (key, i) in order {
+                    // Records usually list their fields in the schema's order.
+                    let v = match values.get(i) {
+                        Some((name, v)) if name == key => v,
+                        _ => st.get(key).unwrap_or(&Value::Null),
+                    };
+                    map.serialize_entry(key, &self.with(Some(&fields[i].schema), v))?;
+                }
+                map.end()
+            }
+            _ => Err(mismatch()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -499,5 +710,200 @@ mod tests {
         let j = json!({"a": 1, "b": [true, 1.5, null], "c": "x"});
         let v = value_from_json(None, &j).unwrap();
         assert_eq!(value_to_json(None, &v, DecimalFormat::Base64).unwrap(), j);
+    }
+
+    /// What `write_value_json` must match: the tree, then its text.
+    fn tree_text(
+        schema: Option<&Schema>,
+        value: &Value,
+        f: DecimalFormat,
+    ) -> Result<Vec<u8>, String> {
+        value_to_json(schema, value, f).map(|j| serde_json::to_vec(&j).unwrap())
+    }
+
+    fn written(
+        schema: Option<&Schema>,
+        value: &Value,
+        f: DecimalFormat,
+    ) -> Result<Vec<u8>, String> {
+        let mut out = b"prefix".to_vec();
+        let result = write_value_json(&mut out, schema, value, f);
+        match result {
+            Ok(()) => Ok(out.split_off(6)),
+            Err(e) => {
+                assert_eq!(out, b"prefix", "a failed write leaves the buffer as it was");
+                Err(e)
+            }
+        }
+    }
+
+    #[test]
+    fn written_json_is_the_trees_text() {
+        let schema = order_schema();
+        let value = Value::Struct(
+            Struct::new()
+                .with("tags", Value::Array(vec!["a\"\n".into(), "é".into()]))
+                .with("id", 7i64)
+                .with("total", Decimal::parse("-12.50").unwrap().into_value())
+                .with("placed", 1_700_000_000_000i64)
+                .with("note", Value::Null)
+                .with(
+                    "counts",
+                    Value::Map(vec![(Value::Int32(1), Value::Int64(2))]),
+                ),
+        );
+        for f in [DecimalFormat::Base64, DecimalFormat::Numeric] {
+            assert_eq!(
+                written(Some(&schema), &value, f),
+                tree_text(Some(&schema), &value, f)
+            );
+            assert_eq!(written(None, &value, f), tree_text(None, &value, f));
+        }
+        // Errors keep the tree path's words, the field included.
+        let bad = Value::Struct(Struct::new().with("id", "x"));
+        let err = written(Some(&schema), &bad, DecimalFormat::Base64).unwrap_err();
+        assert!(err.contains("field 'id'"), "{err}");
+        assert_eq!(
+            Err(err),
+            tree_text(Some(&schema), &bad, DecimalFormat::Base64)
+        );
+        // Repeated keys: the tree decides (the last value wins).
+        let map = Value::Map(vec![("b".into(), 1i64.into()), ("b".into(), 2i64.into())]);
+        assert_eq!(
+            written(None, &map, DecimalFormat::Base64).unwrap(),
+            br#"{"b":2}"#
+        );
+        let floats = Value::Array(vec![
+            Value::Float32(0.1),
+            Value::Float64(f64::NAN),
+            Value::Float64(f64::NEG_INFINITY),
+            Value::Float64(-0.0),
+            Value::Float64(1e300),
+        ]);
+        assert_eq!(
+            written(None, &floats, DecimalFormat::Base64),
+            tree_text(None, &floats, DecimalFormat::Base64)
+        );
+    }
+
+    mod written_json {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn leaf() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                Just(Value::Null),
+                any::<i8>().prop_map(Value::Int8),
+                any::<i16>().prop_map(Value::Int16),
+                any::<i32>().prop_map(Value::Int32),
+                any::<i64>().prop_map(Value::Int64),
+                any::<f32>().prop_map(Value::Float32),
+                any::<f64>().prop_map(Value::Float64),
+                any::<bool>().prop_map(Value::Boolean),
+                ".{0,8}".prop_map(Value::String),
+                proptest::collection::vec(any::<u8>(), 0..6).prop_map(Value::Bytes),
+            ]
+        }
+
+        fn name() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just("a".to_string()),
+                Just("b".to_string()),
+                "[a-zé\"]{0,3}"
+            ]
+        }
+
+        fn value() -> impl Strategy<Value = Value> {
+            leaf().prop_recursive(3, 24, 4, |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    proptest::collection::vec((inner.clone(), inner.clone()), 0..3)
+                        .prop_map(Value::Map),
+                    proptest::collection::vec((name(), inner.clone()), 0..3).prop_map(|pairs| {
+                        Value::Map(
+                            pairs
+                                .into_iter()
+                                .map(|(k, v)| (Value::String(k), v))
+                                .collect(),
+                        )
+                    }),
+                    proptest::collection::vec((name(), inner), 0..4).prop_map(|fields| {
+                        let mut s = Struct::new();
+                        for (k, v) in fields {
+                            s.put(k, v);
+                        }
+                        Value::Struct(s)
+                    }),
+                ]
+            })
+        }
+
+        /// A schema that fits `value` (a guess at its shape), with optionality and defaults
+        /// from `bits`, sometimes a Decimal over bytes, and sometimes a wrong type.
+        fn schema_for(value: &Value, bits: u32) -> Schema {
+            let mut schema = match value {
+                Value::Null | Value::String(_) => Schema::string(),
+                Value::Int8(_) => Schema::int8(),
+                Value::Int16(_) => Schema::int16(),
+                Value::Int32(_) => Schema::int32(),
+                Value::Int64(_) if bits & 8 != 0 => Schema::int32(),
+                Value::Int64(_) => Schema::int64(),
+                Value::Float32(_) => Schema::float32(),
+                Value::Float64(_) => Schema::float64(),
+                Value::Boolean(_) => Schema::boolean(),
+                Value::Bytes(_) if bits & 16 != 0 => {
+                    Schema::decimal(i32::try_from(bits % 5).unwrap())
+                }
+                Value::Bytes(_) => Schema::bytes(),
+                Value::Array(items) => Schema::array(
+                    items
+                        .first()
+                        .map_or_else(Schema::string, |i| schema_for(i, bits >> 1))
+                        .optional(),
+                ),
+                Value::Map(entries) => match entries.first() {
+                    Some((k, v)) => Schema::map(
+                        schema_for(k, bits >> 2),
+                        schema_for(v, bits >> 3).optional(),
+                    ),
+                    None => Schema::map(Schema::string(), Schema::string()),
+                },
+                Value::Struct(s) => {
+                    let mut fields: Vec<Field> = s
+                        .fields()
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (k, v))| {
+                            Field::new(
+                                k.clone(),
+                                schema_for(v, bits.rotate_right(u32::try_from(i).unwrap() + 1)),
+                            )
+                        })
+                        .collect();
+                    if bits & 32 != 0 {
+                        fields.reverse();
+                        fields.push(Field::new("missing", Schema::string().optional()));
+                    }
+                    Schema::struct_of(fields)
+                }
+            };
+            if bits & 1 != 0 {
+                schema = schema.optional();
+            }
+            if bits & 2 != 0 && value.is_null() {
+                schema.default = Some(Box::new(Value::from("d")));
+            }
+            schema
+        }
+
+        proptest! {
+            #[test]
+            fn matches_the_tree(v in value(), bits in any::<u32>(), numeric in any::<bool>()) {
+                let f = if numeric { DecimalFormat::Numeric } else { DecimalFormat::Base64 };
+                prop_assert_eq!(written(None, &v, f), tree_text(None, &v, f));
+                let schema = schema_for(&v, bits);
+                prop_assert_eq!(written(Some(&schema), &v, f), tree_text(Some(&schema), &v, f));
+            }
+        }
     }
 }
