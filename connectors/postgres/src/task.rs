@@ -15,28 +15,19 @@
 //! [`SourceTaskContext::report_problem`] and the log until it is over. Queries restart from
 //! the last row handed over, so nothing is skipped.
 //!
-//! # Reading ahead
-//! A query's rows are read and turned into records by a tokio task of their own, at most
-//! [`READ_AHEAD_BATCHES`] batches ahead of the worker, so decoding the next rows overlaps
-//! with the worker converting and producing the last ones. Nothing is handed over early:
-//! offsets move only when `poll` returns, and dropping a run (a stop, an outage) ends its
-//! reader and restarts the query from the last row handed over, as before.
-//!
 //! # Deadlines
 //! Connecting has the URL's connect deadline (see [`crate::connection`]); reading the
 //! catalog and preparing a query has [`CATALOG_TIMEOUT`]. Either one passing counts as an
 //! outage: the connection is dropped and the task reconnects as above. The rows of a running
 //! query have no deadline, so a long snapshot is never cut.
 
-use std::collections::VecDeque;
+use std::pin::Pin;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use sluice_sdk::{Error, Result, SourcePartition, SourceRecord, SourceTask, SourceTaskContext};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::RowStream;
@@ -51,8 +42,6 @@ use crate::query::{build_sql, Offset, Source, Sql, TimestampKind, TABLE_KEY};
 const MIN_RECONNECT_DELAY: Duration = Duration::from_millis(200);
 /// SQLSTATE of `undefined_table`.
 const UNDEFINED_TABLE: &str = "42P01";
-/// Batches of records a query's reader may hold ready beyond the one being handed over.
-const READ_AHEAD_BATCHES: usize = 2;
 
 /// One table (or the query) of a task.
 struct Querier {
@@ -70,90 +59,11 @@ struct Querier {
 
 /// A query in progress.
 struct Run {
-    /// Records read ahead, in row order; closed after the last row or an error.
-    batches: mpsc::Receiver<Result<Vec<RowRecord>, RunError>>,
-    /// Records of the last batch received that `poll` has not handed over yet.
-    ready: VecDeque<RowRecord>,
-    reader: JoinHandle<()>,
+    plan: Plan,
+    rows: Pin<Box<RowStream>>,
     /// Timestamp mode's held-back row.
     held: Option<RowRecord>,
     rows_read: u64,
-}
-
-impl Drop for Run {
-    fn drop(&mut self) {
-        self.reader.abort();
-    }
-}
-
-impl Run {
-    /// Starts the reader of `rows`: batches of up to `batch` records, in row order.
-    fn read(
-        plan: Plan,
-        rows: RowStream,
-        topic: String,
-        partition: SourcePartition,
-        source: String,
-        batch: usize,
-    ) -> Self {
-        let (sender, batches) = mpsc::channel(READ_AHEAD_BATCHES);
-        let reader = tokio::spawn(async move {
-            let mut rows = Box::pin(rows);
-            let batch = batch.clamp(1, 4096);
-            loop {
-                let mut records = Vec::with_capacity(batch);
-                let mut end = None;
-                while records.len() < batch {
-                    match rows.next().await {
-                        None => {
-                            end = Some(None);
-                            break;
-                        }
-                        Some(Err(e)) => {
-                            end = Some(Some(RunError::Postgres(e)));
-                            break;
-                        }
-                        Some(Ok(row)) => match plan.to_record(&row, &topic, &partition) {
-                            Ok(record) => records.push(record),
-                            Err(e) => {
-                                end = Some(Some(RunError::Fatal(format!("reading {source}: {e}"))));
-                                break;
-                            }
-                        },
-                    }
-                }
-                if !records.is_empty() && sender.send(Ok(records)).await.is_err() {
-                    return;
-                }
-                match end {
-                    None => {}
-                    Some(None) => return,
-                    Some(Some(e)) => {
-                        let _ = sender.send(Err(e)).await;
-                        return;
-                    }
-                }
-            }
-        });
-        Self {
-            batches,
-            ready: VecDeque::new(),
-            reader,
-            held: None,
-            rows_read: 0,
-        }
-    }
-
-    /// The next record in row order; `None` after the last.
-    async fn next(&mut self) -> Option<Result<RowRecord, RunError>> {
-        if self.ready.is_empty() {
-            match self.batches.recv().await? {
-                Ok(records) => self.ready = records.into(),
-                Err(e) => return Some(Err(e)),
-            }
-        }
-        self.ready.pop_front().map(Ok)
-    }
 }
 
 enum RunError {
@@ -495,14 +405,12 @@ impl TaskState {
                 params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)),
             )
             .await?;
-        Ok(Run::read(
+        Ok(Run {
             plan,
-            rows,
-            q.topic.clone(),
-            q.partition.clone(),
-            q.source.to_string(),
-            self.config.batch_max_rows,
-        ))
+            rows: Box::pin(rows),
+            held: None,
+            rows_read: 0,
+        })
     }
 
     /// The plan, SQL and prepared statement of querier `q`'s query.
@@ -545,16 +453,21 @@ impl TaskState {
             Some(run) => run,
             None => self.start_run(&self.queriers[index]).await?,
         };
-        let mut offset = self.queriers[index].offset;
+        let q = &self.queriers[index];
+        let mut offset = q.offset;
         let mut out = Vec::with_capacity(max.min(4096));
         let mut finished = false;
         while out.len() < max {
-            let Some(rr) = run.next().await else {
+            let Some(row) = run.rows.next().await else {
                 finished = true;
                 break;
             };
-            let mut rr = rr?;
+            let row = row?;
             run.rows_read += 1;
+            let mut rr = run
+                .plan
+                .to_record(&row, &q.topic, &q.partition)
+                .map_err(|e| RunError::Fatal(format!("reading {}: {e}", q.source)))?;
             match mode {
                 Mode::Bulk => out.push(rr.record),
                 Mode::Incrementing | Mode::TimestampIncrementing => {
