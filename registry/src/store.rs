@@ -121,7 +121,9 @@ impl KafkaStore {
             .set("group.id", "schema-registry")
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "false")
-            .set("fetch.wait.max.ms", "10")
+            // A long poll the broker ends as soon as a record is appended: reads back are
+            // immediate, and an idle registry does not fetch a hundred times a second.
+            .set("fetch.wait.max.ms", "500")
             .create()
             .map_err(|e| kafka(e.to_string()))?;
         let mut tpl = TopicPartitionList::new();

@@ -982,7 +982,11 @@ impl ConfigLog {
             source,
         };
         let mut config = clients.consumer_config("sluice-config-log", &BTreeMap::new());
-        config.set("enable.partition.eof", "false");
+        // librdkafka's default long poll: the broker answers as soon as a record is appended,
+        // so a longer wait only saves the fetches an idle worker would send for nothing.
+        config
+            .set("enable.partition.eof", "false")
+            .set("fetch.wait.max.ms", "500");
         let consumer: BaseConsumer = config.create().map_err(kafka)?;
         let name = topic.to_string();
         let consumer = tokio::task::spawn_blocking(move || -> Result<BaseConsumer> {

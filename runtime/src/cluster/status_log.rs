@@ -96,7 +96,11 @@ impl StatusLog {
     /// When the consumer cannot be created or the topic's partitions cannot be learnt.
     pub async fn start(clients: &KafkaClients, topic: &str) -> Result<Self, String> {
         let mut config = clients.consumer_config("sluice-status-log", &BTreeMap::new());
-        config.set("enable.partition.eof", "false");
+        // librdkafka's default long poll: the broker answers as soon as a record is appended,
+        // so a longer wait only saves the fetches an idle worker would send for nothing.
+        config
+            .set("enable.partition.eof", "false")
+            .set("fetch.wait.max.ms", "500");
         let consumer: BaseConsumer = config
             .create()
             .map_err(|e| format!("cannot read the status topic {topic}: {e}"))?;
