@@ -59,8 +59,9 @@ impl ProducerContext for SourceProducerContext {
     type DeliveryOpaque = usize;
 
     fn delivery(&self, result: &DeliveryResult<'_>, id: usize) {
-        {
+        let first = {
             let mut inner = self.board.inner.lock().expect("ack lock");
+            let first = inner.acked.is_empty() && inner.failed.is_empty();
             match result {
                 Ok(_) => inner.acked.push(id),
                 Err((e, m)) => {
@@ -84,8 +85,13 @@ impl ProducerContext for SourceProducerContext {
                     inner.failed.push((id, e.to_string(), record));
                 }
             }
+            first
+        };
+        // One wake-up per drain, not per record: the task takes every report at once, and
+        // `Notify` keeps the wake-up for a task not waiting yet.
+        if first {
+            self.board.notify.notify_one();
         }
-        self.board.notify.notify_one();
     }
 }
 
