@@ -12,9 +12,17 @@
 //!    (default 3) with the console closed and with it open in a headless Chromium (the
 //!    connectors page and the sink's page, both polling the worker), and the ratio.
 //!
-//! Each scenario runs the release `sluice` binary as a real process, as a user would.
-//! `SLUICE_BENCH_LINES` sets the line count of the throughput runs (default 2,000,000);
-//! `SLUICE_BENCH_ONLY` (`first`, `idle`, `throughput`, `many`, `console`) runs one scenario.
+//! 6. only with `SLUICE_BENCH_ONLY=sink`: the file sink alone. The lines are produced into the
+//!    worker's embedded broker first (by a librdkafka producer in this process), then the
+//!    sink is configured and timed from its first line in the file to the last.
+//!
+//! Each scenario runs the release `sluice` binary as a real process, as a user would
+//! (`SLUICE_BENCH_BINARY` runs another build instead, to compare two builds in the same
+//! conditions). `SLUICE_BENCH_LINES` sets the line count of the throughput runs (default
+//! 2,000,000); the file source runs with its default options unless `SLUICE_BENCH_BATCH_SIZE`
+//! sets its `batch.size`. `SLUICE_BENCH_ONLY` (`first`, `idle`, `throughput`, `many`,
+//! `console`, `sink`) runs one scenario. The throughput and sink runs report the worker's peak
+//! resident memory (`VmHWM`) and its CPU seconds (user and system) per million lines.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -30,28 +38,64 @@ use browser::{free_port, wait_until, Chromium};
 struct Worker {
     child: Child,
     rest_port: u16,
+    broker_port: u16,
+}
+
+/// The `sluice` binary to run: this build's, or `SLUICE_BENCH_BINARY`.
+fn binary() -> PathBuf {
+    std::env::var_os("SLUICE_BENCH_BINARY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_sluice")))
 }
 
 impl Worker {
     fn start(dir: &Path) -> Self {
         let log = std::fs::File::create(dir.join("worker.log")).unwrap();
         let rest_port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        let broker_port = free_port();
+        let child = Command::new(binary())
             .arg("worker")
             .current_dir(dir)
             .env("SLUICE_REST_PORT", rest_port.to_string())
-            .env("SLUICE_BROKER_LISTEN", format!("127.0.0.1:{}", free_port()))
+            .env("SLUICE_BROKER_LISTEN", format!("127.0.0.1:{broker_port}"))
             .env("SLUICE_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .unwrap();
-        Self { child, rest_port }
+        Self {
+            child,
+            rest_port,
+            broker_port,
+        }
     }
 
     fn rss_kib(&self) -> u64 {
         self.status_field("VmRSS:")
+    }
+
+    /// The most resident memory the process has had.
+    fn peak_rss_kib(&self) -> u64 {
+        self.status_field("VmHWM:")
+    }
+
+    /// CPU seconds (user and system, all threads) the process has used so far.
+    fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // pid (comm) state ppid ...: utime and stime are fields 14 and 15, in USER_HZ (100).
+        let fields: Vec<&str> = stat
+            .rsplit_once(") ")
+            .map(|(_, rest)| rest.split(' ').collect())
+            .unwrap_or_default();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        (ticks(11) + ticks(12)) / 100.0
     }
 
     fn threads(&self) -> u64 {
@@ -80,17 +124,24 @@ impl Drop for Worker {
 fn write_pipeline(dir: &Path, name: &str, input: &Path, output: &Path) {
     let configs = dir.join("configs");
     std::fs::create_dir_all(&configs).unwrap();
-    let source = serde_json::json!({"name": format!("{name}-source"), "config": {
+    let mut source = serde_json::json!({"name": format!("{name}-source"), "config": {
         "connector.class": "file-source", "file": input, "topic": name,
-        "batch.size": "10000", "value.converter": "string"}});
-    let sink = serde_json::json!({"name": format!("{name}-sink"), "config": {
-        "connector.class": "file-sink", "file": output, "topics": name, "value.converter": "string"}});
+        "value.converter": "string"}});
+    if let Ok(batch) = std::env::var("SLUICE_BENCH_BATCH_SIZE") {
+        source["config"]["batch.size"] = json!(batch);
+    }
+    let sink = sink_config(name, output);
     std::fs::write(
         configs.join(format!("{name}-source.json")),
         source.to_string(),
     )
     .unwrap();
     std::fs::write(configs.join(format!("{name}-sink.json")), sink.to_string()).unwrap();
+}
+
+fn sink_config(name: &str, output: &Path) -> serde_json::Value {
+    json!({"name": format!("{name}-sink"), "config": {
+        "connector.class": "file-sink", "file": output, "topics": name, "value.converter": "string"}})
 }
 
 fn count_lines(path: &Path) -> usize {
@@ -182,16 +233,81 @@ fn throughput(lines: usize) {
     write_input(&input, lines);
     write_pipeline(&dir, "bench", &input, &output);
     let started = Instant::now();
-    let _worker = Worker::start(&dir);
+    let worker = Worker::start(&dir);
     let (first, total) = wait_for_lines(&output, lines, started);
     let rate = streaming_rate(lines, (first, total));
+    let (peak, cpu) = (worker.peak_rss_kib(), worker.cpu_seconds());
     println!(
-        "file -> broker -> file, {lines} lines of 100 bytes: {:.0} lines/s, {:.1} MB/s (first line after {:.0} ms, all after {:.2} s)",
+        "file -> broker -> file, {lines} lines of 100 bytes: {:.0} lines/s, {:.1} MB/s (first line after {:.0} ms, all after {:.2} s); worker peak RSS {:.1} MB, {:.2} CPU-s per million lines (start to last line)",
         rate,
         rate * 100.0 / 1e6,
         first.as_secs_f64() * 1000.0,
-        total.as_secs_f64()
+        total.as_secs_f64(),
+        peak as f64 / 1024.0,
+        cpu * 1e6 / lines as f64,
     );
+    drop(worker);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Produces `lines` lines like [`write_input`]'s (without the newline) to `topic`.
+fn fill_topic(bootstrap: &str, topic: &str, lines: usize) {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "200000")
+        .create()
+        .expect("producer");
+    let filler = "x".repeat(88);
+    for i in 0..lines {
+        let line = format!("{i:010} {filler}");
+        let mut record = BaseRecord::<(), _>::to(topic).payload(&line);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(120)).expect("flush");
+}
+
+/// The file sink alone: the topic holds every line before the sink is configured.
+fn sink_alone(lines: usize) {
+    let dir = tempdir("sink");
+    std::fs::create_dir_all(dir.join("configs")).unwrap();
+    let output = dir.join("output.txt");
+    let worker = Worker::start(&dir);
+    let bootstrap = format!("127.0.0.1:{}", worker.broker_port);
+    let filled = Instant::now();
+    fill_topic(&bootstrap, "bench", lines);
+    let fill = filled.elapsed();
+    let cpu_before = worker.cpu_seconds();
+    let tmp = dir.join("sink.json.tmp");
+    std::fs::write(&tmp, sink_config("bench", &output).to_string()).unwrap();
+    let started = Instant::now();
+    std::fs::rename(&tmp, dir.join("configs").join("bench-sink.json")).unwrap();
+    let (first, total) = wait_for_lines(&output, lines, started);
+    let rate = streaming_rate(lines, (first, total));
+    let cpu = worker.cpu_seconds() - cpu_before;
+    println!(
+        "topic -> file sink, {lines} lines of 100 bytes already in the topic (produced in {:.1} s): {:.0} lines/s, {:.1} MB/s (first line {:.0} ms after the config, all after {:.2} s); worker peak RSS {:.1} MB, {:.2} CPU-s per million lines (config to last line)",
+        fill.as_secs_f64(),
+        rate,
+        rate * 100.0 / 1e6,
+        first.as_secs_f64() * 1000.0,
+        total.as_secs_f64(),
+        worker.peak_rss_kib() as f64 / 1024.0,
+        cpu * 1e6 / lines as f64,
+    );
+    drop(worker);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -458,6 +574,9 @@ fn main() {
     }
     if run("many") {
         many_connectors(pipelines);
+    }
+    if only == "sink" {
+        sink_alone(lines);
     }
     if only == "console" {
         let rounds = std::env::var("SLUICE_BENCH_ROUNDS")

@@ -431,11 +431,17 @@ impl Converter for StringConverter {
         let schema = Some(self.schema.clone());
         Ok(match bytes {
             None => (schema, Value::Null),
-            Some(b) => (
-                schema,
-                Value::String(String::from_utf8_lossy(b).into_owned()),
-            ),
+            Some(b) => (schema, Value::String(utf8_lossy(b))),
         })
+    }
+}
+
+/// `bytes` as text, invalid UTF-8 replaced. Valid text (nearly always) takes the fast check
+/// of `str::from_utf8` instead of the chunk-by-chunk walk of `String::from_utf8_lossy`.
+fn utf8_lossy(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
     }
 }
 

@@ -21,14 +21,20 @@ use tracing::{info, warn};
 use crate::error::{Error, Result};
 use crate::kafka::KafkaClients;
 
-/// Bits of a delivery id that hold the record's sequence number; the rest hold the partition.
+/// Bits of a delivery id that hold the entry's sequence number; the rest hold the partition.
 const SEQ_BITS: u32 = 40;
 
 /// Tracks the records of one source task between send and acknowledgement.
 ///
-/// Each record gets a delivery id (source partition index and sequence number) that travels
-/// with the Kafka message; acknowledgements may arrive in any order, and a partition's offset
-/// becomes committable only when every earlier record of that partition is acknowledged.
+/// Each record gets a delivery id (source partition index and entry sequence number) that
+/// travels with the Kafka message; acknowledgements may arrive in any order, and a partition's
+/// offset becomes committable only when every earlier record of that partition is
+/// acknowledged.
+///
+/// Records of one `poll` share an entry per source partition ([`OffsetTracker::submit_in_batch`]):
+/// the entry keeps the offset of its last record and counts the records not yet acknowledged,
+/// so a batch costs one entry and one kept offset instead of one per record. Only the newest
+/// offset of a partition is ever written, so the offsets of the others are not needed.
 #[derive(Debug, Default)]
 pub struct OffsetTracker {
     partitions: Vec<PartitionTrack>,
@@ -36,6 +42,8 @@ pub struct OffsetTracker {
     /// The partition of the previous record: most sources send runs of one partition, and
     /// comparing maps is much cheaper than keying them.
     last: Option<usize>,
+    /// Partitions with an entry still open to records of the current batch.
+    open: Vec<usize>,
     next_seq: u64,
     pending: usize,
 }
@@ -47,11 +55,15 @@ struct PartitionTrack {
     committable: Option<SourceOffset>,
 }
 
+/// Records of one partition sent together, with the offset after the last of them.
 #[derive(Debug)]
 struct Pending {
     seq: u64,
     offset: SourceOffset,
-    acked: bool,
+    /// Records of the entry not yet acknowledged.
+    unacked: usize,
+    /// Still taking records of the current batch: not complete even when all are acknowledged.
+    open: bool,
 }
 
 impl OffsetTracker {
@@ -60,8 +72,57 @@ impl OffsetTracker {
         Self::default()
     }
 
-    /// Registers a record about to be sent; returns its delivery id.
+    /// Registers a record about to be sent, alone in its entry; returns its delivery id.
     pub fn submit(&mut self, partition: &SourcePartition, offset: SourceOffset) -> usize {
+        let pid = self.partition_of(partition);
+        self.push(pid, offset, false)
+    }
+
+    /// Registers a record about to be sent as part of the current batch: it joins the open
+    /// entry of its partition (whose offset becomes this record's) until
+    /// [`OffsetTracker::seal_batch`]. Each record must be acknowledged exactly once.
+    pub fn submit_in_batch(&mut self, partition: &SourcePartition, offset: SourceOffset) -> usize {
+        let pid = self.partition_of(partition);
+        let track = &mut self.partitions[pid];
+        if let Some(entry) = track.records.back_mut().filter(|e| e.open) {
+            entry.offset = offset;
+            entry.unacked += 1;
+            self.pending += 1;
+            return Self::id(pid, entry.seq);
+        }
+        self.open.push(pid);
+        self.push(pid, offset, true)
+    }
+
+    /// Ends the current batch: its entries complete once their records are acknowledged.
+    pub fn seal_batch(&mut self) {
+        for pid in std::mem::take(&mut self.open) {
+            let track = &mut self.partitions[pid];
+            if let Some(entry) = track.records.back_mut() {
+                entry.open = false;
+            }
+            track.advance();
+        }
+    }
+
+    fn push(&mut self, pid: usize, offset: SourceOffset, open: bool) -> usize {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.pending += 1;
+        self.partitions[pid].records.push_back(Pending {
+            seq,
+            offset,
+            unacked: 1,
+            open,
+        });
+        Self::id(pid, seq)
+    }
+
+    fn id(pid: usize, seq: u64) -> usize {
+        (pid << SEQ_BITS) | (seq as usize & ((1usize << SEQ_BITS) - 1))
+    }
+
+    fn partition_of(&mut self, partition: &SourcePartition) -> usize {
         let pid = match self
             .last
             .filter(|&pid| self.partitions[pid].partition == *partition)
@@ -70,15 +131,7 @@ impl OffsetTracker {
             None => self.partition_id(partition),
         };
         self.last = Some(pid);
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.pending += 1;
-        self.partitions[pid].records.push_back(Pending {
-            seq,
-            offset,
-            acked: false,
-        });
-        (pid << SEQ_BITS) | (seq as usize & ((1usize << SEQ_BITS) - 1))
+        pid
     }
 
     fn partition_id(&mut self, partition: &SourcePartition) -> usize {
@@ -97,7 +150,7 @@ impl OffsetTracker {
         }
     }
 
-    /// Marks the record with delivery id `id` as acknowledged (or dead-lettered).
+    /// Marks a record of the entry with delivery id `id` as acknowledged (or dead-lettered).
     pub fn acknowledge(&mut self, id: usize) {
         let pid = id >> SEQ_BITS;
         let seq_low = (id & ((1usize << SEQ_BITS) - 1)) as u64;
@@ -105,21 +158,28 @@ impl OffsetTracker {
             return;
         };
         let mask = (1u64 << SEQ_BITS) - 1;
-        let pos = track
+        // Acknowledgements mostly come in order: look at the oldest entry first.
+        let pos = if track
             .records
-            .binary_search_by(|p| (p.seq & mask).cmp(&seq_low))
-            .ok()
-            .or_else(|| track.records.iter().position(|p| p.seq & mask == seq_low));
+            .front()
+            .is_some_and(|p| p.seq & mask == seq_low)
+        {
+            Some(0)
+        } else {
+            track
+                .records
+                .binary_search_by(|p| (p.seq & mask).cmp(&seq_low))
+                .ok()
+                .or_else(|| track.records.iter().position(|p| p.seq & mask == seq_low))
+        };
         if let Some(pos) = pos {
-            if !track.records[pos].acked {
-                track.records[pos].acked = true;
+            let entry = &mut track.records[pos];
+            if entry.unacked > 0 {
+                entry.unacked -= 1;
                 self.pending -= 1;
             }
         }
-        while track.records.front().is_some_and(|p| p.acked) {
-            let done = track.records.pop_front().expect("front exists");
-            track.committable = Some(done.offset);
-        }
+        track.advance();
     }
 
     /// The offsets that became committable since the last call, per partition.
@@ -146,6 +206,20 @@ impl OffsetTracker {
     /// Records sent but not yet acknowledged.
     pub fn pending(&self) -> usize {
         self.pending
+    }
+}
+
+impl PartitionTrack {
+    /// Takes the offsets of the complete entries at the front.
+    fn advance(&mut self) {
+        while self
+            .records
+            .front()
+            .is_some_and(|p| p.unacked == 0 && !p.open)
+        {
+            let done = self.records.pop_front().expect("front exists");
+            self.committable = Some(done.offset);
+        }
     }
 }
 
@@ -399,6 +473,39 @@ mod tests {
         // A second acknowledgement of the same record changes nothing.
         t.acknowledge(a1);
         assert_eq!(t.pending(), 0);
+    }
+
+    #[test]
+    fn a_batch_commits_its_last_offset_once_all_its_records_are_acknowledged() {
+        let mut t = OffsetTracker::new();
+        let a = map(json!({"file": "a"}));
+        let b = map(json!({"file": "b"}));
+        let first: Vec<usize> = (1..=3)
+            .map(|i| t.submit_in_batch(&a, map(json!({"position": i}))))
+            .collect();
+        let b1 = t.submit_in_batch(&b, map(json!({"position": 10})));
+        t.seal_batch();
+        let second = t.submit_in_batch(&a, map(json!({"position": 4})));
+        assert_eq!(t.pending(), 5);
+        // The second batch's record is acknowledged before the first batch's.
+        t.acknowledge(second);
+        t.acknowledge(first[0]);
+        t.acknowledge(first[2]);
+        assert!(t.take_committable().is_empty());
+        t.acknowledge(b1);
+        assert_eq!(
+            t.take_committable(),
+            vec![(b.clone(), map(json!({"position": 10})))]
+        );
+        t.acknowledge(first[1]);
+        // The first batch is complete; the second is still open.
+        assert_eq!(
+            t.take_committable(),
+            vec![(a.clone(), map(json!({"position": 3})))]
+        );
+        assert_eq!(t.pending(), 0);
+        t.seal_batch();
+        assert_eq!(t.take_committable(), vec![(a, map(json!({"position": 4})))]);
     }
 
     #[test]

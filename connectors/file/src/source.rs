@@ -201,7 +201,12 @@ fn read_batch(
         if buf.last() == Some(&b'\r') {
             buf.pop();
         }
-        lines.push((String::from_utf8_lossy(&buf).into_owned(), position));
+        // Valid text (nearly always) takes the fast check of `str::from_utf8`.
+        let line = match std::str::from_utf8(&buf) {
+            Ok(text) => text.to_owned(),
+            Err(_) => String::from_utf8_lossy(&buf).into_owned(),
+        };
+        lines.push((line, position));
     }
     Ok(Batch {
         lines,

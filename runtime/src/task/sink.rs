@@ -6,6 +6,7 @@
 //! the connector reports through the errant-record reporter likewise.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -131,29 +132,67 @@ impl ConsumerContext for SinkConsumerContext {
 
 type SinkConsumer = BaseConsumer<SinkConsumerContext>;
 
-/// A consumed message, copied out of librdkafka.
+/// Keys and values a reused batch buffer may keep between batches; a larger one is freed.
+const MAX_KEPT_BATCH_BYTES: usize = 16 << 20;
+
+/// Consumed messages copied out of librdkafka, their keys and values in one buffer: a batch
+/// costs a few allocations, not two per message, and the buffers are reused for the next.
+#[derive(Debug, Default)]
+struct RawBatch {
+    messages: Vec<RawMessage>,
+    bytes: Vec<u8>,
+}
+
+/// A consumed message; its key and value are ranges of its batch's bytes.
 #[derive(Debug)]
 struct RawMessage {
     topic: Arc<str>,
     partition: i32,
     offset: i64,
-    key: Option<Vec<u8>>,
-    value: Option<Vec<u8>>,
+    key: Option<Range<usize>>,
+    value: Option<Range<usize>>,
     timestamp: Timestamp,
     headers: Vec<(String, Option<Vec<u8>>)>,
 }
 
-/// Reads up to [`MAX_BATCH`] messages, waiting at most `wait` for the first.
-fn poll_batch(consumer: &SinkConsumer, wait: Duration) -> Result<Vec<RawMessage>, String> {
-    let mut out = Vec::new();
+impl RawBatch {
+    fn key(&self, m: &RawMessage) -> Option<&[u8]> {
+        m.key.clone().map(|r| &self.bytes[r])
+    }
+
+    fn value(&self, m: &RawMessage) -> Option<&[u8]> {
+        m.value.clone().map(|r| &self.bytes[r])
+    }
+
+    fn copy(&mut self, bytes: Option<&[u8]>) -> Option<Range<usize>> {
+        let bytes = bytes?;
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(bytes);
+        Some(start..self.bytes.len())
+    }
+
+    /// Empties the batch for reuse, keeping its buffers unless they grew large.
+    fn clear(&mut self) {
+        self.messages.clear();
+        self.bytes.clear();
+        if self.bytes.capacity() > MAX_KEPT_BATCH_BYTES {
+            self.bytes = Vec::new();
+        }
+    }
+}
+
+/// Reads up to [`MAX_BATCH`] messages into `out` (emptied first), waiting at most `wait` for
+/// the first.
+fn poll_batch(consumer: &SinkConsumer, wait: Duration, out: &mut RawBatch) -> Result<(), String> {
+    out.clear();
     let mut timeout = wait;
     // Messages of a batch mostly share a topic: share its name instead of copying it.
     let mut topic: Arc<str> = Arc::from("");
-    while out.len() < MAX_BATCH {
+    while out.messages.len() < MAX_BATCH {
         match consumer.poll(timeout) {
             None => break,
             Some(Err(e)) => {
-                if out.is_empty() {
+                if out.messages.is_empty() {
                     return Err(e.to_string());
                 }
                 break;
@@ -162,12 +201,14 @@ fn poll_batch(consumer: &SinkConsumer, wait: Duration) -> Result<Vec<RawMessage>
                 if *topic != *m.topic() {
                     topic = Arc::from(m.topic());
                 }
-                out.push(RawMessage {
+                let key = out.copy(m.key());
+                let value = out.copy(m.payload());
+                out.messages.push(RawMessage {
                     topic: topic.clone(),
                     partition: m.partition(),
                     offset: m.offset(),
-                    key: m.key().map(<[u8]>::to_vec),
-                    value: m.payload().map(<[u8]>::to_vec),
+                    key,
+                    value,
                     timestamp: m.timestamp(),
                     headers: m
                         .headers()
@@ -182,7 +223,7 @@ fn poll_batch(consumer: &SinkConsumer, wait: Duration) -> Result<Vec<RawMessage>
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The errant-record reporter handed to sink tasks: re-encodes the record with the
@@ -547,14 +588,14 @@ impl SinkState {
     async fn convert(
         &mut self,
         env: &TaskEnv,
-        batch: &[RawMessage],
+        batch: &RawBatch,
     ) -> Result<Option<(Vec<SinkRecord>, Vec<usize>)>, String> {
-        let mut records = Vec::with_capacity(batch.len());
-        let mut good = Vec::with_capacity(batch.len());
-        for (i, m) in batch.iter().enumerate() {
+        let mut records = Vec::with_capacity(batch.messages.len());
+        let mut good = Vec::with_capacity(batch.messages.len());
+        for (i, m) in batch.messages.iter().enumerate() {
             let mut outage = 0u32;
             let converted = loop {
-                match convert_one(env, m) {
+                match convert_one(env, batch, m) {
                     // A registry outage: the same message converts once it is back.
                     Err((_, _, ConvertError::Retriable(e))) => {
                         outage += 1;
@@ -585,8 +626,8 @@ impl SinkState {
                         topic: m.topic.to_string(),
                         partition: m.partition,
                         offset: m.offset,
-                        key: m.key.clone(),
-                        value: m.value.clone(),
+                        key: batch.key(m).map(<[u8]>::to_vec),
+                        value: batch.value(m).map(<[u8]>::to_vec),
                         headers: m.headers.clone(),
                         timestamp: m.timestamp.to_millis(),
                     };
@@ -612,6 +653,7 @@ impl SinkState {
 /// it. The error names the stage and the class that failed.
 fn convert_one(
     env: &TaskEnv,
+    batch: &RawBatch,
     m: &RawMessage,
 ) -> Result<Option<SinkRecord>, (Stage, String, ConvertError)> {
     let class = |option: &str| {
@@ -621,12 +663,12 @@ fn convert_one(
     let (key_schema, key) = env
         .settings
         .key_converter
-        .decode_for(&m.topic, m.key.as_deref())
+        .decode_for(&m.topic, batch.key(m))
         .map_err(|e| (Stage::KeyConverter, class("key.converter"), e))?;
     let (value_schema, value) = env
         .settings
         .value_converter
-        .decode_for(&m.topic, m.value.as_deref())
+        .decode_for(&m.topic, batch.value(m))
         .map_err(|e| (Stage::ValueConverter, class("value.converter"), e))?;
     let (timestamp, timestamp_type) = match m.timestamp {
         Timestamp::NotAvailable => (None, TimestampType::NoTimestamp),
@@ -692,6 +734,8 @@ async fn sink_loop(
     state: &mut SinkState,
 ) -> Result<(), String> {
     let mut next_commit = Instant::now() + env.flush_interval;
+    // The previous batch, emptied and polled into again.
+    let mut spare = RawBatch::default();
     loop {
         if env.token.is_cancelled() {
             return Ok(());
@@ -705,12 +749,13 @@ async fn sink_loop(
             while env.paused() && !env.token.is_cancelled() {
                 let consumer = state.consumer.clone();
                 let polled = tokio::task::spawn_blocking(move || {
-                    let batch = poll_batch(&consumer, Duration::from_millis(100));
+                    let mut batch = RawBatch::default();
+                    let polled = poll_batch(&consumer, Duration::from_millis(100), &mut batch);
                     // Messages of a partition assigned before it could be paused: rewind, so
                     // they are read again after the resume instead of being skipped.
-                    if let Ok(batch) = &batch {
+                    if polled.is_ok() {
                         let mut first: BTreeMap<(String, i32), i64> = BTreeMap::new();
-                        for m in batch {
+                        for m in &batch.messages {
                             first.entry((m.topic.to_string(), m.partition)).or_insert(m.offset);
                         }
                         for ((topic, partition), offset) in first {
@@ -742,9 +787,13 @@ async fn sink_loop(
         let wait = next_commit
             .saturating_duration_since(Instant::now())
             .clamp(Duration::from_millis(1), Duration::from_millis(200));
-        let polled = tokio::select! {
+        let mut batch = std::mem::take(&mut spare);
+        let (batch, polled) = tokio::select! {
             _ = env.token.cancelled() => return Ok(()),
-            r = tokio::task::spawn_blocking(move || poll_batch(&consumer, wait)) => r.map_err(|e| e.to_string())?,
+            r = tokio::task::spawn_blocking(move || {
+                let polled = poll_batch(&consumer, wait, &mut batch);
+                (batch, polled)
+            }) => r.map_err(|e| e.to_string())?,
         };
         state.handle_rebalances(env, task).await?;
         env.metrics
@@ -767,27 +816,23 @@ async fn sink_loop(
                     .lock()
                     .expect("partitions lock"),
             );
-        let batch = match polled {
-            Ok(b) => b,
-            Err(e) => {
-                if env.log_limiter.admit("consumer errors", env.task_name()) {
-                    warn!(connector = %env.connector, task = env.task_id, error = %e, "consumer error");
-                }
-                Vec::new()
+        if let Err(e) = polled {
+            if env.log_limiter.admit("consumer errors", env.task_name()) {
+                warn!(connector = %env.connector, task = env.task_id, error = %e, "consumer error");
             }
-        };
-        if !batch.is_empty() {
+        }
+        if !batch.messages.is_empty() {
             let started = Instant::now();
             env.metrics
                 .records_in
-                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                .fetch_add(batch.messages.len() as u64, Ordering::Relaxed);
             env.metrics
                 .active_records
-                .fetch_add(batch.len() as i64, Ordering::Relaxed);
+                .fetch_add(batch.messages.len() as i64, Ordering::Relaxed);
             // The next offset of each partition in the batch (messages of a partition are in
             // order, and partitions come in runs).
             let mut ends: Vec<(&str, i32, i64)> = Vec::new();
-            for m in &batch {
+            for m in &batch.messages {
                 match ends
                     .iter_mut()
                     .rev()
@@ -812,7 +857,7 @@ async fn sink_loop(
                 let again = || {
                     good.iter()
                         .filter_map(|&i| {
-                            convert_one(env, &batch[i])
+                            convert_one(env, &batch, &batch.messages[i])
                                 .map_err(|(_, _, e)| e.to_string())
                                 .transpose()
                         })
@@ -827,8 +872,10 @@ async fn sink_loop(
             }
             env.metrics.records_out.fetch_add(count, Ordering::Relaxed);
             state.processed.extend(last);
-            env.metrics.record_batch(started.elapsed(), batch.len());
+            env.metrics
+                .record_batch(started.elapsed(), batch.messages.len());
         }
+        spare = batch;
         if Instant::now() >= next_commit {
             state.flush_and_commit(env, task).await?;
             next_commit = Instant::now() + env.flush_interval;

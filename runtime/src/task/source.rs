@@ -59,8 +59,9 @@ impl ProducerContext for SourceProducerContext {
     type DeliveryOpaque = usize;
 
     fn delivery(&self, result: &DeliveryResult<'_>, id: usize) {
-        {
+        let first = {
             let mut inner = self.board.inner.lock().expect("ack lock");
+            let first = inner.acked.is_empty() && inner.failed.is_empty();
             match result {
                 Ok(_) => inner.acked.push(id),
                 Err((e, m)) => {
@@ -84,8 +85,13 @@ impl ProducerContext for SourceProducerContext {
                     inner.failed.push((id, e.to_string(), record));
                 }
             }
+            first
+        };
+        // One wake-up per drain, not per record: the task takes every report at once, and
+        // `Notify` keeps the wake-up for a task not waiting yet.
+        if first {
+            self.board.notify.notify_one();
         }
-        self.board.notify.notify_one();
     }
 }
 
@@ -103,8 +109,10 @@ struct SourceCommitter {
 }
 
 impl SourceCommitter {
-    /// Transforms, converts and sends one record.
-    async fn send(&mut self, mut record: SourceRecord) -> Result<(), String> {
+    /// Transforms, converts and sends one record of the current batch; `Ok(false)` when the
+    /// task was stopped before the record could be sent (the rest of the batch must not be
+    /// sent either, or its offsets would commit past this record).
+    async fn send(&mut self, mut record: SourceRecord) -> Result<bool, String> {
         if !self.env.settings.transforms.is_empty() {
             let view = TransformRecord {
                 topic: std::mem::take(&mut record.topic),
@@ -132,9 +140,9 @@ impl SourceCommitter {
                 Ok(None) => {
                     let id = self
                         .tracker
-                        .submit(&record.source_partition, record.source_offset);
+                        .submit_in_batch(&record.source_partition, record.source_offset);
                     self.tracker.acknowledge(id);
-                    return Ok(());
+                    return Ok(true);
                 }
                 Err(e) => {
                     record.topic = view.topic;
@@ -183,7 +191,7 @@ impl SourceCommitter {
                     outage += 1;
                     if !self.env.wait_out_outage(outage, &e).await {
                         // Stopped: the record was not sent, so its offset is not committed.
-                        return Ok(());
+                        return Ok(false);
                     }
                 }
                 (Err(ConvertError::Data(e)), _) => {
@@ -221,7 +229,7 @@ impl SourceCommitter {
         }
         let id = self
             .tracker
-            .submit(&record.source_partition, record.source_offset);
+            .submit_in_batch(&record.source_partition, record.source_offset);
         let mut out = BaseRecord::with_opaque_to(&record.topic, id);
         if let Some(k) = &key {
             out = out.key(k);
@@ -240,7 +248,7 @@ impl SourceCommitter {
         }
         loop {
             match self.producer.send(out) {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok(true),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     out = back;
                     self.wait_for_acks(Duration::from_millis(50)).await;
@@ -261,7 +269,7 @@ impl SourceCommitter {
                         e.to_string(),
                         failed,
                     ));
-                    return Ok(());
+                    return Ok(true);
                 }
             }
         }
@@ -276,7 +284,7 @@ impl SourceCommitter {
         class_name: String,
         exception_class: &'static str,
         message: String,
-    ) -> Result<(), String> {
+    ) -> Result<bool, String> {
         // The record never became Kafka bytes; dead-letter a schemaless JSON rendering of it.
         let render = |schema: Option<&sluice_sdk::Schema>, v: &sluice_sdk::Value| {
             if v.is_null() {
@@ -309,9 +317,9 @@ impl SourceCommitter {
         // Tolerated: the record is done with, so its offset may be committed.
         let id = self
             .tracker
-            .submit(&record.source_partition, record.source_offset);
+            .submit_in_batch(&record.source_partition, record.source_offset);
         self.tracker.acknowledge(id);
-        Ok(())
+        Ok(true)
     }
 
     async fn wait_for_acks(&self, at_most: Duration) {
@@ -625,8 +633,11 @@ async fn source_loop(
                         .fetch_add(size as u64, Ordering::Relaxed);
                     env.metrics.record_batch(poll_time, size);
                     for record in records {
-                        committer.send(record).await?;
+                        if !committer.send(record).await? {
+                            break;
+                        }
                     }
+                    committer.tracker.seal_batch();
                 }
             }
             Err(e) if e.is_retriable() => {
