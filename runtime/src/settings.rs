@@ -226,9 +226,10 @@ pub const PREFIXES: &[&str] = &[
 ];
 
 /// Prefixes of `SLUICE_*` variables that are not worker settings (the test suite's own
-/// `SLUICE_TEST_*` and the benchmarks' `SLUICE_BENCH_*`, which reach the workers they start);
-/// `SLUICE_LOG`, the log filter, is not one either.
-const NOT_SETTINGS: &[&str] = &["test_", "bench_"];
+/// `SLUICE_TEST_*`, the benchmarks' `SLUICE_BENCH_*` and the test script's
+/// `SLUICE_FUZZ_SECONDS`, which reach the workers they start); `SLUICE_LOG`, the log filter,
+/// is not one either.
+const NOT_SETTINGS: &[&str] = &["test_", "bench_", "fuzz_"];
 
 /// Kafka client properties applied to every client (security and the like).
 const CLIENT_WIDE: &[&str] = &["security.protocol", "ssl.", "sasl.", "client.id"];
