@@ -193,6 +193,8 @@ fn versioned_records() -> Vec<(String, Option<String>)> {
 }
 
 /// Produces `records` in order (idempotent producer: offsets are the records' indexes).
+/// Not `common::produce_records`: with one request in flight and no linger these 150,000
+/// records land in small batches, and the multi-pass clean then takes over 300 s.
 fn produce_in_order(bootstrap: &str, topic: &str, records: &[(String, Option<String>)]) {
     use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()

@@ -22,6 +22,9 @@
 //! The loader's documents are byte for byte what the sink sends (`index` actions with the
 //! record offset as external version).
 
+#[path = "support/proc_stats.rs"]
+mod proc_stats;
+use proc_stats::cpu_seconds;
 #[path = "../tests/postgres/worker.rs"]
 mod worker;
 
@@ -206,38 +209,17 @@ async fn sink(server: &OsmemServer, worker: &Worker, topic: &str, n: i64) -> Sin
     }
 }
 
-/// CPU seconds (user + system) used so far by our child process named `comm`.
-fn cpu_seconds(comm: &str) -> f64 {
-    let me = std::process::id().to_string();
-    let ticks = 100.0; // USER_HZ on Linux
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0.0;
-    };
-    entries
-        .flatten()
-        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
-        .filter_map(|stat| {
-            // pid (comm) state ppid ... utime(14) stime(15)
-            let (head, rest) = stat.rsplit_once(") ")?;
-            let name = head.split_once(" (")?.1;
-            let fields: Vec<&str> = rest.split(' ').collect();
-            (name == comm && fields.get(1) == Some(&me.as_str())).then(|| {
-                let utime: f64 = fields[11].parse().unwrap_or(0.0);
-                let stime: f64 = fields[12].parse().unwrap_or(0.0);
-                (utime + stime) / ticks
-            })
-        })
-        .sum()
-}
-
 /// CPU seconds of the server and the worker during `f`.
 async fn with_cpu<T>(f: impl std::future::Future<Output = T>) -> (T, f64, f64) {
-    let (server, worker) = (cpu_seconds("osmem-server"), cpu_seconds("sluice"));
+    let (server, worker) = (
+        cpu_seconds("osmem-server", true),
+        cpu_seconds("sluice", true),
+    );
     let out = f.await;
     (
         out,
-        cpu_seconds("osmem-server") - server,
-        cpu_seconds("sluice") - worker,
+        cpu_seconds("osmem-server", true) - server,
+        cpu_seconds("sluice", true) - worker,
     )
 }
 
