@@ -3,6 +3,7 @@
 //! user would go through the pages. Screenshots of the main pages are saved to a temporary
 //! folder (or to `CONSOLE_TEST_SCREENSHOTS` when set).
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -48,6 +49,8 @@ impl Browser {
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            // Its own process group, so that `drop` can stop Chromium with it.
+            .process_group(0)
             .spawn()
             .expect("start chromedriver");
         let url = format!("http://127.0.0.1:{port}");
@@ -140,11 +143,16 @@ impl Browser {
 impl Drop for Browser {
     /// After a panic the session was never closed: stop the whole group chromedriver leads
     /// (Chromium included), not only chromedriver.
+    ///
+    /// The group is named after `--`: procps-ng 4.0's `kill -KILL -12345` reads `-12345` as
+    /// `-1` and kills every process the user may signal (it once took a whole CI run down).
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-KILL")
-            .arg(format!("-{}", self.driver.id()))
-            .status();
+        let group = self.driver.id();
+        if group > 1 {
+            let _ = Command::new("kill")
+                .args(["-s", "KILL", "--", &format!("-{group}")])
+                .status();
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
