@@ -1,12 +1,17 @@
 //! `file-sink`: one line per record, as Kafka's `FileStreamSinkConnector`.
 //!
 //! String values are written as they are, bytes as UTF-8 (lossy), other values as JSON, and a
-//! null value as the text `null` (as Kafka's sink does). Each batch is written as it arrives;
-//! on `flush` the file is synced to disk before the runtime commits offsets.
+//! null value as the text `null` (as Kafka's sink does). Each batch is written as it arrives,
+//! in one append; on `flush` the file is synced to disk before the runtime commits offsets.
+//!
+//! As Kafka's sink, the connector makes `tasks.max` tasks, each with the same file. A task
+//! appends a whole batch with one `write` on a file opened for appending, so tasks that share
+//! one file (on one host) never interleave parts of lines; lines of different partitions are
+//! in no particular order relative to each other.
 
 use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::PathBuf;
 
 use sluice_sdk::json::{value_to_json, DecimalFormat};
@@ -47,9 +52,9 @@ impl SinkConnector for FileSinkConnector {
     }
 
     async fn task_configs(&mut self, max_tasks: usize) -> Result<Vec<Props>> {
-        // Several writers appending to one file would interleave partially written lines.
-        let _ = max_tasks;
-        Ok(vec![self.props.clone()])
+        // Each task appends whole batches (see the module's notes), so several can share the
+        // file; the partitions are spread over them.
+        Ok(vec![self.props.clone(); max_tasks.max(1)])
     }
 
     fn create_task(&self) -> Box<dyn SinkTask> {
@@ -61,7 +66,9 @@ impl SinkConnector for FileSinkConnector {
 #[derive(Debug, Default)]
 pub struct FileSinkTask {
     path: PathBuf,
-    writer: Option<BufWriter<File>>,
+    file: Option<File>,
+    /// A batch's lines, reused from batch to batch.
+    buffer: Vec<u8>,
 }
 
 /// The line written for a record's value.
@@ -84,8 +91,8 @@ pub fn line_of(record: &SinkRecord) -> Cow<'_, [u8]> {
 }
 
 impl FileSinkTask {
-    fn writer(&mut self) -> Result<&mut BufWriter<File>> {
-        if self.writer.is_none() {
+    fn file(&mut self) -> Result<&mut File> {
+        if self.file.is_none() {
             let file = OpenOptions::new()
                 .create(true)
                 .append(true)
@@ -96,9 +103,9 @@ impl FileSinkTask {
                         self.path.display()
                     ))
                 })?;
-            self.writer = Some(BufWriter::with_capacity(1 << 20, file));
+            self.file = Some(file);
         }
-        Ok(self.writer.as_mut().expect("just opened"))
+        Ok(self.file.as_mut().expect("just opened"))
     }
 }
 
@@ -115,43 +122,48 @@ impl SinkTask for FileSinkTask {
                 ))
             })?;
         }
-        self.writer()?;
+        self.file()?;
         info!(file = %self.path.display(), "file sink started");
         Ok(())
     }
 
     async fn put(&mut self, records: Vec<SinkRecord>) -> Result<()> {
-        let path = self.path.display().to_string();
-        let writer = self.writer()?;
+        let mut buffer = std::mem::take(&mut self.buffer);
+        buffer.clear();
         for record in &records {
-            writer
-                .write_all(&line_of(record))
-                .and_then(|()| writer.write_all(b"\n"))
-                .map_err(|e| Error::retriable(format!("cannot write to {path}: {e}")))?;
+            buffer.extend_from_slice(&line_of(record));
+            buffer.push(b'\n');
         }
-        // Hand the batch to the operating system now, so lines show up at once; `flush`
-        // makes them durable (fsync) before offsets are committed.
-        writer
-            .flush()
-            .map_err(|e| Error::retriable(format!("cannot write to {path}: {e}")))?;
-        Ok(())
+        // Hand the batch to the operating system now, in one append, so lines show up at once
+        // and never interleave with another task's; `flush` makes them durable (fsync) before
+        // offsets are committed.
+        let written = match self.file() {
+            Ok(_) => {
+                let file = self.file.as_mut().expect("just opened");
+                file.write_all(&buffer).map_err(|e| {
+                    Error::retriable(format!("cannot write to {}: {e}", self.path.display()))
+                })
+            }
+            Err(e) => Err(e),
+        };
+        if written.is_err() {
+            // The file's position after a short write is unknown: reopen before the retry.
+            self.file = None;
+        }
+        self.buffer = buffer;
+        written
     }
 
     async fn flush(&mut self) -> Result<()> {
         let path = self.path.display().to_string();
-        if let Some(mut writer) = self.writer.take() {
-            // Sync on a blocking thread; the writer comes back unless the write failed.
-            let synced = tokio::task::spawn_blocking(move || {
-                writer.flush()?;
-                writer.get_ref().sync_data()?;
-                Ok::<_, std::io::Error>(writer)
-            })
-            .await
-            .map_err(|e| Error::fatal(format!("file sync panicked: {e}")))?;
+        if let Some(file) = self.file.take() {
+            // Sync on a blocking thread; the file comes back unless the sync failed.
+            let synced = tokio::task::spawn_blocking(move || file.sync_data().map(|()| file))
+                .await
+                .map_err(|e| Error::fatal(format!("file sync panicked: {e}")))?;
             match synced {
-                Ok(writer) => self.writer = Some(writer),
-                // The failed buffer is dropped; the runtime does not commit, so the records
-                // are delivered again.
+                Ok(file) => self.file = Some(file),
+                // The runtime does not commit, so the records are delivered again.
                 Err(e) => return Err(Error::fatal(format!("cannot flush {path}: {e}"))),
             }
         }
@@ -159,9 +171,7 @@ impl SinkTask for FileSinkTask {
     }
 
     async fn stop(&mut self) -> Result<()> {
-        if let Some(mut w) = self.writer.take() {
-            let _ = w.flush();
-        }
+        self.file = None;
         Ok(())
     }
 }
@@ -231,5 +241,73 @@ mod tests {
             .unwrap();
         task.stop().await.unwrap();
         assert!(std::fs::read_to_string(&file).unwrap().ends_with("more\n"));
+    }
+
+    #[tokio::test]
+    async fn tasks_max_tasks_share_the_file_without_interleaving_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("shared.txt");
+        let props: Props = [("file".to_string(), file.to_string_lossy().into_owned())].into();
+        let mut connector = FileSinkConnector {
+            props: props.clone(),
+        };
+        let configs = connector.task_configs(3).await.unwrap();
+        assert_eq!(
+            configs,
+            vec![props.clone(); 3],
+            "one config per task, as Kafka's sink"
+        );
+
+        // Three tasks append batches of long lines at the same time, each batch (1.3 MB) larger
+        // than any write buffer a writer might split it at; every line must come out whole.
+        let mut writers = Vec::new();
+        for t in 0..3 {
+            let props = configs[t].clone();
+            writers.push(tokio::spawn(async move {
+                let mut task = FileSinkTask::default();
+                task.start(SinkTaskContext::new(
+                    "s",
+                    t as u32,
+                    props,
+                    Arc::new(FailingReporter),
+                    Arc::new(NoStatusReporter),
+                ))
+                .await
+                .unwrap();
+                for batch in 0..6 {
+                    let records = (0..2500)
+                        .map(|i| {
+                            record(
+                                Value::from(format!("t{t}-b{batch}-r{i}-{}", "x".repeat(500))),
+                                None,
+                            )
+                        })
+                        .collect();
+                    task.put(records).await.unwrap();
+                }
+                task.flush().await.unwrap();
+                task.stop().await.unwrap();
+            }));
+        }
+        for w in writers {
+            w.await.unwrap();
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3 * 6 * 2500);
+        let tail = "x".repeat(500);
+        for line in &lines {
+            let (head, rest) = line.split_once("-r").expect("a whole line");
+            assert!(
+                head.starts_with('t') && head.contains("-b"),
+                "broken line {line:.80}"
+            );
+            assert!(
+                rest.ends_with(&tail) && rest.len() == tail.len() + rest.find('-').unwrap() + 1,
+                "broken line {line:.80}"
+            );
+        }
+        let unique: std::collections::BTreeSet<&&str> = lines.iter().collect();
+        assert_eq!(unique.len(), lines.len());
     }
 }
