@@ -346,7 +346,7 @@ fn default_json(schema: &Schema, value: &Value) -> Json {
 /// The Connect schema of a writer's Avro schema (JSON), as Confluent's `toConnectSchema`.
 ///
 /// # Errors
-/// A schema shape Connect cannot hold (a union of several non-null types).
+/// A schema shape Connect cannot hold (a union whose members share a name, an undefined type).
 pub fn connect_schema_of(avro: &Json) -> Result<Schema, String> {
     connect_schema_with_references(avro, &[])
 }
