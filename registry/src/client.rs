@@ -1,6 +1,7 @@
 //! A Schema Registry REST client (Confluent's API, so it talks to this registry and to
-//! Confluent's): register, look up, fetch by id, latest version. Callers cache its answers;
-//! it keeps no state but its HTTP connections.
+//! Confluent's): register, look up, fetch by id (with the schema's references), a subject's
+//! version, latest version. Callers cache its answers; it keeps no state but its HTTP
+//! connections.
 
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use reqwest::{StatusCode, Url};
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
+use crate::records::SchemaReference;
 
 /// How long one request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -38,6 +40,8 @@ pub struct RegisteredSchema {
     pub schema: String,
     /// Its version in the subject asked (0 when fetched by id).
     pub version: i32,
+    /// The schemas of other subjects whose types it names.
+    pub references: Vec<SchemaReference>,
 }
 
 impl RegistryClient {
@@ -86,6 +90,7 @@ impl RegistryClient {
         &self,
         method: reqwest::Method,
         path: &[&str],
+        query: &[(&str, &str)],
         body: Option<Value>,
     ) -> Result<Value> {
         let mut last = None;
@@ -98,6 +103,9 @@ impl RegistryClient {
                 })?;
                 segments.pop_if_empty();
                 segments.extend(path);
+            }
+            if !query.is_empty() {
+                url.query_pairs_mut().extend_pairs(query);
             }
             let mut request = self.http.request(method.clone(), url).header(
                 "Accept",
@@ -173,6 +181,7 @@ impl RegistryClient {
             .call(
                 reqwest::Method::POST,
                 &["subjects", subject, "versions"],
+                &[],
                 Some(Self::request_body(schema, schema_type)),
             )
             .await?;
@@ -193,6 +202,7 @@ impl RegistryClient {
             .call(
                 reqwest::Method::POST,
                 &["subjects", subject],
+                &[],
                 Some(Self::request_body(schema, schema_type)),
             )
             .await?;
@@ -208,6 +218,7 @@ impl RegistryClient {
             .call(
                 reqwest::Method::GET,
                 &["subjects", subject, "versions", "latest"],
+                &[],
                 None,
             )
             .await?;
@@ -219,17 +230,41 @@ impl RegistryClient {
     /// # Errors
     /// [`Error::Unreachable`], or the registry's answer (40403, ...).
     pub async fn schema_by_id(&self, id: i32) -> Result<String> {
-        let answer = self
+        Ok(self.registered_by_id(id).await?.schema)
+    }
+
+    /// The schema with `id` and its references (`version` 0).
+    ///
+    /// # Errors
+    /// [`Error::Unreachable`], or the registry's answer (40403, ...).
+    pub async fn registered_by_id(&self, id: i32) -> Result<RegisteredSchema> {
+        let mut answer = self
             .call(
                 reqwest::Method::GET,
                 &["schemas", "ids", &id.to_string()],
+                &[],
                 None,
             )
             .await?;
-        answer["schema"]
-            .as_str()
-            .map(str::to_string)
-            .ok_or_else(|| self.malformed(&answer))
+        answer["id"] = json!(id);
+        self.registered(&answer)
+    }
+
+    /// Version `version` of `subject`, soft-deleted or not (a schema that references it may
+    /// outlive its soft deletion, as Confluent's deserializers expect).
+    ///
+    /// # Errors
+    /// [`Error::Unreachable`], or the registry's answer (40401, 40402, ...).
+    pub async fn version(&self, subject: &str, version: i32) -> Result<RegisteredSchema> {
+        let answer = self
+            .call(
+                reqwest::Method::GET,
+                &["subjects", subject, "versions", &version.to_string()],
+                &[("deleted", "true")],
+                None,
+            )
+            .await?;
+        self.registered(&answer)
     }
 
     fn malformed(&self, answer: &Value) -> Error {
@@ -256,6 +291,17 @@ impl RegistryClient {
                 .ok_or_else(|| self.malformed(answer))?
                 .to_string(),
             version: answer["version"].as_i64().unwrap_or(0) as i32,
+            references: match answer.get("references") {
+                None | Some(Value::Null) => Vec::new(),
+                Some(refs) => {
+                    serde_json::from_value(refs.clone()).map_err(|e| Error::Registry {
+                        url: self.url(),
+                        status: 200,
+                        error_code: 0,
+                        message: format!("malformed references in {answer}: {e}"),
+                    })?
+                }
+            },
         })
     }
 }

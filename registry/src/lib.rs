@@ -26,8 +26,9 @@ pub mod server;
 pub mod state;
 pub mod store;
 
-pub use client::{RegistryClient, RegistryClientConfig};
+pub use client::{RegisteredSchema, RegistryClient, RegistryClientConfig};
 pub use error::{ApiError, Error, Result};
+pub use records::SchemaReference;
 pub use schema::CompatibilityLevel;
 pub use server::{SchemaRegistry, DEFAULT_LISTEN};
 pub use store::{KafkaStore, StoreConfig, DEFAULT_TOPIC};

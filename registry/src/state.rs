@@ -167,15 +167,37 @@ impl State {
         }
     }
 
-    /// The texts of `references`, in order (missing ones are skipped).
+    /// The texts of `references` and of the schemas they reference in turn, each after the
+    /// ones it names, once each (missing ones are skipped).
     pub fn reference_texts(&self, references: &[SchemaReference]) -> Vec<String> {
-        references
-            .iter()
-            .filter_map(|r| {
-                let id = self.subjects.get(&r.subject)?.get(&r.version)?.id;
-                Some(self.schemas.get(&id)?.text.clone())
-            })
-            .collect()
+        let mut seen = Vec::new();
+        let mut texts = Vec::new();
+        self.collect_reference_texts(references, &mut seen, &mut texts);
+        texts
+    }
+
+    fn collect_reference_texts<'a>(
+        &'a self,
+        references: &'a [SchemaReference],
+        seen: &mut Vec<(&'a str, i32)>,
+        texts: &mut Vec<String>,
+    ) {
+        for r in references {
+            if seen.contains(&(r.subject.as_str(), r.version)) {
+                continue;
+            }
+            seen.push((r.subject.as_str(), r.version));
+            let Some(schema) = self
+                .subjects
+                .get(&r.subject)
+                .and_then(|vs| vs.get(&r.version))
+                .and_then(|e| self.schemas.get(&e.id))
+            else {
+                continue;
+            };
+            self.collect_reference_texts(&schema.references, seen, texts);
+            texts.push(schema.text.clone());
+        }
     }
 
     /// The versions of `subject` (soft-deleted ones too when `deleted`), in order.
@@ -242,5 +264,41 @@ mod tests {
         state.apply(&k, None);
         assert!(state.schemas.is_empty());
         assert_eq!(state.max_id, 1);
+    }
+
+    #[test]
+    fn references_resolve_transitively_each_once() {
+        let mut state = State::default();
+        let geo = r#"{"type":"record","name":"Geo","namespace":"s","fields":[{"name":"lat","type":"double"}]}"#;
+        let address = r#"{"type":"record","name":"Address","namespace":"s","fields":[{"name":"geo","type":"s.Geo"}]}"#;
+        let (k, v) = schema_record("geo", 1, 1, geo);
+        state.apply(&k, Some(&v));
+        let geo_ref = SchemaReference {
+            name: "s.Geo".into(),
+            subject: "geo".into(),
+            version: 1,
+        };
+        let value = to_json(&SchemaValue {
+            subject: "address".into(),
+            version: 1,
+            id: 2,
+            schema_type: None,
+            references: vec![geo_ref.clone()],
+            schema: address.into(),
+            deleted: false,
+        });
+        state.apply(&to_json(&RecordKey::schema("address", 1)), Some(&value));
+        let address_ref = SchemaReference {
+            name: "s.Address".into(),
+            subject: "address".into(),
+            version: 1,
+        };
+        // Geo before Address, which names it; Geo once although named twice.
+        assert_eq!(
+            state.reference_texts(&[address_ref.clone(), geo_ref]),
+            [geo.to_string(), address.to_string()]
+        );
+        let customer = r#"{"type":"record","name":"C","namespace":"s","fields":[{"name":"home","type":"s.Address"}]}"#;
+        assert!(parse_schema(None, customer, &state.reference_texts(&[address_ref])).is_ok());
     }
 }

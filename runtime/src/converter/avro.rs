@@ -7,6 +7,11 @@
 //! Connect schema when writing, per id when reading), never per record. Its calls run on a
 //! small runtime of their own; the task's thread waits for the answer (once per new schema).
 //!
+//! A writer's schema may name types of other subjects through `references` (as Confluent's
+//! serializers register a schema that uses a record of another subject): the converter fetches
+//! the referenced versions, and theirs in turn, once each, and reads (or, with
+//! `use.latest.version`, writes) with all of them.
+//!
 //! Options (Confluent's names): `schema.registry.url` (comma-separated; default the bundled
 //! registry, `http://127.0.0.1:8081`), `auto.register.schemas` (true), `use.latest.version`
 //! (false), `key.subject.name.strategy` / `value.subject.name.strategy` (TopicNameStrategy,
@@ -19,10 +24,12 @@ use std::future::Future;
 use std::sync::{Arc, LazyLock, Mutex};
 
 use apache_avro::Schema as AvroSchema;
-use sluice_registry::{RegistryClient, RegistryClientConfig};
+use sluice_registry::{RegisteredSchema, RegistryClient, RegistryClientConfig, SchemaReference};
 use sluice_sdk::{ConfigErrors, ConvertError, Schema, SchemaRef, Value};
 
-use super::avro_data::{avro_schema_json, connect_schema_of, names_of, to_avro, to_connect, Names};
+use super::avro_data::{
+    avro_schema_json, connect_schema_with_references, names_of_all, to_avro, to_connect, Names,
+};
 
 /// Confluent's Avro converter class.
 pub const AVRO_CONVERTER: &str = "io.confluent.connect.avro.AvroConverter";
@@ -40,6 +47,8 @@ pub const IGNORED_OPTIONS: &[&str] = &[
     "enhanced.avro.schema.support",
     "avro.reflection.allow.null",
 ];
+/// Confluent's option for `connect_union_*` names; only its default (false) is supported.
+const GENERALIZED_SUM_TYPE_SUPPORT: &str = "generalized.sum.type.support";
 /// Most distinct schemas remembered each way.
 const CACHE_SIZE: usize = 64;
 
@@ -94,6 +103,8 @@ impl SubjectNameStrategy {
 struct WriterSchema {
     id: i32,
     avro: AvroSchema,
+    /// The referenced schemas' types.
+    referenced: Vec<AvroSchema>,
     names: Names,
 }
 
@@ -101,7 +112,18 @@ struct WriterSchema {
 #[derive(Debug)]
 struct ReaderSchema {
     avro: AvroSchema,
+    /// The referenced schemas' types.
+    referenced: Vec<AvroSchema>,
+    names: Names,
     connect: SchemaRef,
+}
+
+/// A schema with the referenced schemas it needs, parsed.
+struct ParsedWithReferences {
+    avro: AvroSchema,
+    json: serde_json::Value,
+    referenced: Vec<AvroSchema>,
+    referenced_json: Vec<serde_json::Value>,
 }
 
 #[derive(Debug, Default)]
@@ -110,6 +132,8 @@ struct Caches {
     written: Vec<(String, Schema, Arc<WriterSchema>)>,
     /// Schema id -> reader schema.
     read: Vec<(i32, Arc<ReaderSchema>)>,
+    /// (subject, version) -> a referenced schema.
+    referenced: Vec<((String, i32), Arc<RegisteredSchema>)>,
 }
 
 /// The converter.
@@ -216,6 +240,11 @@ impl AvroConverter {
                 "basic.auth.user.info" | "schema.registry.basic.auth.user.info" => {
                     user_info = Some(v.to_string());
                 }
+                GENERALIZED_SUM_TYPE_SUPPORT => {
+                    if !v.trim().eq_ignore_ascii_case("false") {
+                        errors.push(full, format!("only false is supported: Avro unions map to io.confluent.connect.avro.Union structs with fields named after the member types (got '{v}')"));
+                    }
+                }
                 k if IGNORED_OPTIONS.contains(&k) => {}
                 _ => errors.push(
                     full,
@@ -300,11 +329,13 @@ impl AvroConverter {
             .map_err(ConvertError::Data)?;
         let text = json.to_string();
         let client = self.client.clone();
+        let mut references = Vec::new();
         let (id, text) = if self.use_latest_version {
             let s = subject.clone();
             let latest = wait_for(async move { client.latest(&s).await }).map_err(|e| {
                 registry_error(&e, &format!("latest schema of subject '{subject}'"))
             })?;
+            references = latest.references;
             (latest.id, latest.schema)
         } else if self.auto_register {
             let (s, t) = (subject.clone(), text.clone());
@@ -321,13 +352,21 @@ impl AvroConverter {
                 .map_err(|e| registry_error(&e, &format!("looking up the schema of topic '{topic}' in subject '{subject}' (auto.register.schemas=false)")))?;
             (found.id, text)
         };
-        let avro = AvroSchema::parse_str(&text).map_err(|e| {
-            ConvertError::Data(format!(
-                "schema {id} of subject '{subject}' is not valid Avro: {e}"
-            ))
-        })?;
-        let names = names_of(&avro);
-        let writer = Arc::new(WriterSchema { id, avro, names });
+        let parsed = self
+            .parse_with_references(&text, &references)
+            .map_err(|e| match e {
+                ConvertError::Data(m) => {
+                    ConvertError::Data(format!("schema {id} of subject '{subject}': {m}"))
+                }
+                other => other,
+            })?;
+        let names = names_of_all(std::iter::once(&parsed.avro).chain(&parsed.referenced));
+        let writer = Arc::new(WriterSchema {
+            id,
+            avro: parsed.avro,
+            referenced: parsed.referenced,
+            names,
+        });
         let mut caches = self.caches();
         if caches.written.len() == CACHE_SIZE {
             caches.written.remove(0);
@@ -344,17 +383,26 @@ impl AvroConverter {
             return Ok(r.clone());
         }
         let client = self.client.clone();
-        let text = wait_for(async move { client.schema_by_id(id).await })
+        let registered = wait_for(async move { client.registered_by_id(id).await })
             .map_err(|e| registry_error(&e, &format!("schema id {id}")))?;
-        let json: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| ConvertError::Data(format!("schema id {id} is not JSON: {e}")))?;
-        let avro = AvroSchema::parse(&json)
-            .map_err(|e| ConvertError::Data(format!("schema id {id} is not valid Avro: {e}")))?;
+        let in_schema = |e: ConvertError| match e {
+            ConvertError::Data(m) => ConvertError::Data(format!("schema id {id}: {m}")),
+            other => other,
+        };
+        let parsed = self
+            .parse_with_references(&registered.schema, &registered.references)
+            .map_err(in_schema)?;
         let connect = Arc::new(
-            connect_schema_of(&json)
+            connect_schema_with_references(&parsed.json, &parsed.referenced_json)
                 .map_err(|e| ConvertError::Data(format!("schema id {id}: {e}")))?,
         );
-        let reader = Arc::new(ReaderSchema { avro, connect });
+        let names = names_of_all(std::iter::once(&parsed.avro).chain(&parsed.referenced));
+        let reader = Arc::new(ReaderSchema {
+            avro: parsed.avro,
+            referenced: parsed.referenced,
+            names,
+            connect,
+        });
         let mut caches = self.caches();
         if caches.read.len() == CACHE_SIZE {
             caches.read.remove(0);
@@ -362,6 +410,109 @@ impl AvroConverter {
         caches.read.push((id, reader.clone()));
         Ok(reader)
     }
+
+    /// Parses `text` with the schemas `references` names (and those they name in turn).
+    fn parse_with_references(
+        &self,
+        text: &str,
+        references: &[SchemaReference],
+    ) -> Result<ParsedWithReferences, ConvertError> {
+        let json: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| ConvertError::Data(format!("the schema is not JSON: {e}")))?;
+        if references.is_empty() {
+            let avro = AvroSchema::parse(&json)
+                .map_err(|e| ConvertError::Data(format!("not valid Avro: {e}")))?;
+            return Ok(ParsedWithReferences {
+                avro,
+                json,
+                referenced: Vec::new(),
+                referenced_json: Vec::new(),
+            });
+        }
+        let mut texts = Vec::new();
+        self.referenced_texts(references, &mut Vec::new(), &mut texts)?;
+        let referenced_json = texts
+            .iter()
+            .map(|t| serde_json::from_str(t))
+            .collect::<Result<Vec<serde_json::Value>, _>>()
+            .map_err(|e| ConvertError::Data(format!("a referenced schema is not JSON: {e}")))?;
+        let (avro, referenced) = AvroSchema::parse_str_with_list(text, &texts).map_err(|e| {
+            ConvertError::Data(format!(
+                "not valid Avro with its references {}: {e}",
+                reference_list(references)
+            ))
+        })?;
+        Ok(ParsedWithReferences {
+            avro,
+            json,
+            referenced,
+            referenced_json,
+        })
+    }
+
+    /// The texts of `references` and of the schemas they name, each after the ones it names,
+    /// once each; every (subject, version) is asked of the registry once per converter.
+    fn referenced_texts(
+        &self,
+        references: &[SchemaReference],
+        seen: &mut Vec<(String, i32)>,
+        texts: &mut Vec<String>,
+    ) -> Result<(), ConvertError> {
+        for r in references {
+            let key = (r.subject.clone(), r.version);
+            if seen.contains(&key) {
+                continue;
+            }
+            seen.push(key.clone());
+            let cached = self
+                .caches()
+                .referenced
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, s)| s.clone());
+            let schema = match cached {
+                Some(s) => s,
+                None => {
+                    let client = self.client.clone();
+                    let (subject, version) = key.clone();
+                    let fetched = wait_for(async move { client.version(&subject, version).await })
+                        .map_err(|e| {
+                            registry_error(
+                                &e,
+                                &format!(
+                                    "the schema reference '{}' (subject '{}', version {})",
+                                    r.name, r.subject, r.version
+                                ),
+                            )
+                        })?;
+                    let fetched = Arc::new(fetched);
+                    let mut caches = self.caches();
+                    if caches.referenced.len() == CACHE_SIZE {
+                        caches.referenced.remove(0);
+                    }
+                    caches.referenced.push((key, fetched.clone()));
+                    fetched
+                }
+            };
+            self.referenced_texts(&schema.references, seen, texts)?;
+            texts.push(schema.schema.clone());
+        }
+        Ok(())
+    }
+}
+
+/// `name (subject s, version v), ...` for messages.
+fn reference_list(references: &[SchemaReference]) -> String {
+    references
+        .iter()
+        .map(|r| {
+            format!(
+                "'{}' (subject '{}', version {})",
+                r.name, r.subject, r.version
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl sluice_sdk::Converter for AvroConverter {
@@ -392,8 +543,16 @@ impl sluice_sdk::Converter for AvroConverter {
         };
         let writer = self.writer_schema(topic, schema)?;
         let avro_value = to_avro(&writer.avro, &writer.names, value).map_err(ConvertError::Data)?;
-        let datum = apache_avro::to_avro_datum(&writer.avro, avro_value)
-            .map_err(|e| ConvertError::Data(format!("cannot write the Avro datum: {e}")))?;
+        let datum = if writer.referenced.is_empty() {
+            apache_avro::to_avro_datum(&writer.avro, avro_value)
+        } else {
+            apache_avro::to_avro_datum_schemata(
+                &writer.avro,
+                writer.referenced.iter().collect(),
+                avro_value,
+            )
+        }
+        .map_err(|e| ConvertError::Data(format!("cannot write the Avro datum: {e}")))?;
         let mut out = Vec::with_capacity(5 + datum.len());
         out.push(MAGIC_BYTE);
         out.extend_from_slice(&writer.id.to_be_bytes());
@@ -418,13 +577,23 @@ impl sluice_sdk::Converter for AvroConverter {
         }
         let id = i32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
         let reader = self.reader_schema(id)?;
-        let avro_value = apache_avro::from_avro_datum(&reader.avro, &mut &bytes[5..], None)
-            .map_err(|e| {
-                ConvertError::Data(format!(
-                    "cannot read the Avro datum with schema id {id}: {e}"
-                ))
-            })?;
-        let value = to_connect(&reader.connect, avro_value)
+        let datum = &mut &bytes[5..];
+        let avro_value = if reader.referenced.is_empty() {
+            apache_avro::from_avro_datum(&reader.avro, datum, None)
+        } else {
+            apache_avro::from_avro_datum_schemata(
+                &reader.avro,
+                reader.referenced.iter().collect(),
+                datum,
+                None,
+            )
+        }
+        .map_err(|e| {
+            ConvertError::Data(format!(
+                "cannot read the Avro datum with schema id {id}: {e}"
+            ))
+        })?;
+        let value = to_connect(&reader.connect, &reader.avro, &reader.names, avro_value)
             .map_err(|e| ConvertError::Data(format!("schema id {id}: {e}")))?;
         Ok((Some(reader.connect.clone()), value))
     }
@@ -447,6 +616,7 @@ mod tests {
                 ),
                 ("key.subject.name.strategy", "TopicNameStrategy"),
                 ("max.schemas.per.subject", "10"),
+                ("generalized.sum.type.support", "false"),
             ],
         )
         .unwrap();
@@ -458,6 +628,7 @@ mod tests {
                 ("auto.register.schemas", "yes"),
                 ("basic.auth.credentials.source", "USER_INFO"),
                 ("schema.registry.urls", "x"),
+                ("generalized.sum.type.support", "true"),
             ],
         )
         .unwrap_err()
@@ -472,6 +643,10 @@ mod tests {
         );
         assert!(
             err.contains("value.converter.schema.registry.urls"),
+            "{err}"
+        );
+        assert!(
+            err.contains("value.converter.generalized.sum.type.support"),
             "{err}"
         );
     }

@@ -11,6 +11,15 @@
 //! | struct | record named by the schema name (`io.confluent.connect.avro.ConnectDefault` when none) |
 //! | map with string keys | map; other keys: array of `io.confluent.connect.avro.MapEntry` records |
 //! | optional | union with null first and default null (the type first when it has a default) |
+//! | struct `io.confluent.connect.avro.Union` | union of its fields' types (null first when optional) |
+//!
+//! An Avro union of several non-null types (`["null","int","string"]`, `["string", {record}]`)
+//! is, as in `AvroData` with its default options, a Connect struct named
+//! `io.confluent.connect.avro.Union`, optional when the union holds null, with one optional
+//! field per member type: named after the type (`int`, `string`, `array`, `map`, ...) or, for
+//! a record, enum or fixed, after its name without the namespace. A value has exactly one
+//! field set, the member it was written as; writing such a struct picks the member named by its
+//! first non-null field.
 //!
 //! Every named, versioned or documented schema carries `connect.name`, `connect.version`,
 //! `connect.doc`, `connect.parameters` and `connect.default`, and they are read back.
@@ -29,6 +38,8 @@ pub const NAMESPACE: &str = "io.confluent.connect.avro";
 pub const DEFAULT_SCHEMA_NAME: &str = "ConnectDefault";
 /// Record of a map entry when the keys are not strings.
 pub const MAP_ENTRY_TYPE_NAME: &str = "MapEntry";
+/// Name of the Connect struct an Avro union of several non-null types maps to.
+pub const UNION_TYPE_NAME: &str = "io.confluent.connect.avro.Union";
 const CONNECT_NAME_PROP: &str = "connect.name";
 const CONNECT_DOC_PROP: &str = "connect.doc";
 const CONNECT_VERSION_PROP: &str = "connect.version";
@@ -95,7 +106,11 @@ impl FromConnect {
         field.insert("name".into(), json!(name));
         field.insert("type".into(), self.schema(schema, false));
         if let Some(default) = &schema.default {
-            field.insert("default".into(), default_json(schema, default));
+            if let Some(d) = union_default_json(schema, default) {
+                field.insert("default".into(), d);
+            } else if !is_union(schema) {
+                field.insert("default".into(), default_json(schema, default));
+            }
         } else if schema.optional {
             field.insert("default".into(), Json::Null);
         }
@@ -149,6 +164,19 @@ impl FromConnect {
                     });
                     json!({"type": "array", "items": entry})
                 }
+            }
+            SchemaType::Struct(fields) if is_union(schema) => {
+                // Unions carry no metadata; null first when optional, as AvroData.
+                let mut members = Vec::with_capacity(fields.len() + 1);
+                if schema.optional {
+                    members.push(json!("null"));
+                }
+                for f in fields {
+                    let mut member = f.schema.clone();
+                    member.optional = false;
+                    members.push(self.schema(&member, true));
+                }
+                return Json::Array(members);
             }
             SchemaType::Struct(fields) => {
                 if schema.optional && !ignore_optional {
@@ -255,6 +283,22 @@ impl FromConnect {
     }
 }
 
+/// Whether `schema` is the Connect form of an Avro union of several types.
+pub fn is_union(schema: &Schema) -> bool {
+    schema.name.as_deref() == Some(UNION_TYPE_NAME) && matches!(schema.ty, SchemaType::Struct(_))
+}
+
+/// The Avro default of a union field: its first member's value, when that member is the one
+/// set (Avro defaults must match a union's first type).
+fn union_default_json(schema: &Schema, default: &Value) -> Option<Json> {
+    if !is_union(schema) || schema.optional {
+        return None;
+    }
+    let first = schema.fields().first()?;
+    let value = default.as_struct()?.get(&first.name)?;
+    (!value.is_null()).then(|| default_json(&first.schema, value))
+}
+
 /// A default value as Avro writes defaults (bytes as ISO-8859-1 text).
 fn default_json(schema: &Schema, value: &Value) -> Json {
     match (value, &schema.ty) {
@@ -302,9 +346,24 @@ fn default_json(schema: &Schema, value: &Value) -> Json {
 /// The Connect schema of a writer's Avro schema (JSON), as Confluent's `toConnectSchema`.
 ///
 /// # Errors
-/// A schema shape Connect cannot hold (a union of several non-null types).
+/// A schema shape Connect cannot hold (a union whose members share a name, an undefined type).
 pub fn connect_schema_of(avro: &Json) -> Result<Schema, String> {
-    ToConnect::default().schema(avro, None, None)
+    connect_schema_with_references(avro, &[])
+}
+
+/// [`connect_schema_of`] for a schema that names types defined in `references` (the
+/// registry's referenced schemas, each before the schemas that name its types).
+///
+/// # Errors
+/// As [`connect_schema_of`], for the schema or one of its references.
+pub fn connect_schema_with_references(avro: &Json, references: &[Json]) -> Result<Schema, String> {
+    let mut to_connect = ToConnect::default();
+    for reference in references {
+        to_connect
+            .schema(reference, None, None)
+            .map_err(|e| format!("in the referenced schema {reference}: {e}"))?;
+    }
+    to_connect.schema(avro, None, None)
 }
 
 #[derive(Default)]
@@ -316,6 +375,40 @@ fn full_name(name: &str, namespace: Option<&str>) -> String {
     match namespace.filter(|ns| !ns.is_empty() && !name.contains('.')) {
         Some(ns) => format!("{ns}.{name}"),
         None => name.to_string(),
+    }
+}
+
+fn is_null_json(schema: &Json) -> bool {
+    schema == "null" || schema.get("type").is_some_and(|t| t == "null")
+}
+
+/// The last part of a dotted name.
+fn short_name(full: &str) -> &str {
+    split_name(full).1
+}
+
+/// The Connect field name of a union member (AvroData's `unionMemberFieldName` with its
+/// default options): the type's name, or a named type's name without its namespace.
+fn union_member_name_json(member: &Json) -> Result<String, String> {
+    match member {
+        Json::String(name) if primitive(name).is_some() || name == "null" => Ok(name.clone()),
+        // A reference to a record, enum or fixed defined before (or in a referenced schema).
+        Json::String(name) => Ok(short_name(name).to_string()),
+        Json::Object(o) => match o.get("type") {
+            Some(Json::String(t)) if matches!(t.as_str(), "record" | "enum" | "fixed") => o
+                .get("name")
+                .and_then(Json::as_str)
+                .map(|n| short_name(n).to_string())
+                .ok_or_else(|| format!("the Avro {t} {member} has no name")),
+            Some(Json::String(t))
+                if matches!(t.as_str(), "array" | "map") || primitive(t).is_some() =>
+            {
+                Ok(t.clone())
+            }
+            Some(inner) => union_member_name_json(inner),
+            None => Err(format!("the Avro schema {member} has no type")),
+        },
+        other => Err(format!("{other} cannot be a member of an Avro union")),
     }
 }
 
@@ -355,23 +448,68 @@ impl ToConnect {
                     .ok_or_else(|| format!("the Avro schema names an undefined type '{name}'"))
             }
             Json::Array(branches) => {
-                let non_null: Vec<&Json> = branches.iter().filter(|b| *b != "null").collect();
+                let non_null: Vec<&Json> = branches.iter().filter(|b| !is_null_json(b)).collect();
+                if branches.len() == 1 && non_null.len() == 1 {
+                    // AvroData flattens a union of one type (flatten.singleton.unions).
+                    return self.schema(non_null[0], namespace, field_default);
+                }
                 if non_null.len() == 1 && branches.len() == 2 {
                     let mut s = self.schema(non_null[0], namespace, None)?;
                     s.optional = true;
                     if let Some(d) = field_default.filter(|d| !d.is_null()) {
                         s.default = json_default(&s, d).map(Box::new);
                     }
-                    Ok(s)
-                } else {
-                    Err(format!(
-                        "the Avro union {avro} has several non-null types; only unions with null map to Kafka Connect schemas here"
-                    ))
+                    return Ok(s);
                 }
+                self.union(branches, namespace, field_default)
             }
             Json::Object(o) => self.object(o, namespace),
             other => Err(format!("{other} is not an Avro schema")),
         }
+    }
+
+    /// A union of several non-null types: AvroData's `io.confluent.connect.avro.Union` struct.
+    fn union(
+        &mut self,
+        branches: &[Json],
+        namespace: Option<&str>,
+        field_default: Option<&Json>,
+    ) -> Result<Schema, String> {
+        let mut fields: Vec<Field> = Vec::with_capacity(branches.len());
+        let mut optional = false;
+        for branch in branches {
+            if is_null_json(branch) {
+                optional = true;
+                continue;
+            }
+            let name = union_member_name_json(branch)?;
+            if fields.iter().any(|f| f.name == name) {
+                return Err(format!(
+                    "the Avro union {} has two members named '{name}' (a Kafka Connect union struct names its fields after the member types, without namespaces)",
+                    Json::Array(branches.to_vec())
+                ));
+            }
+            let mut member = self.schema(branch, namespace, None)?;
+            member.optional = true;
+            fields.push(Field::new(name, member));
+        }
+        let mut schema = Schema::struct_of(fields).named(UNION_TYPE_NAME);
+        schema.optional = optional;
+        // A field's default is a value of the union's first type.
+        if let (Some(d), Some(first)) = (field_default, branches.first()) {
+            if !d.is_null() && !is_null_json(first) {
+                let member = &schema.fields()[0];
+                if let Some(v) = json_default(&member.schema, d) {
+                    let mut value = Struct::with_capacity(schema.fields().len());
+                    for f in schema.fields() {
+                        value.put(f.name.clone(), Value::Null);
+                    }
+                    value.put(member.name.clone(), v);
+                    schema.default = Some(Box::new(Value::Struct(value)));
+                }
+            }
+        }
+        Ok(schema)
     }
 
     fn object(&mut self, o: &Map<String, Json>, namespace: Option<&str>) -> Result<Schema, String> {
@@ -557,8 +695,15 @@ pub type Names = HashMap<Name, AvroSchema>;
 
 /// The named types defined in `schema`.
 pub fn names_of(schema: &AvroSchema) -> Names {
+    names_of_all([schema])
+}
+
+/// The named types defined in `schemas` (a schema and the ones it references).
+pub fn names_of_all<'a>(schemas: impl IntoIterator<Item = &'a AvroSchema>) -> Names {
     let mut names = Names::new();
-    collect_names(schema, &mut names);
+    for schema in schemas {
+        collect_names(schema, &mut names);
+    }
     names
 }
 
@@ -593,6 +738,66 @@ fn collect_names(schema: &AvroSchema, names: &mut Names) {
 /// A value that does not fit the schema, with the path to it.
 pub fn to_avro(schema: &AvroSchema, names: &Names, value: &Value) -> Result<AvroValue, String> {
     to_avro_at(schema, names, value, "")
+}
+
+/// The Connect field name of a union member, as [`union_member_name_json`].
+fn union_member_name(member: &AvroSchema) -> &str {
+    match member {
+        AvroSchema::Record(r) => &r.name.name,
+        AvroSchema::Enum(e) => &e.name.name,
+        AvroSchema::Fixed(f) => &f.name.name,
+        AvroSchema::Ref { name } => &name.name,
+        AvroSchema::Decimal(d) => union_member_name(&d.inner),
+        AvroSchema::Null => "null",
+        AvroSchema::Boolean => "boolean",
+        AvroSchema::Int | AvroSchema::Date | AvroSchema::TimeMillis => "int",
+        AvroSchema::Long
+        | AvroSchema::TimeMicros
+        | AvroSchema::TimestampMillis
+        | AvroSchema::TimestampMicros
+        | AvroSchema::TimestampNanos
+        | AvroSchema::LocalTimestampMillis
+        | AvroSchema::LocalTimestampMicros
+        | AvroSchema::LocalTimestampNanos => "long",
+        AvroSchema::Float => "float",
+        AvroSchema::Double => "double",
+        AvroSchema::Bytes | AvroSchema::BigDecimal => "bytes",
+        AvroSchema::String | AvroSchema::Uuid => "string",
+        AvroSchema::Array(_) => "array",
+        AvroSchema::Map(_) => "map",
+        AvroSchema::Union(_) => "union",
+        AvroSchema::Duration => "fixed",
+    }
+}
+
+/// When `value` is a union struct (`io.confluent.connect.avro.Union`) for `variants` (every
+/// field named after a member), the member to write: its index and value, or `None` when no
+/// field is set. `None` when `value` is not such a struct.
+fn union_struct_member<'v>(
+    variants: &[AvroSchema],
+    value: &'v Value,
+) -> Option<Option<(usize, &'v Value)>> {
+    let Value::Struct(s) = value else {
+        return None;
+    };
+    let member = |name: &str| variants.iter().position(|v| union_member_name(v) == name);
+    if variants
+        .iter()
+        .filter(|v| !matches!(v, AvroSchema::Null))
+        .count()
+        < 2
+        || s.fields().is_empty()
+        || !s.fields().iter().all(|(name, _)| member(name).is_some())
+    {
+        return None;
+    }
+    // As AvroData: the first field set decides.
+    Some(
+        s.fields()
+            .iter()
+            .find(|(_, v)| !v.is_null())
+            .and_then(|(name, v)| Some((member(name)?, v))),
+    )
 }
 
 fn mismatch(path: &str, schema: &AvroSchema, value: &Value) -> String {
@@ -635,6 +840,26 @@ fn to_avro_at(
                         )
                     })?;
                 return Ok(AvroValue::Union(i as u32, Box::new(AvroValue::Null)));
+            }
+            if let Some(chosen) = union_struct_member(variants, value) {
+                return Ok(match chosen {
+                    Some((i, member_value)) => AvroValue::Union(
+                        i as u32,
+                        Box::new(to_avro_at(&variants[i], names, member_value, path)?),
+                    ),
+                    None => {
+                        let i = variants
+                            .iter()
+                            .position(|v| matches!(v, AvroSchema::Null))
+                            .ok_or_else(|| {
+                                format!(
+                                    "{}: a union struct with no field set for a union without null",
+                                    if path.is_empty() { "the value" } else { path }
+                                )
+                            })?;
+                        AvroValue::Union(i as u32, Box::new(AvroValue::Null))
+                    }
+                });
             }
             let mut last = None;
             for (i, v) in variants.iter().enumerate() {
@@ -762,14 +987,49 @@ fn to_avro_at(
     })
 }
 
-/// An Avro value read with the writer's schema as the Connect value of `schema` (from
-/// [`connect_schema_of`] of the same writer's schema).
+/// An Avro value read with the writer's schema `avro` as the Connect value of `schema` (from
+/// [`connect_schema_of`] of the same writer's schema); `names` resolves `avro`'s references.
 ///
 /// # Errors
 /// A value of an Avro type the schema does not expect.
-pub fn to_connect(schema: &Schema, value: AvroValue) -> Result<Value, String> {
+pub fn to_connect(
+    schema: &Schema,
+    avro: &AvroSchema,
+    names: &Names,
+    value: AvroValue,
+) -> Result<Value, String> {
+    let avro = resolve(avro, names)?;
     Ok(match value {
-        AvroValue::Union(_, inner) => return to_connect(schema, *inner),
+        AvroValue::Union(i, inner) => {
+            let AvroSchema::Union(u) = avro else {
+                return Err(format!("an Avro union value for the Avro type {avro:?}"));
+            };
+            let member = u
+                .variants()
+                .get(i as usize)
+                .ok_or_else(|| format!("the Avro union has no member {i}"))?;
+            if !is_union(schema) {
+                return to_connect(schema, member, names, *inner);
+            }
+            if matches!(*inner, AvroValue::Null) {
+                return Ok(Value::Null);
+            }
+            let name = union_member_name(resolve(member, names)?);
+            let field = schema.field(name).ok_or_else(|| {
+                format!(
+                    "the Kafka Connect union struct has no field '{name}' for an Avro union member"
+                )
+            })?;
+            let mut out = Struct::with_capacity(schema.fields().len());
+            for f in schema.fields() {
+                out.put(f.name.clone(), Value::Null);
+            }
+            out.put(
+                field.name.clone(),
+                to_connect(&field.schema, member, names, *inner)?,
+            );
+            Value::Struct(out)
+        }
         AvroValue::Null => Value::Null,
         AvroValue::Boolean(b) => Value::Boolean(b),
         AvroValue::Int(i) | AvroValue::Date(i) | AvroValue::TimeMillis(i) => match schema.ty {
@@ -793,53 +1053,82 @@ pub fn to_connect(schema: &Schema, value: AvroValue) -> Result<Value, String> {
         AvroValue::Decimal(d) => Value::Bytes(Vec::<u8>::try_from(&d).map_err(|e| e.to_string())?),
         AvroValue::String(s) | AvroValue::Enum(_, s) => Value::String(s),
         AvroValue::Uuid(u) => Value::String(u.to_string()),
-        AvroValue::Array(items) => match &schema.ty {
-            SchemaType::Map(k, v) => Value::Map(
-                items
-                    .into_iter()
-                    .map(|entry| match entry {
-                        AvroValue::Record(fields) => {
-                            let mut key = Value::Null;
-                            let mut value = Value::Null;
-                            for (name, f) in fields {
-                                match name.as_str() {
-                                    "key" => key = to_connect(k, f)?,
-                                    "value" => value = to_connect(v, f)?,
-                                    _ => {}
+        AvroValue::Array(items) => {
+            let AvroSchema::Array(a) = avro else {
+                return Err(format!("an Avro array value for the Avro type {avro:?}"));
+            };
+            match &schema.ty {
+                SchemaType::Map(k, v) => {
+                    let AvroSchema::Record(entry) = resolve(&a.items, names)? else {
+                        return Err("a map entry's Avro type is a record".into());
+                    };
+                    let field_schema = |name: &str| {
+                        entry
+                            .lookup
+                            .get(name)
+                            .map(|&i| &entry.fields[i].schema)
+                            .ok_or_else(|| format!("the Avro map entry record has no '{name}'"))
+                    };
+                    let (key_avro, value_avro) = (field_schema("key")?, field_schema("value")?);
+                    Value::Map(
+                        items
+                            .into_iter()
+                            .map(|entry| match entry {
+                                AvroValue::Record(fields) => {
+                                    let mut key = Value::Null;
+                                    let mut value = Value::Null;
+                                    for (name, f) in fields {
+                                        match name.as_str() {
+                                            "key" => key = to_connect(k, key_avro, names, f)?,
+                                            "value" => {
+                                                value = to_connect(v, value_avro, names, f)?;
+                                            }
+                                            _ => {}
+                                        }
+                                    }
+                                    Ok((key, value))
                                 }
-                            }
-                            Ok((key, value))
-                        }
-                        other => Err(format!("a map entry is a record, not {other:?}")),
-                    })
-                    .collect::<Result<_, String>>()?,
-            ),
-            SchemaType::Array(item) => Value::Array(
-                items
-                    .into_iter()
-                    .map(|v| to_connect(item, v))
-                    .collect::<Result<_, _>>()?,
-            ),
-            _ => return Err(format!("an Avro array for a Connect {}", schema.ty.name())),
-        },
+                                other => Err(format!("a map entry is a record, not {other:?}")),
+                            })
+                            .collect::<Result<_, String>>()?,
+                    )
+                }
+                SchemaType::Array(item) => Value::Array(
+                    items
+                        .into_iter()
+                        .map(|v| to_connect(item, &a.items, names, v))
+                        .collect::<Result<_, _>>()?,
+                ),
+                _ => return Err(format!("an Avro array for a Connect {}", schema.ty.name())),
+            }
+        }
         AvroValue::Map(map) => {
-            let SchemaType::Map(_, v) = &schema.ty else {
+            let (SchemaType::Map(_, v), AvroSchema::Map(m)) = (&schema.ty, avro) else {
                 return Err(format!("an Avro map for a Connect {}", schema.ty.name()));
             };
             let sorted: BTreeMap<String, AvroValue> = map.into_iter().collect();
             Value::Map(
                 sorted
                     .into_iter()
-                    .map(|(k, x)| Ok((Value::String(k), to_connect(v, x)?)))
+                    .map(|(k, x)| Ok((Value::String(k), to_connect(v, &m.types, names, x)?)))
                     .collect::<Result<_, String>>()?,
             )
         }
         AvroValue::Record(fields) => {
-            let mut by_name: HashMap<String, AvroValue> = fields.into_iter().collect();
+            let AvroSchema::Record(r) = avro else {
+                return Err(format!("an Avro record value for the Avro type {avro:?}"));
+            };
+            let mut by_name: HashMap<String, (AvroValue, &AvroSchema)> = fields
+                .into_iter()
+                .filter_map(|(name, v)| {
+                    let i = *r.lookup.get(&name)?;
+                    Some((name, (v, &r.fields[i].schema)))
+                })
+                .collect();
             let mut out = Struct::with_capacity(schema.fields().len());
             for f in schema.fields() {
                 let v = match by_name.remove(&f.name) {
-                    Some(v) => to_connect(&f.schema, v)?,
+                    Some((v, field_avro)) => to_connect(&f.schema, field_avro, names, v)?,
                     None => Value::Null,
                 };
                 out.put(f.name.clone(), v);
@@ -852,6 +1141,16 @@ pub fn to_connect(schema: &Schema, value: AvroValue) -> Result<Value, String> {
             ))
         }
     })
+}
+
+/// `schema`, or the type it names.
+fn resolve<'a>(schema: &'a AvroSchema, names: &'a Names) -> Result<&'a AvroSchema, String> {
+    match schema {
+        AvroSchema::Ref { name } => names
+            .get(name)
+            .ok_or_else(|| format!("the Avro schema refers to an undefined type {name:?}")),
+        other => Ok(other),
+    }
 }
 
 #[cfg(test)]
@@ -928,7 +1227,7 @@ mod tests {
         let datum =
             apache_avro::to_avro_datum(&avro, to_avro(&avro, &names, &value).unwrap()).unwrap();
         let read = apache_avro::from_avro_datum(&avro, &mut datum.as_slice(), None).unwrap();
-        let back = to_connect(&schema, read).unwrap();
+        let back = to_connect(&schema, &avro, &names, read).unwrap();
         assert_eq!(back, value);
         let bad = Value::Struct(Struct::new().with("id", "x"));
         let err = to_avro(&avro, &names, &bad).unwrap_err();
@@ -963,6 +1262,301 @@ mod tests {
         let read = apache_avro::from_avro_datum(&avro, &mut datum.as_slice(), None).unwrap();
         let back_schema = connect_schema_of(&json).unwrap();
         assert_eq!(back_schema, schema);
-        assert_eq!(to_connect(&back_schema, read).unwrap(), value);
+        assert_eq!(
+            to_connect(&back_schema, &avro, &names, read).unwrap(),
+            value
+        );
+    }
+
+    /// A datum written with `avro` and read back as Connect data, as the converter does.
+    fn through_bytes(avro: &AvroSchema, schema: &Schema, value: &Value) -> Value {
+        let names = names_of(avro);
+        let datum =
+            apache_avro::to_avro_datum(avro, to_avro(avro, &names, value).unwrap()).unwrap();
+        let read = apache_avro::from_avro_datum(avro, &mut datum.as_slice(), None).unwrap();
+        to_connect(schema, avro, &names, read).unwrap()
+    }
+
+    /// A union struct value with `set` = `value` and every other field null.
+    fn union_value(schema: &Schema, set: &str, value: Value) -> Value {
+        let mut s = Struct::new();
+        for f in schema.fields() {
+            s.put(f.name.clone(), Value::Null);
+        }
+        s.put(set, value);
+        Value::Struct(s)
+    }
+
+    #[test]
+    fn unions_of_several_types_are_union_structs_as_avro_datas_to_connect_union() {
+        // AvroDataTest.testToConnectUnion: primitives by type name, records by their name
+        // without namespace; every field optional.
+        let json = json!([
+            "int",
+            "string",
+            {"type": "record", "name": "Test1", "fields": [{"name": "test", "type": "int"}]},
+            {"type": "record", "name": "Test2", "namespace": "io.confluent",
+             "fields": [{"name": "test", "type": "int"}]}
+        ]);
+        let record1 = Schema::struct_of(vec![Field::new("test", Schema::int32())])
+            .named("Test1")
+            .optional();
+        let record2 = Schema::struct_of(vec![Field::new("test", Schema::int32())])
+            .named("io.confluent.Test2")
+            .optional();
+        let expected = Schema::struct_of(vec![
+            Field::new("int", Schema::int32().optional()),
+            Field::new("string", Schema::string().optional()),
+            Field::new("Test1", record1),
+            Field::new("Test2", record2),
+        ])
+        .named(UNION_TYPE_NAME);
+        let schema = connect_schema_of(&json).unwrap();
+        assert_eq!(schema, expected);
+        assert!(!schema.optional);
+
+        let avro = AvroSchema::parse(&json).unwrap();
+        for (member, value) in [
+            ("int", Value::Int32(12)),
+            ("string", Value::from("teststring")),
+            ("Test1", Value::Struct(Struct::new().with("test", 12))),
+            ("Test2", Value::Struct(Struct::new().with("test", 12))),
+        ] {
+            let v = union_value(&schema, member, value);
+            assert_eq!(through_bytes(&avro, &schema, &v), v, "{member}");
+        }
+        // The struct picks the member by field name, even where the value would fit another
+        // record of the same shape.
+        let names = names_of(&avro);
+        let v = union_value(
+            &schema,
+            "Test2",
+            Value::Struct(Struct::new().with("test", 1)),
+        );
+        let AvroValue::Union(i, _) = to_avro(&avro, &names, &v).unwrap() else {
+            panic!("a union value");
+        };
+        assert_eq!(i, 3);
+        // A struct with no member set has nowhere to go in a union without null.
+        let none = union_value(&schema, "int", Value::Null);
+        let err = to_avro(&avro, &names, &none).unwrap_err();
+        assert!(err.contains("no field set"), "{err}");
+    }
+
+    #[test]
+    fn unions_with_null_are_optional_union_structs() {
+        let record = json!({
+            "type": "record", "name": "Event", "namespace": "shop",
+            "fields": [
+                {"name": "id", "type": "long"},
+                {"name": "payload", "type": ["null", "int", "string"], "default": null},
+                {"name": "tags", "type": ["string", {"type": "array", "items": "string"},
+                                          {"type": "map", "values": "long"}]}
+            ]
+        });
+        let schema = connect_schema_of(&record).unwrap();
+        let payload = &schema.field("payload").unwrap().schema;
+        assert_eq!(
+            payload,
+            &Schema::struct_of(vec![
+                Field::new("int", Schema::int32().optional()),
+                Field::new("string", Schema::string().optional()),
+            ])
+            .named(UNION_TYPE_NAME)
+            .optional()
+        );
+        let tags = &schema.field("tags").unwrap().schema;
+        let names: Vec<&str> = tags.fields().iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["string", "array", "map"]);
+
+        let avro = AvroSchema::parse(&record).unwrap();
+        let row = |payload: Value, tags: Value| {
+            Value::Struct(
+                Struct::new()
+                    .with("id", 1i64)
+                    .with("payload", payload)
+                    .with("tags", tags),
+            )
+        };
+        let cases = [
+            row(
+                union_value(payload, "int", Value::Int32(5)),
+                union_value(tags, "string", Value::from("a")),
+            ),
+            row(
+                union_value(payload, "string", Value::from("five")),
+                union_value(tags, "array", Value::Array(vec![Value::from("x")])),
+            ),
+            row(
+                Value::Null,
+                union_value(
+                    tags,
+                    "map",
+                    Value::Map(vec![(Value::from("k"), Value::Int64(9))]),
+                ),
+            ),
+        ];
+        for v in cases {
+            assert_eq!(through_bytes(&avro, &schema, &v), v);
+        }
+        // A union struct with no field set is the union's null.
+        let names = names_of(&avro);
+        let AvroSchema::Record(r) = &avro else {
+            panic!("a record");
+        };
+        let empty = union_value(payload, "int", Value::Null);
+        assert_eq!(
+            to_avro(&r.fields[1].schema, &names, &empty).unwrap(),
+            AvroValue::Union(0, Box::new(AvroValue::Null))
+        );
+    }
+
+    #[test]
+    fn union_structs_become_avro_unions_as_avro_datas_from_connect() {
+        let union = Schema::struct_of(vec![
+            Field::new("int", Schema::int32().optional()),
+            Field::new("string", Schema::string().optional()),
+            Field::new(
+                "Inner",
+                Schema::struct_of(vec![Field::new("x", Schema::int64())])
+                    .named("shop.Inner")
+                    .optional(),
+            ),
+        ])
+        .named(UNION_TYPE_NAME);
+        let outer = Schema::struct_of(vec![
+            Field::new("required", union.clone()),
+            Field::new("optional", union.clone().optional()),
+        ])
+        .named("Outer");
+        let json = avro_schema_json(&outer);
+        assert_eq!(
+            json,
+            json!({
+                "type": "record", "name": "Outer", "connect.name": "Outer",
+                "fields": [
+                    {"name": "required", "type": ["int", "string", {
+                        "type": "record", "name": "Inner", "namespace": "shop",
+                        "connect.name": "shop.Inner",
+                        "fields": [{"name": "x", "type": "long"}]}]},
+                    {"name": "optional", "type": ["null", "int", "string", "shop.Inner"],
+                     "default": null}
+                ]
+            })
+        );
+        // And back to the same Connect schema.
+        assert_eq!(connect_schema_of(&json).unwrap(), outer);
+        let avro = AvroSchema::parse(&json).unwrap();
+        let v = Value::Struct(
+            Struct::new()
+                .with(
+                    "required",
+                    union_value(
+                        &union,
+                        "Inner",
+                        Value::Struct(Struct::new().with("x", 3i64)),
+                    ),
+                )
+                .with("optional", union_value(&union, "string", Value::from("s"))),
+        );
+        assert_eq!(through_bytes(&avro, &outer, &v), v);
+    }
+
+    #[test]
+    fn union_members_with_one_name_are_refused_and_singletons_flatten() {
+        // AvroDataTest.testToConnectUnionRecordConflict: the same record name in two
+        // namespaces cannot name two fields.
+        let json = json!([
+            {"type": "record", "name": "Test1", "fields": [{"name": "test", "type": "int"}]},
+            {"type": "record", "name": "Test1", "namespace": "io.confluent",
+             "fields": [{"name": "test", "type": "int"}]}
+        ]);
+        let err = connect_schema_of(&json).unwrap_err();
+        assert!(err.contains("two members named 'Test1'"), "{err}");
+        // flatten.singleton.unions (true by default): ["string"] is a string.
+        assert_eq!(
+            connect_schema_of(&json!(["string"])).unwrap(),
+            Schema::string()
+        );
+        // Enum and fixed members are named after them, logical types after their type.
+        let json = json!([
+            "null",
+            {"type": "enum", "name": "Color", "namespace": "x", "symbols": ["RED"]},
+            {"type": "fixed", "name": "Hash", "size": 4},
+            {"type": "long", "logicalType": "timestamp-millis"}
+        ]);
+        let schema = connect_schema_of(&json).unwrap();
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["Color", "Hash", "long"]);
+        assert!(schema.optional);
+        let avro = AvroSchema::parse(&json).unwrap();
+        for (member, value) in [
+            ("Color", Value::from("RED")),
+            ("Hash", Value::Bytes(b"abcd".to_vec())),
+            ("long", Value::Int64(1_700_000_000_000)),
+        ] {
+            let v = union_value(&schema, member, value);
+            assert_eq!(through_bytes(&avro, &schema, &v), v, "{member}");
+        }
+        assert_eq!(through_bytes(&avro, &schema, &Value::Null), Value::Null);
+    }
+
+    #[test]
+    fn a_union_fields_default_is_its_first_members_value() {
+        let json = json!({"type": "record", "name": "R", "fields": [
+            {"name": "u", "type": ["string", "int"], "default": "none"}
+        ]});
+        let schema = connect_schema_of(&json).unwrap();
+        let u = &schema.field("u").unwrap().schema;
+        assert_eq!(
+            u.default.as_deref(),
+            Some(&union_value(u, "string", Value::from("none")))
+        );
+        // Written back as Avro's default of the first member.
+        assert_eq!(avro_schema_json(&schema)["fields"][0]["default"], "none");
+    }
+
+    #[test]
+    fn schemas_naming_types_of_referenced_schemas_map() {
+        let address = json!({"type": "record", "name": "Address", "namespace": "shop",
+            "fields": [{"name": "city", "type": "string"}]});
+        let customer = json!({"type": "record", "name": "Customer", "namespace": "shop",
+            "fields": [{"name": "name", "type": "string"},
+                       {"name": "home", "type": "shop.Address"},
+                       {"name": "work", "type": ["null", "Address"], "default": null}]});
+        let schema =
+            connect_schema_with_references(&customer, std::slice::from_ref(&address)).unwrap();
+        let address_schema =
+            Schema::struct_of(vec![Field::new("city", Schema::string())]).named("shop.Address");
+        assert_eq!(schema.field("home").unwrap().schema, address_schema);
+        assert_eq!(
+            schema.field("work").unwrap().schema,
+            address_schema.clone().optional()
+        );
+        // Without the reference the type is unknown.
+        assert!(connect_schema_of(&customer).is_err());
+        let (avro, referenced) =
+            AvroSchema::parse_str_with_list(&customer.to_string(), [address.to_string()]).unwrap();
+        let names = names_of_all(std::iter::once(&avro).chain(&referenced));
+        let v = Value::Struct(
+            Struct::new()
+                .with("name", "ann")
+                .with("home", Value::Struct(Struct::new().with("city", "Oslo")))
+                .with("work", Value::Null),
+        );
+        let datum = apache_avro::to_avro_datum_schemata(
+            &avro,
+            referenced.iter().collect(),
+            to_avro(&avro, &names, &v).unwrap(),
+        )
+        .unwrap();
+        let read = apache_avro::from_avro_datum_schemata(
+            &avro,
+            referenced.iter().collect(),
+            &mut datum.as_slice(),
+            None,
+        )
+        .unwrap();
+        assert_eq!(to_connect(&schema, &avro, &names, read).unwrap(), v);
     }
 }

@@ -8,6 +8,11 @@ AvroDeserializer from confluent-kafka, used exactly as a Python application woul
         text, datetimes as ISO text, with the Python type names)
     avro_clients.py registry REGISTRY_URL
         SchemaRegistryClient: register, look up, compatibility and config; prints JSON
+    avro_clients.py produce-unions BOOTSTRAP REGISTRY_URL TOPIC
+        produces READINGS, records with unions of several types (primitives and a record)
+    avro_clients.py produce-references BOOTSTRAP REGISTRY_URL TOPIC
+        registers shop.Geo and shop.Address (which references Geo) under their own subjects,
+        then produces CUSTOMERS with a schema that references Address; prints the ids
 """
 import datetime
 import decimal
@@ -15,7 +20,7 @@ import json
 import sys
 
 from confluent_kafka import Consumer, Producer
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry import Schema, SchemaReference, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
@@ -29,6 +34,73 @@ ORDER = json.dumps({
         {"name": "note", "type": ["null", "string"], "default": None},
     ],
 })
+
+READING = json.dumps({
+    "type": "record", "name": "Reading", "namespace": "lab",
+    "fields": [
+        {"name": "id", "type": "int"},
+        {"name": "value", "default": None, "type": [
+            "null", "int", "string",
+            {"type": "record", "name": "Point",
+             "fields": [{"name": "x", "type": "double"}, {"name": "y", "type": "double"}]}]},
+        {"name": "unit", "type": ["string", "long"]},
+    ],
+})
+READINGS = [
+    {"id": 1, "value": 5, "unit": "cm"},
+    {"id": 2, "value": "five", "unit": 7},
+    {"id": 3, "value": None, "unit": "m"},
+    {"id": 4, "value": {"x": 1.5, "y": -2.0}, "unit": "km"},
+]
+
+GEO = json.dumps({
+    "type": "record", "name": "Geo", "namespace": "shop",
+    "fields": [{"name": "lat", "type": "double"}, {"name": "lon", "type": "double"}],
+})
+ADDRESS = json.dumps({
+    "type": "record", "name": "Address", "namespace": "shop",
+    "fields": [{"name": "city", "type": "string"}, {"name": "geo", "type": "shop.Geo"}],
+})
+CUSTOMER = json.dumps({
+    "type": "record", "name": "Customer", "namespace": "shop",
+    "fields": [
+        {"name": "name", "type": "string"},
+        {"name": "home", "type": "Address"},
+        {"name": "billing", "type": ["null", "string", "shop.Address"], "default": None},
+    ],
+})
+OSLO = {"city": "Oslo", "geo": {"lat": 59.9, "lon": 10.75}}
+CUSTOMERS = [
+    {"name": "ann", "home": OSLO, "billing": None},
+    {"name": "bob", "home": OSLO, "billing": "same as home"},
+    {"name": "cy", "home": OSLO, "billing": {"city": "Bergen", "geo": {"lat": 60.4, "lon": 5.3}}},
+]
+
+
+def produce_values(bootstrap, topic, serializer, values):
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for value in values:
+        producer.produce(topic, value=serializer(value, SerializationContext(topic, MessageField.VALUE)))
+    assert producer.flush(30) == 0, "records left unsent"
+
+
+def produce_unions(bootstrap, url, topic):
+    registry = SchemaRegistryClient({"url": url})
+    produce_values(bootstrap, topic, AvroSerializer(registry, READING), READINGS)
+    print(json.dumps({"id": registry.get_latest_version(topic + "-value").schema_id}))
+
+
+def produce_references(bootstrap, url, topic):
+    registry = SchemaRegistryClient({"url": url})
+    geo = registry.register_schema("shop.Geo", Schema(GEO, "AVRO"))
+    address = registry.register_schema(
+        "shop.Address", Schema(ADDRESS, "AVRO", [SchemaReference("shop.Geo", "shop.Geo", 1)]))
+    customer = Schema(CUSTOMER, "AVRO", [SchemaReference("shop.Address", "shop.Address", 1)])
+    produce_values(bootstrap, topic, AvroSerializer(registry, customer), CUSTOMERS)
+    latest = registry.get_latest_version(topic + "-value")
+    print(json.dumps({"geo": geo, "address": address, "id": latest.schema_id,
+                      "references": [[r.name, r.subject, r.version]
+                                     for r in latest.schema.references]}))
 
 
 def produce(bootstrap, url, topic, count):
@@ -105,6 +177,10 @@ if __name__ == "__main__":
     mode = sys.argv[1]
     if mode == "produce":
         produce(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+    elif mode == "produce-unions":
+        produce_unions(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif mode == "produce-references":
+        produce_references(sys.argv[2], sys.argv[3], sys.argv[4])
     elif mode == "consume":
         consume(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
     else:

@@ -262,3 +262,103 @@ async fn confluent_python_clients_and_sluice_read_each_others_avro() {
         );
     }
 }
+
+/// Waits for `count` lines in `path`; a sink that wrote them differently shows in the
+/// worker's log.
+async fn wait_for_lines(
+    worker: &WorkerProcess,
+    path: &std::path::Path,
+    count: usize,
+) -> Vec<String> {
+    let path = path.to_path_buf();
+    let lines = wait_for(Duration::from_secs(60), "the records in the file", || {
+        let path = path.clone();
+        async move {
+            let lines = read_lines(&path);
+            (lines.len() >= count).then_some(lines)
+        }
+    })
+    .await;
+    assert_eq!(
+        lines.len(),
+        count,
+        "{lines:#?}\nthe worker's log:\n{}",
+        worker.log()
+    );
+    lines
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_records_with_unions_and_schema_references_reach_a_sluice_sink() {
+    let _ = python();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let registry = format!("http://127.0.0.1:{port}");
+    let worker = WorkerProcess::start(
+        WorkerOptions::new(dir.path())
+            .env("SLUICE_SCHEMA_REGISTRY_LISTEN", format!("127.0.0.1:{port}"))
+            .env("SLUICE_OFFSET_FLUSH_INTERVAL_MS", "200"),
+    )
+    .await;
+    let bootstrap = worker.bootstrap();
+    let sink = |name: &str, topic: &str, file: &std::path::Path| {
+        worker.write_config(
+            &format!("{name}.json"),
+            &json!({"name": name, "config": {
+                "connector.class": "file-sink", "file": file, "topics": topic,
+                "value.converter": "io.confluent.connect.avro.AvroConverter",
+                "value.converter.schema.registry.url": registry,
+                "key.converter": "bytearray"
+            }}),
+        );
+    };
+
+    // Unions of several types: AvroData's io.confluent.connect.avro.Union structs, one field
+    // per member (type names; a record's name without its namespace), exactly one set.
+    let produced: Value = serde_json::from_str(
+        run_python(&["produce-unions", &bootstrap, &registry, "py-readings"]).trim(),
+    )
+    .unwrap();
+    assert!(produced["id"].as_i64().is_some(), "{produced}");
+    let readings = dir.path().join("readings.txt");
+    sink("readings-sink", "py-readings", &readings);
+    let lines = wait_for_lines(&worker, &readings, 4).await;
+    // The file sink writes JSON objects with their keys in sorted order.
+    assert_eq!(
+        lines,
+        [
+            r#"{"id":1,"unit":{"long":null,"string":"cm"},"value":{"Point":null,"int":5,"string":null}}"#,
+            r#"{"id":2,"unit":{"long":7,"string":null},"value":{"Point":null,"int":null,"string":"five"}}"#,
+            r#"{"id":3,"unit":{"long":null,"string":"m"},"value":null}"#,
+            r#"{"id":4,"unit":{"long":null,"string":"km"},"value":{"Point":{"x":1.5,"y":-2.0},"int":null,"string":null}}"#,
+        ]
+    );
+
+    // A schema that names a record of another subject, which names one of a third: the
+    // converter fetches both referenced versions from the registry.
+    let produced: Value = serde_json::from_str(
+        run_python(&["produce-references", &bootstrap, &registry, "py-customers"]).trim(),
+    )
+    .unwrap();
+    assert_eq!(
+        produced["references"],
+        json!([["shop.Address", "shop.Address", 1]]),
+        "{produced}"
+    );
+    let customers = dir.path().join("customers.txt");
+    sink("customers-sink", "py-customers", &customers);
+    let lines = wait_for_lines(&worker, &customers, 3).await;
+    let oslo = r#"{"city":"Oslo","geo":{"lat":59.9,"lon":10.75}}"#;
+    assert_eq!(
+        lines,
+        [
+            format!(r#"{{"billing":null,"home":{oslo},"name":"ann"}}"#),
+            format!(
+                r#"{{"billing":{{"Address":null,"string":"same as home"}},"home":{oslo},"name":"bob"}}"#
+            ),
+            format!(
+                r#"{{"billing":{{"Address":{{"city":"Bergen","geo":{{"lat":60.4,"lon":5.3}}}},"string":null}},"home":{oslo},"name":"cy"}}"#
+            ),
+        ]
+    );
+}
