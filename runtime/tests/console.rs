@@ -1,23 +1,60 @@
-//! The web console in a real Chromium, driven through WebDriver (Debian's `chromium` and
-//! `chromium-driver`): one worker and one browser session shared by a sequence of steps, as a
-//! user would go through the pages. Screenshots of the main pages are saved to a temporary
-//! folder (or to `CONSOLE_TEST_SCREENSHOTS` when set).
+//! The web console in real browsers driven through WebDriver: Chromium (Debian's `chromium`
+//! and `chromium-driver`) and Firefox (Debian's `firefox-esr`, with geckodriver from
+//! crates.io). Each browser gets one worker and one session that go through the same steps
+//! ([`console_pages`]), as a user would go through the pages. A missing browser or driver fails
+//! its test with what to install. Screenshots of the main pages are saved to a temporary folder
+//! (or to `CONSOLE_TEST_SCREENSHOTS/<browser>` when that is set).
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use fantoccini::elements::Element;
+use fantoccini::error::CmdError;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 
 use crate::support::{free_port, produce, read_topic, wait_for, WorkerOptions, WorkerProcess};
 
-const PACKAGES: &str = "Debian's chromium and chromium-driver packages (apt-get install chromium chromium-driver; scripts/test installs them)";
+/// The geckodriver release `scripts/test` installs and the Firefox test names when it is
+/// missing.
+const GECKODRIVER_INSTALL: &str = "cargo install geckodriver --version 0.37.1 --locked";
 /// A record value that would run if the console ever put record data in the page as HTML.
 const SCRIPT_VALUE: &str =
     "<script>window.__sluiceXss = 1</script><img src=x onerror=\"window.__sluiceXss = 2\">";
 const STEP: Duration = Duration::from_secs(30);
+
+/// The browsers the console is tested in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Engine {
+    Chromium,
+    Firefox,
+}
+
+impl Engine {
+    fn name(self) -> &'static str {
+        match self {
+            Engine::Chromium => "chromium",
+            Engine::Firefox => "firefox",
+        }
+    }
+
+    /// The path of `program`, or a failure that says what to install.
+    fn require(self, program: &str) -> PathBuf {
+        let install = match (self, program) {
+            (Engine::Chromium, _) => "Debian's chromium and chromium-driver packages (apt-get install chromium chromium-driver; scripts/test installs them)".to_string(),
+            (Engine::Firefox, "geckodriver") => format!("geckodriver from crates.io ({GECKODRIVER_INSTALL}; scripts/test installs it)"),
+            (Engine::Firefox, _) => "Debian's firefox-esr package (apt-get install firefox-esr; scripts/test installs it)".to_string(),
+        };
+        on_path(program).unwrap_or_else(|| {
+            panic!(
+                "{program} is not installed: the console's {} test needs {install}",
+                self.name()
+            )
+        })
+    }
+}
 
 fn on_path(program: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")?
@@ -27,65 +64,251 @@ fn on_path(program: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// chromedriver on a free loopback port, and a headless Chromium session through it.
+/// Preferences that keep Firefox off the network: the test machines have none, and a test
+/// has no business reaching anywhere but the worker. geckodriver already sets some of these;
+/// they are repeated so that this list says on its own what is off.
+fn firefox_prefs() -> Value {
+    // In groups: one `json!` of them all is deeper than the macro may recurse.
+    let groups = [
+        // Updates of the browser, its add-ons, search engines and media plug-ins.
+        json!({
+            "app.update.auto": false,
+            "app.update.disabledForTesting": true,
+            "app.update.checkInstallTime": false,
+            "extensions.update.enabled": false,
+            "extensions.getAddons.cache.enabled": false,
+            "extensions.blocklist.enabled": false,
+            "extensions.systemAddon.update.enabled": false,
+            "browser.search.update": false,
+            "media.gmp-manager.updateEnabled": false,
+            "media.gmp-gmpopenh264.enabled": false,
+            "media.gmp-widevinecdm.enabled": false,
+        }),
+        // Telemetry and data reporting.
+        json!({
+            "toolkit.telemetry.enabled": false,
+            "toolkit.telemetry.unified": false,
+            "toolkit.telemetry.archive.enabled": false,
+            "toolkit.telemetry.server": "",
+            "datareporting.healthreport.uploadEnabled": false,
+            "datareporting.policy.dataSubmissionEnabled": false,
+            "browser.ping-centre.telemetry": false,
+            "browser.newtabpage.activity-stream.telemetry": false,
+            "browser.newtabpage.activity-stream.feeds.telemetry": false,
+        }),
+        // Captive portal and connectivity detection.
+        json!({
+            "network.captive-portal-service.enabled": false,
+            "network.connectivity-service.enabled": false,
+            "captivedetect.canonicalURL": "",
+        }),
+        // Safe browsing lists.
+        json!({
+            "browser.safebrowsing.malware.enabled": false,
+            "browser.safebrowsing.phishing.enabled": false,
+            "browser.safebrowsing.blockedURIs.enabled": false,
+            "browser.safebrowsing.downloads.enabled": false,
+            "browser.safebrowsing.downloads.remote.enabled": false,
+            "browser.safebrowsing.provider.google.updateURL": "",
+            "browser.safebrowsing.provider.google4.updateURL": "",
+            "browser.safebrowsing.provider.mozilla.updateURL": "",
+        }),
+        // Normandy, studies, experiments and remote settings.
+        json!({
+            "app.normandy.enabled": false,
+            "app.normandy.api_url": "",
+            "app.shield.optoutstudies.enabled": false,
+            "messaging-system.rsexperimentloader.enabled": false,
+            "services.settings.server": "data:,#remote-settings-dummy/v1",
+        }),
+        // Speculative connections, prefetching, DNS over HTTPS, OCSP.
+        json!({
+            "network.prefetch-next": false,
+            "network.dns.disablePrefetch": true,
+            "network.http.speculative-parallel-limit": 0,
+            "browser.urlbar.speculativeConnect.enabled": false,
+            "network.trr.mode": 5,
+            "security.OCSP.enabled": 0,
+            "network.proxy.type": 0,
+        }),
+        // Location and region lookups, push, accounts, new tab content, translations,
+        // backups.
+        json!({
+            "geo.enabled": false,
+            "geo.provider.network.url": "",
+            "browser.region.network.url": "",
+            "browser.region.update.enabled": false,
+            "dom.push.connection.enabled": false,
+            "dom.push.serverURL": "",
+            "identity.fxaccounts.enabled": false,
+            "extensions.pocket.enabled": false,
+            "browser.newtabpage.enabled": false,
+            "browser.newtabpage.activity-stream.feeds.topsites": false,
+            "browser.newtabpage.activity-stream.feeds.section.topstories": false,
+            "browser.topsites.contile.enabled": false,
+            "browser.startup.homepage": "about:blank",
+            "browser.startup.page": 0,
+            "browser.discovery.enabled": false,
+            "browser.translations.enable": false,
+            "browser.ml.enable": false,
+            "browser.backup.scheduled.enabled": false,
+        }),
+    ];
+    let mut prefs = serde_json::Map::new();
+    for group in groups {
+        if let Value::Object(group) = group {
+            prefs.extend(group);
+        }
+    }
+    Value::Object(prefs)
+}
+
+/// A WebDriver server in its own process group, so that dropping it stops the browser it
+/// started too, even after a panic left the session open.
+struct Driver(Child);
+
+impl Driver {
+    fn spawn(mut command: Command) -> Self {
+        let program = command.get_program().to_string_lossy().into_owned();
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {program}: {e}"));
+        Self(child)
+    }
+}
+
+impl Drop for Driver {
+    /// Kills the whole group the driver leads (the browser and its helper processes included).
+    ///
+    /// The group is named after `--`: procps-ng 4.0's `kill -KILL -12345` reads `-12345` as
+    /// `-1` and kills every process the user may signal (it once took a whole CI run down).
+    fn drop(&mut self) {
+        let group = self.0.id();
+        if group > 1 {
+            let _ = Command::new("kill")
+                .args(["-s", "KILL", "--", &format!("-{group}")])
+                .stderr(Stdio::null())
+                .status();
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A headless browser session through its WebDriver server on a free loopback port.
 struct Browser {
     client: Client,
-    driver: Child,
+    // Dropped after `client`: kills the driver's process group.
+    driver: Driver,
 }
 
 impl Browser {
-    async fn start(profile: &Path) -> Self {
-        let driver_bin = on_path("chromedriver").unwrap_or_else(|| {
-            panic!("chromedriver is not installed: the console's browser tests need {PACKAGES}")
-        });
-        let chromium = on_path("chromium").unwrap_or_else(|| {
-            panic!("chromium is not installed: the console's browser tests need {PACKAGES}")
-        });
+    /// Starts `engine` with a fresh profile under `dir`.
+    async fn start(engine: Engine, dir: &Path) -> Self {
         let port = free_port();
-        let driver = Command::new(driver_bin)
-            .args([
-                format!("--port={port}"),
-                "--allowed-ips=127.0.0.1".to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            // Its own process group, so that `drop` can stop Chromium with it.
-            .process_group(0)
-            .spawn()
-            .expect("start chromedriver");
+        let mut caps = serde_json::Map::new();
+        let driver = match engine {
+            Engine::Chromium => {
+                let driver_bin = engine.require("chromedriver");
+                let chromium = engine.require("chromium");
+                let mut command = Command::new(driver_bin);
+                command.args([
+                    format!("--port={port}"),
+                    "--allowed-ips=127.0.0.1".to_string(),
+                ]);
+                caps.insert(
+                    "goog:chromeOptions".to_string(),
+                    json!({
+                        "binary": chromium,
+                        "args": [
+                            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                            "--no-first-run", "--disable-background-networking",
+                            "--disable-component-update", "--disable-sync",
+                            "--disable-dev-shm-usage", "--disable-breakpad", "--window-size=1366,900",
+                            format!("--user-data-dir={}", dir.join("chromium-profile").display()),
+                        ],
+                    }),
+                );
+                Driver::spawn(command)
+            }
+            Engine::Firefox => {
+                let driver_bin = engine.require("geckodriver");
+                let firefox = engine.require("firefox-esr");
+                // geckodriver makes a new profile for the session in this folder (and the
+                // test's temporary folder removes it even when the driver was killed).
+                let profiles = dir.join("firefox-profiles");
+                std::fs::create_dir_all(&profiles).expect("firefox profiles folder");
+                let mut command = Command::new(driver_bin);
+                command
+                    .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+                    .arg("--profile-root")
+                    .arg(&profiles)
+                    .env("MOZ_CRASHREPORTER_DISABLE", "1")
+                    // Release builds ignore `services.settings.server` (in the preferences)
+                    // without it, and look the remote settings server up at start.
+                    .env("MOZ_REMOTE_SETTINGS_DEVTOOLS", "1");
+                caps.insert(
+                    "moz:firefoxOptions".to_string(),
+                    json!({
+                        "binary": firefox,
+                        "args": ["-headless"],
+                        "prefs": firefox_prefs(),
+                    }),
+                );
+                Driver::spawn(command)
+            }
+        };
         let url = format!("http://127.0.0.1:{port}");
-        wait_for(STEP, "chromedriver to listen", || {
+        wait_for(STEP, &format!("{} to listen", engine.name()), || {
             let addr = format!("127.0.0.1:{port}");
             async move { tokio::net::TcpStream::connect(addr).await.ok().map(|_| ()) }
         })
         .await;
-        let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".to_string(),
-            json!({
-                "binary": chromium,
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                    "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync",
-                    "--disable-dev-shm-usage", "--disable-breakpad", "--window-size=1366,900",
-                    format!("--user-data-dir={}", profile.display()),
-                ],
-            }),
-        );
         let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(caps)
             .connect(&url)
             .await
-            .expect("a Chromium session through chromedriver");
+            .unwrap_or_else(|e| panic!("a {} session through its driver: {e}", engine.name()));
+        if engine == Engine::Firefox {
+            client
+                .set_window_size(1366, 900)
+                .await
+                .expect("size the window");
+        }
         Self { client, driver }
+    }
+
+    /// Ends the session, stops the driver's process group, and checks that none of its
+    /// processes (the browser's included) is left.
+    async fn quit(self) {
+        let group = self.driver.0.id();
+        self.client
+            .clone()
+            .close()
+            .await
+            .expect("close the browser");
+        drop(self);
+        wait_for(STEP, "the browser's processes to be gone", || async move {
+            // Signal 0 only asks whether any process of the group is still there.
+            let alive = Command::new("kill")
+                .args(["-s", "0", "--", &format!("-{group}")])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            (!alive).then_some(())
+        })
+        .await;
     }
 
     async fn goto(&self, url: &str) {
         self.client.goto(url).await.expect("navigate");
     }
 
-    async fn css(&self, selector: &str) -> fantoccini::elements::Element {
+    async fn css(&self, selector: &str) -> Element {
         let c = self.client.clone();
         let selector = selector.to_string();
         wait_for(STEP, &format!("an element matching {selector}"), || {
@@ -126,8 +349,19 @@ impl Browser {
         input.send_keys(value).await.expect("type");
     }
 
+    /// Clicks the element matching `selector`, again if the page redrew it in between (the
+    /// connectors list redraws every few seconds).
     async fn click(&self, selector: &str) {
-        self.css(selector).await.click().await.expect("click");
+        let deadline = tokio::time::Instant::now() + STEP;
+        loop {
+            match self.css(selector).await.click().await {
+                Ok(()) => return,
+                Err(e) if redrawn(&e) && tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("click {selector}: {e}"),
+            }
+        }
     }
 
     async fn screenshot(&self, dir: &Path, name: &str) {
@@ -140,30 +374,32 @@ impl Browser {
     }
 }
 
-impl Drop for Browser {
-    /// After a panic the session was never closed: stop the whole group chromedriver leads
-    /// (Chromium included), not only chromedriver.
-    ///
-    /// The group is named after `--`: procps-ng 4.0's `kill -KILL -12345` reads `-12345` as
-    /// `-1` and kills every process the user may signal (it once took a whole CI run down).
-    fn drop(&mut self) {
-        let group = self.driver.id();
-        if group > 1 {
-            let _ = Command::new("kill")
-                .args(["-s", "KILL", "--", &format!("-{group}")])
-                .status();
+/// Whether a WebDriver error means the element went away or was covered while the page redrew.
+fn redrawn(e: &CmdError) -> bool {
+    e.is_stale_element_reference()
+        || e.is_element_not_interactable()
+        || {
+            matches!(e, CmdError::Standard(w) if w.error == fantoccini::error::ErrorStatus::ElementClickIntercepted)
         }
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn console_pages_in_chromium() {
+    console_pages(Engine::Chromium).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn console_pages_in_firefox() {
+    console_pages(Engine::Firefox).await;
+}
+
+/// The steps every browser goes through, with one worker and one session.
+async fn console_pages(engine: Engine) {
     let dir = tempfile::tempdir().unwrap();
     let shots = std::env::var_os("CONSOLE_TEST_SCREENSHOTS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| dir.path().join("screenshots"));
+        .unwrap_or_else(|| dir.path().join("screenshots"))
+        .join(engine.name());
     std::fs::create_dir_all(&shots).unwrap();
     let worker = WorkerProcess::start(WorkerOptions::new(dir.path())).await;
     let bootstrap = worker.bootstrap();
@@ -177,7 +413,7 @@ async fn console_pages_in_chromium() {
         ],
     )
     .await;
-    let browser = Browser::start(&dir.path().join("chromium-profile")).await;
+    let browser = Browser::start(engine, dir.path()).await;
     let ui = worker.url("/ui/");
 
     // New connector: the form comes from the plugin's config definition, and validation
@@ -403,10 +639,5 @@ async fn console_pages_in_chromium() {
     assert!(beside.contains("404"), "{beside}");
 
     eprintln!("console screenshots in {}", shots.display());
-    browser
-        .client
-        .clone()
-        .close()
-        .await
-        .expect("close the browser");
+    browser.quit().await;
 }
