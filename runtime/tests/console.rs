@@ -15,7 +15,9 @@ use fantoccini::error::CmdError;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 
-use crate::support::{free_port, produce, read_topic, wait_for, WorkerOptions, WorkerProcess};
+use crate::support::{
+    free_port, metric_sample, produce, read_topic, wait_for, WorkerOptions, WorkerProcess,
+};
 
 /// The geckodriver release `scripts/test` installs and the Firefox test names when it is
 /// missing.
@@ -343,6 +345,16 @@ impl Browser {
         self.css(selector).await.text().await.expect("element text")
     }
 
+    /// The current value of a form control.
+    async fn value(&self, selector: &str) -> String {
+        self.css(selector)
+            .await
+            .prop("value")
+            .await
+            .expect("element value")
+            .unwrap_or_default()
+    }
+
     async fn fill(&self, selector: &str, value: &str) {
         let input = self.css(selector).await;
         input.clear().await.expect("clear");
@@ -401,7 +413,11 @@ async fn console_pages(engine: Engine) {
         .unwrap_or_else(|| dir.path().join("screenshots"))
         .join(engine.name());
     std::fs::create_dir_all(&shots).unwrap();
-    let worker = WorkerProcess::start(WorkerOptions::new(dir.path())).await;
+    // Source offsets written within moments, for the offsets step.
+    let worker = WorkerProcess::start(
+        WorkerOptions::new(dir.path()).env("SLUICE_OFFSET_FLUSH_INTERVAL_MS", "200"),
+    )
+    .await;
     let bootstrap = worker.bootstrap();
     produce(
         &bootstrap,
@@ -604,6 +620,127 @@ async fn console_pages(engine: Engine) {
     browser.goto(&format!("{ui}#/group/connect-tolerant")).await;
     browser.css("#lag tbody tr").await;
 
+    // Edit a connector's config as JSON: Save stays off until the diff has been shown, and the
+    // saved change is what the REST API answers.
+    browser.goto(&format!("{ui}#/connector/tolerant")).await;
+    browser.click("#config-edit").await;
+    let shown: Value = serde_json::from_str(&browser.value("#config-editor").await)
+        .expect("the editor holds the config as JSON");
+    assert_eq!(shown["file"], "sink.txt", "{shown}");
+    let mut edited = shown.clone();
+    edited["file"] = json!("sink-edited.txt");
+    browser
+        .fill("#config-editor", &serde_json::to_string(&edited).unwrap())
+        .await;
+    assert!(
+        !browser
+            .css("#config-save")
+            .await
+            .is_enabled()
+            .await
+            .unwrap(),
+        "Save waits until the changes were reviewed"
+    );
+    browser.click("#config-review").await;
+    let diff = browser
+        .text_where("#config-diff", "the config diff", |t| !t.is_empty())
+        .await;
+    assert_eq!(diff, "~ file: sink.txt → sink-edited.txt");
+    browser
+        .script("document.getElementById('config-diff').scrollIntoView({block: 'center'}); return null;")
+        .await;
+    browser.screenshot(&shots, "config-diff").await;
+    browser.click("#config-save").await;
+    browser
+        .text_where(
+            "#config-outcome",
+            "the note that the config was saved",
+            |t| t == "Saved.",
+        )
+        .await;
+    let config = worker.get("/connectors/tolerant/config").await;
+    assert_eq!(config["file"], "sink-edited.txt", "{config}");
+    assert_eq!(config["topics"], "raw", "the other options stay: {config}");
+    assert!(browser.text("#config").await.contains("sink-edited.txt"));
+
+    // New connector from a file: a connector JSON in Kafka Connect's shape, naming Kafka's
+    // class, fills the form; creating it runs it.
+    std::fs::write(dir.path().join("lines.txt"), "one\ntwo\nthree\n").unwrap();
+    let import = dir.path().join("imported.json");
+    let imported = json!({"name": "imported", "config": {
+        "connector.class": "FileStreamSource",
+        "file": "lines.txt",
+        "topic": "lines",
+        "value.converter": "string",
+    }});
+    std::fs::write(&import, serde_json::to_vec_pretty(&imported).unwrap()).unwrap();
+    browser.goto(&format!("{ui}#/new")).await;
+    browser.css("#plugin option[value]").await;
+    browser
+        .css("#import")
+        .await
+        .send_keys(import.to_str().unwrap())
+        .await
+        .expect("choose the file to import");
+    browser
+        .text_where("#import + .outcome", "the import's outcome", |t| {
+            t == "imported imported.json"
+        })
+        .await;
+    browser
+        .text_where("#error-count", "the imported connector to validate", |t| {
+            t == "Valid"
+        })
+        .await;
+    assert_eq!(browser.value("#connector-name").await, "imported");
+    assert_eq!(browser.value("input[name='file']").await, "lines.txt");
+    assert_eq!(browser.value("input[name='topic']").await, "lines");
+    assert_eq!(
+        browser.value("input[name='value.converter']").await,
+        "string"
+    );
+    browser.click("#create").await;
+    browser.css("#connector-state [data-state='RUNNING']").await;
+    let config = worker.get("/connectors/imported/config").await;
+    for key in ["file", "topic", "value.converter"] {
+        assert_eq!(config[key], imported["config"][key], "{key}: {config}");
+    }
+    let lines = read_lines_topic(&bootstrap, 3).await;
+    assert_eq!(lines, ["one", "two", "three"]);
+
+    // Offsets of a STOPPED connector reset from its page: the REST API has none left, and the
+    // source reads its file again from the start once resumed (the bulk resume below).
+    let worker_ref = &worker;
+    wait_for(STEP, "the file source's offsets", || async move {
+        let offsets = worker_ref.get("/connectors/imported/offsets").await;
+        offsets["offsets"]
+            .as_array()
+            .is_some_and(|o| !o.is_empty())
+            .then_some(())
+    })
+    .await;
+    assert!(
+        browser.text("#offsets").await.contains("lines.txt"),
+        "the page shows the file's offset"
+    );
+    browser.click("[data-action='stop']").await;
+    browser.css("#connector-state [data-state='STOPPED']").await;
+    wait_for_state(&worker, "imported", "STOPPED").await;
+    browser.click("#offsets-reset").await;
+    browser
+        .text_where(
+            "#offsets-outcome",
+            "the note that offsets were reset",
+            |t| t == "Offsets reset.",
+        )
+        .await;
+    assert_eq!(
+        worker.get("/connectors/imported/offsets").await,
+        json!({"offsets": []})
+    );
+    let shown: Value = serde_json::from_str(&browser.text("#offsets").await).unwrap();
+    assert_eq!(shown, json!({"offsets": []}));
+
     // Connectors list: select the connector and pause it.
     browser.goto(&format!("{ui}#/connectors")).await;
     let row = "#connectors tr[data-connector='tolerant']";
@@ -616,6 +753,66 @@ async fn console_pages(engine: Engine) {
     let status = worker.get("/connectors/tolerant/status").await;
     assert_eq!(status["connector"]["state"], "PAUSED");
     browser.screenshot(&shots, "connectors").await;
+
+    // Bulk actions on two selected connectors, one PAUSED and one STOPPED: resume, restart
+    // and stop both, each seen through the REST API.
+    let imported_row = "#connectors tr[data-connector='imported']";
+    browser
+        .css(&format!("{imported_row} [data-state='STOPPED']"))
+        .await;
+    browser
+        .click(&format!("{imported_row} input[type='checkbox']"))
+        .await;
+    wait_for(STEP, "two selected rows", || async {
+        let n = browser
+            .script("return document.querySelectorAll('#connectors tr.selected').length;")
+            .await;
+        (n == json!(2)).then_some(())
+    })
+    .await;
+    bulk(&browser, "resume", "Resume: sent for 2").await;
+    for name in ["tolerant", "imported"] {
+        wait_for_state(&worker, name, "RUNNING").await;
+        browser
+            .css(&format!(
+                "#connectors tr[data-connector='{name}'] [data-state='RUNNING']"
+            ))
+            .await;
+    }
+    let lines = read_lines_topic(&bootstrap, 6).await;
+    assert_eq!(
+        lines,
+        ["one", "two", "three", "one", "two", "three"],
+        "after the reset the source read its file again"
+    );
+
+    let starts = |text: &str| {
+        [
+            "kafka_connect_connect_worker_metrics_connector_startup_attempts_total",
+            "kafka_connect_connect_worker_metrics_task_startup_attempts_total",
+        ]
+        .map(|m| metric_sample(text, m, &[]).unwrap_or_else(|| panic!("{m} in /metrics")))
+    };
+    let before = starts(&worker.metrics_text().await);
+    bulk(&browser, "restart", "Restart: sent for 2").await;
+    wait_for(STEP, "two connector and two task starts", || async {
+        let now = starts(&worker_ref.metrics_text().await);
+        (now[0] >= before[0] + 2.0 && now[1] >= before[1] + 2.0).then_some(())
+    })
+    .await;
+    for name in ["tolerant", "imported"] {
+        wait_for_state(&worker, name, "RUNNING").await;
+    }
+
+    bulk(&browser, "stop", "Stop: sent for 2").await;
+    for name in ["tolerant", "imported"] {
+        wait_for_state(&worker, name, "STOPPED").await;
+        browser
+            .css(&format!(
+                "#connectors tr[data-connector='{name}'] [data-state='STOPPED']"
+            ))
+            .await;
+    }
 
     // A refused request shows the REST API's error text: on the page for a connector that
     // does not exist, and beside the button whose request was refused.
@@ -640,4 +837,44 @@ async fn console_pages(engine: Engine) {
 
     eprintln!("console screenshots in {}", shots.display());
     browser.quit().await;
+}
+
+/// Clicks the connectors list's bulk button `action` and waits for the outcome beside it.
+async fn bulk(browser: &Browser, action: &str, outcome: &str) {
+    let button = format!("[data-bulk='{action}']");
+    browser.click(&button).await;
+    browser
+        .text_where(
+            &format!("{button} + .outcome"),
+            &format!("the outcome of {action}"),
+            |t| t == outcome,
+        )
+        .await;
+}
+
+/// Waits until the REST API reports connector `name` in `state` (and, when RUNNING, each of
+/// its tasks too).
+async fn wait_for_state(worker: &WorkerProcess, name: &str, state: &str) {
+    wait_for(STEP, &format!("{name} to be {state}"), || async move {
+        let status = worker.get(&format!("/connectors/{name}/status")).await;
+        let tasks = status["tasks"].as_array().cloned().unwrap_or_default();
+        let tasks_ok = state != "RUNNING"
+            || (!tasks.is_empty() && tasks.iter().all(|t| t["state"] == "RUNNING"));
+        (status["connector"]["state"] == state && tasks_ok).then_some(())
+    })
+    .await;
+}
+
+/// The values of the `lines` topic once it holds `count` records.
+async fn read_lines_topic(bootstrap: &str, count: usize) -> Vec<String> {
+    let bootstrap = bootstrap.to_string();
+    let records = tokio::task::spawn_blocking(move || {
+        read_topic(&bootstrap, "lines", count, Duration::from_secs(30))
+    })
+    .await
+    .unwrap();
+    records
+        .iter()
+        .map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned())
+        .collect()
 }
