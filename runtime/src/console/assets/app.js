@@ -402,15 +402,18 @@ async function pageConnector(root, name) {
     }
   }
 
-  async function renderConfig() {
+  /** The config as a table; `note` (after a save) says what just happened, since the editor
+   *  and the outcome beside its Save button are gone. */
+  async function renderConfig(note) {
     const config = info.config;
     try {
       const defs = await api("GET", `/connector-plugins/${enc(config["connector.class"])}/config`);
       secretKeys = new Set(defs.filter((d) => d.type === "PASSWORD").map((d) => d.name));
     } catch (_) { /* unknown plugin: name-based masking only */ }
     const rows = Object.keys(config).sort().map((k) => el("tr", {}, el("th", { class: "mono" }, k), el("td", { class: "mono" }, String(maskValue(k, config[k], secretKeys)))));
-    const editButton = el("button", { onclick: () => openEditor() }, "Edit as JSON");
-    configBox.replaceChildren(el("table", { class: "kv", id: "config" }, el("tbody", {}, rows)), el("div", { class: "toolbar" }, editButton));
+    const editButton = el("button", { id: "config-edit", onclick: () => openEditor() }, "Edit as JSON");
+    configBox.replaceChildren(el("table", { class: "kv", id: "config" }, el("tbody", {}, rows)), el("div", { class: "toolbar" }, editButton,
+      note ? el("span", { class: "outcome ok", id: "config-outcome", role: "status" }, note) : ""));
   }
 
   function openEditor() {
@@ -420,9 +423,9 @@ async function pageConnector(root, name) {
     area.value = JSON.stringify(masked, null, 2);
     const problems = el("div", { id: "config-problems", role: "status", "aria-live": "polite" });
     const diffBox = el("pre", { class: "diff", id: "config-diff", hidden: true });
-    const review = el("button", {}, "Review changes");
-    const save = el("button", { class: "primary", disabled: true }, "Save");
-    const cancel = el("button", { onclick: () => renderConfig() }, "Cancel");
+    const review = el("button", { id: "config-review" }, "Review changes");
+    const save = el("button", { class: "primary", id: "config-save", disabled: true }, "Save");
+    const cancel = el("button", { id: "config-cancel", onclick: () => renderConfig() }, "Cancel");
     let parsed = null;
     // Values left masked keep the stored secret.
     const unmask = (cfg) => Object.fromEntries(Object.entries(cfg).map(([k, v]) => [k, v === MASK && k in original ? original[k] : v]));
@@ -449,13 +452,14 @@ async function pageConnector(root, name) {
     save.addEventListener("click", () => act(save, async () => {
       const answer = await api("PUT", `${path}/config`, parsed);
       info = answer;
-      await renderConfig();
-    }, "saved"));
+      await renderConfig("Saved.");
+    }));
     configBox.replaceChildren(area, el("div", { class: "toolbar" }, review, save, cancel), problems, diffBox);
     validate();
   }
 
-  async function renderOffsets() {
+  /** `note` (after a write or a reset) says what just happened, as the buttons are redrawn. */
+  async function renderOffsets(note) {
     let data;
     try { data = await api("GET", `${path}/offsets`); } catch (e) { offsetsBox.replaceChildren(el("p", { class: "error" }, e.message)); return; }
     const view = el("pre", { id: "offsets" }, JSON.stringify(data, null, 2));
@@ -463,19 +467,20 @@ async function pageConnector(root, name) {
       offsetsBox.replaceChildren(view, el("p", { class: "muted" }, "Offsets can be edited or reset once the connector is STOPPED."));
       return;
     }
-    const area = el("textarea", { rows: 8, "aria-label": "Offsets to write" });
+    const area = el("textarea", { rows: 8, id: "offsets-editor", "aria-label": "Offsets to write" });
     area.value = JSON.stringify(data, null, 2);
-    const apply = el("button", { onclick: () => act(apply, async () => {
+    const apply = el("button", { id: "offsets-write", onclick: () => act(apply, async () => {
       let body;
       try { body = JSON.parse(area.value); } catch (e) { throw new Error("Not valid JSON: " + e.message); }
       await api("PATCH", `${path}/offsets`, body);
-      await renderOffsets();
-    }, "offsets altered") }, "Write these offsets");
-    const reset = el("button", { class: "danger", onclick: () => act(reset, async () => {
+      await renderOffsets("Offsets written.");
+    }) }, "Write these offsets");
+    const reset = el("button", { class: "danger", id: "offsets-reset", onclick: () => act(reset, async () => {
       await api("DELETE", `${path}/offsets`);
-      await renderOffsets();
-    }, "offsets reset") }, "Reset all offsets");
-    offsetsBox.replaceChildren(view, area, el("div", { class: "toolbar" }, apply, reset));
+      await renderOffsets("Offsets reset.");
+    }) }, "Reset all offsets");
+    offsetsBox.replaceChildren(view, area, el("div", { class: "toolbar" }, apply, reset,
+      note ? el("span", { class: "outcome ok", id: "offsets-outcome", role: "status" }, note) : ""));
   }
 
   const history = { in: [], out: [] };
