@@ -309,6 +309,10 @@ fn follow(topic: &str, consumer: &BaseConsumer, statuses: &StatusCache, stop: &A
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::WorkerSettings;
+    use crate::status::{State, StatusStore};
+    use rdkafka::producer::FutureRecord;
+    use sluice_broker::{Broker, BrokerConfig};
 
     fn rec(state: &str, worker: &str, generation: i32) -> String {
         format!(
@@ -482,5 +486,161 @@ mod tests {
         assert_eq!(StatusKey::parse("status-task-my-conn-x"), None);
         assert_eq!(StatusKey::parse("status-connector-"), None);
         assert_eq!(StatusKey::parse("status-topic-orders:connector-c"), None);
+    }
+
+    const TOPIC: &str = "connect-status";
+    /// Long enough for a loaded machine.
+    const WAIT: Duration = Duration::from_secs(20);
+
+    async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !done() {
+            assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// A rebalance moved a connector and its task from `old` (generation 4) to `new`
+    /// (generation 5), and `old` has not noticed. Its FAILED and UNASSIGNED writes are not
+    /// made (putSafe over what its reader has seen), and the same records written late by a
+    /// worker whose reader lagged (here produced raw) do not replace the new owner's RUNNING
+    /// on any reader. Every record is checked byte for byte.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stale_owners_late_records_do_not_replace_the_new_owners_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = Broker::start(BrokerConfig::new("127.0.0.1:0", dir.path()))
+            .await
+            .unwrap();
+        let clients = KafkaClients::new(broker.bootstrap_servers(), &WorkerSettings::default());
+        // One partition: every key in one order, so a later record read means every earlier
+        // one was.
+        clients.ensure_topic(TOPIC, 1, true).await.unwrap();
+        let old_log = StatusLog::start(&clients, TOPIC).await.unwrap();
+        let new_log = StatusLog::start(&clients, TOPIC).await.unwrap();
+        let old = StatusStore::new(
+            "old:8083",
+            TOPIC,
+            Some(clients.internal_producer().unwrap()),
+        )
+        .with_cache(Some(old_log.cache()));
+        let new = StatusStore::new(
+            "new:8083",
+            TOPIC,
+            Some(clients.internal_producer().unwrap()),
+        )
+        .with_cache(Some(new_log.cache()));
+
+        old.set_generation(4);
+        old.set_connector("conn", "source", State::Unassigned, None);
+        old.set_connector("conn", "source", State::Running, None);
+        old.set_task("conn", 0, State::Running, None);
+        wait_for(
+            "the old owner's task running on the new owner's reader",
+            || new_log.connector("conn").1.get(&0) == Some(&record("RUNNING", "old:8083", 4)),
+        )
+        .await;
+
+        new.set_generation(5);
+        new.set_connector("conn", "source", State::Running, None);
+        new.set_task("conn", 0, State::Running, None);
+        let moved = (
+            Some(record("RUNNING", "new:8083", 5)),
+            BTreeMap::from([(0, record("RUNNING", "new:8083", 5))]),
+        );
+        wait_for("the new owner's statuses on the old owner's reader", || {
+            old_log.connector("conn") == moved
+        })
+        .await;
+
+        // The old owner's task and connector fail and stop, late.
+        old.set_task("conn", 0, State::Failed, Some("fenced".to_string()));
+        old.set_task("conn", 0, State::Unassigned, None);
+        old.set_connector("conn", "source", State::Failed, Some("gone".to_string()));
+        old.set_connector("conn", "source", State::Unassigned, None);
+        // A worker whose reader lagged writes them all the same.
+        let late = [
+            ("status-task-conn-0", rec("FAILED", "old:8083", 4)),
+            ("status-task-conn-0", rec("UNASSIGNED", "old:8083", 4)),
+            ("status-connector-conn", rec("FAILED", "old:8083", 4)),
+            ("status-connector-conn", rec("UNASSIGNED", "old:8083", 4)),
+        ];
+        let producer = clients.internal_producer().unwrap();
+        for (key, value) in &late {
+            producer
+                .send(FutureRecord::to(TOPIC).key(*key).payload(value), WAIT)
+                .await
+                .unwrap();
+        }
+        crate::kafka::release(producer);
+        // Written after all of them: once read, everything before it was.
+        old.set_task("conn", 1, State::Running, None);
+        let third_log = StatusLog::start(&clients, TOPIC).await.unwrap();
+        for (name, log) in [("old", &old_log), ("new", &new_log), ("third", &third_log)] {
+            wait_for("the marker record", || {
+                log.connector("conn").1.contains_key(&1)
+            })
+            .await;
+            let (connector, tasks) = log.connector("conn");
+            assert_eq!(
+                connector, moved.0,
+                "connector on the {name} worker's reader"
+            );
+            assert_eq!(
+                tasks[&0], moved.1[&0],
+                "task 0 on the {name} worker's reader"
+            );
+        }
+
+        let consumer = clients.reader().unwrap();
+        let records =
+            tokio::task::spawn_blocking(move || crate::offsets::read_topic(&consumer, TOPIC))
+                .await
+                .unwrap()
+                .unwrap();
+        let records: Vec<(String, String)> = records
+            .into_iter()
+            .map(|(k, v)| {
+                (
+                    String::from_utf8(k).unwrap(),
+                    String::from_utf8(v.unwrap()).unwrap(),
+                )
+            })
+            .collect();
+        let mut expected: Vec<(String, String)> = vec![
+            (
+                "status-connector-conn".into(),
+                r#"{"state":"UNASSIGNED","trace":null,"worker_id":"old:8083","generation":4}"#
+                    .into(),
+            ),
+            (
+                "status-connector-conn".into(),
+                r#"{"state":"RUNNING","trace":null,"worker_id":"old:8083","generation":4}"#.into(),
+            ),
+            (
+                "status-task-conn-0".into(),
+                r#"{"state":"RUNNING","trace":null,"worker_id":"old:8083","generation":4}"#.into(),
+            ),
+            (
+                "status-connector-conn".into(),
+                r#"{"state":"RUNNING","trace":null,"worker_id":"new:8083","generation":5}"#.into(),
+            ),
+            (
+                "status-task-conn-0".into(),
+                r#"{"state":"RUNNING","trace":null,"worker_id":"new:8083","generation":5}"#.into(),
+            ),
+        ];
+        expected.extend(late.iter().map(|(k, v)| ((*k).to_string(), v.clone())));
+        expected.push((
+            "status-task-conn-1".into(),
+            r#"{"state":"RUNNING","trace":null,"worker_id":"old:8083","generation":4}"#.into(),
+        ));
+        assert_eq!(records, expected);
+
+        for log in [old_log, new_log, third_log] {
+            log.shutdown().await;
+        }
+        crate::kafka::release(old);
+        crate::kafka::release(new);
+        broker.shutdown().await.unwrap();
     }
 }
