@@ -1,6 +1,12 @@
 //! Connector and task status: kept in memory for the REST API and written to the
 //! `connect-status` topic in Kafka Connect's format (`status-connector-<name>`,
 //! `status-task-<name>-<id>`, values `{"state":..,"trace":..,"worker_id":..,"generation":..}`).
+//!
+//! As Kafka Connect's `AbstractHerder` and `KafkaStatusBackingStore`: `generation` is the
+//! worker group's generation when the record is written (0 before the first join), and
+//! FAILED and UNASSIGNED are written with `putSafe`: not at all when the latest record of the
+//! key, as this worker has read it from the topic, is another worker's of a newer generation
+//! (this worker's view is stale: the work has moved). Every other state is written as is.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -9,10 +15,11 @@ use std::time::{Duration, Instant};
 
 use rdkafka::producer::FutureRecord;
 
+use crate::cluster::status_log::StatusCache;
 use crate::kafka::SharedProducer;
 use serde::Serialize;
 use sluice_sdk::TaskStatusReporter;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// A connector's or task's state, as Kafka Connect names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -171,8 +178,38 @@ pub struct StatusStore {
     topic: String,
     producer: Option<SharedProducer>,
     entries: Mutex<BTreeMap<String, ConnectorEntry>>,
-    /// The next record's generation; held while a record is enqueued, to keep them in order.
-    generation: Mutex<u64>,
+    /// The worker group's current generation; held while a record is enqueued, to keep
+    /// them in order.
+    generation: Mutex<i32>,
+    /// The status topic as read back, for safe writes (`None`: every write is made).
+    cache: Option<StatusCache>,
+}
+
+/// Whether `state` is written with Kafka Connect's `putSafe` (its `onFailure` and
+/// `onShutdown`); every other state is written with `put`.
+fn is_safe_write(state: State) -> bool {
+    matches!(state, State::Failed | State::Unassigned)
+}
+
+/// A status record's value, in Kafka Connect's field order (its `STATUS_SCHEMA_V0` through
+/// the JSON converter without schemas: an absent trace is `null`).
+#[derive(Serialize)]
+struct StatusValue<'a> {
+    state: State,
+    trace: Option<&'a str>,
+    worker_id: &'a str,
+    generation: i32,
+}
+
+/// The value of a status record, byte for byte as Kafka Connect writes it.
+fn status_value(state: State, trace: Option<&str>, worker_id: &str, generation: i32) -> String {
+    serde_json::to_string(&StatusValue {
+        state,
+        trace,
+        worker_id,
+        generation,
+    })
+    .expect("a status value serializes")
 }
 
 impl StatusStore {
@@ -188,7 +225,26 @@ impl StatusStore {
             producer,
             entries: Mutex::new(BTreeMap::new()),
             generation: Mutex::new(0),
+            cache: None,
         }
+    }
+
+    /// Makes FAILED and UNASSIGNED writes safe ones, checked against `cache` (the status
+    /// topic as this worker reads it).
+    pub fn with_cache(mut self, cache: Option<StatusCache>) -> Self {
+        self.cache = cache;
+        self
+    }
+
+    /// Sets the worker group's generation that the next records carry: the generation of
+    /// the assignment this worker applies.
+    pub fn set_generation(&self, generation: i32) {
+        *self.generation.lock().expect("status generation lock") = generation;
+    }
+
+    /// The generation the next records carry.
+    pub fn generation(&self) -> i32 {
+        *self.generation.lock().expect("status generation lock")
     }
 
     /// This worker's id (`host:port` of its REST API).
@@ -347,36 +403,47 @@ impl StatusStore {
     }
 
     fn publish(&self, key: String, state: State, trace: Option<String>) {
-        self.send(key, move |generation, worker_id| {
-            Some(
-                serde_json::json!({
-                    "state": state,
-                    "trace": trace,
-                    "worker_id": worker_id,
-                    "generation": generation,
-                })
-                .to_string(),
-            )
+        let safe = is_safe_write(state);
+        self.send(key, safe, move |generation, worker_id| {
+            Some(status_value(state, trace.as_deref(), worker_id, generation))
         });
     }
 
     fn tombstone(&self, key: String) {
-        self.send(key, |_, _| None);
+        self.send(key, false, |_, _| None);
     }
 
-    /// Enqueues one status record. The generation is taken and the record handed to the
-    /// producer under one lock, so records reach the topic in the order the states changed
-    /// (a later state never lands before an earlier one, which compaction would then keep).
-    /// The delivery is awaited in the background and a failure logged: status records are
-    /// informational.
-    fn send(&self, key: String, value: impl FnOnce(u64, &str) -> Option<String>) {
+    /// Whether a record under `key` is written now: always, unless `safe` and the status
+    /// topic's latest record of `key` is another worker's of a newer generation than
+    /// `generation` (Kafka Connect's `putSafe`).
+    fn admits(&self, key: &str, safe: bool, generation: i32) -> bool {
+        !safe
+            || self
+                .cache
+                .as_ref()
+                .is_none_or(|cache| cache.can_write_safely(key, &self.worker_id, generation))
+    }
+
+    /// Enqueues one status record. The generation is taken, the safe-write check made and
+    /// the record handed to the producer under one lock, so records reach the topic in the
+    /// order the states changed (a later state never lands before an earlier one, which
+    /// compaction would then keep). The delivery is awaited in the background and a failure
+    /// logged: status records are informational.
+    fn send(&self, key: String, safe: bool, value: impl FnOnce(i32, &str) -> Option<String>) {
         let Some(producer) = self.producer.clone() else {
             return;
         };
         let delivery = {
-            let mut generation = self.generation.lock().expect("status generation lock");
+            let generation = self.generation.lock().expect("status generation lock");
+            if !self.admits(&key, safe, *generation) {
+                debug!(
+                    key,
+                    generation = *generation,
+                    "not writing a status over a newer owner's"
+                );
+                return;
+            }
             let payload = value(*generation, &self.worker_id);
-            *generation += 1;
             let mut record = FutureRecord::<String, String>::to(&self.topic).key(&key);
             if let Some(payload) = payload.as_ref() {
                 record = record.payload(payload);
@@ -418,5 +485,66 @@ impl TaskStatusReporter for TaskProblemReporter {
     fn report_problem(&self, problem: Option<String>) {
         self.store
             .set_task_problem(&self.connector, self.task, problem);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The values Kafka Connect's `KafkaStatusBackingStore` writes (its `STATUS_SCHEMA_V0`
+    /// through the schemaless JSON converter): fields in schema order, an absent trace null.
+    #[test]
+    fn values_are_written_as_kafka_connect_writes_them() {
+        assert_eq!(
+            status_value(State::Running, None, "10.0.0.1:8083", 7),
+            r#"{"state":"RUNNING","trace":null,"worker_id":"10.0.0.1:8083","generation":7}"#
+        );
+        assert_eq!(
+            status_value(
+                State::Failed,
+                Some("boom\n\tat \"here\""),
+                "10.0.0.1:8083",
+                -1
+            ),
+            r#"{"state":"FAILED","trace":"boom\n\tat \"here\"","worker_id":"10.0.0.1:8083","generation":-1}"#
+        );
+    }
+
+    /// FAILED and UNASSIGNED are Kafka Connect's putSafe writes: skipped over a newer
+    /// generation's record of another worker; the other states are always written.
+    #[test]
+    fn only_failed_and_unassigned_are_safe_writes() {
+        let cache = StatusCache::default();
+        cache.apply(
+            "status-task-conn-0",
+            Some(br#"{"state":"RUNNING","trace":null,"worker_id":"new:8083","generation":5}"#),
+        );
+        let store = StatusStore::new("old:8083", "connect-status", None).with_cache(Some(cache));
+        assert_eq!(store.generation(), 0);
+        store.set_generation(4);
+        assert_eq!(store.generation(), 4);
+        let key = "status-task-conn-0";
+        for (state, written) in [
+            (State::Failed, false),
+            (State::Unassigned, false),
+            (State::Running, true),
+            (State::Paused, true),
+            (State::Stopped, true),
+            (State::Restarting, true),
+        ] {
+            assert_eq!(
+                store.admits(key, is_safe_write(state), 4),
+                written,
+                "{state}"
+            );
+        }
+        // The same generation, a newer one, another key: written.
+        assert!(store.admits(key, true, 5));
+        assert!(store.admits(key, true, 6));
+        assert!(store.admits("status-task-conn-1", true, 4));
+        // Without a status topic reader, every write is made.
+        let alone = StatusStore::new("old:8083", "connect-status", None);
+        assert!(alone.admits(key, true, 0));
     }
 }

@@ -302,7 +302,8 @@ async fn every_endpoint_behaves_like_kafka_connect() {
 }
 
 /// The status topic is read by other tools (and compacted): the last record of each key must be
-/// the state the connector is in, and generations must rise in the order records were written.
+/// the state the connector is in. Generations are the worker group's (Kafka Connect's): they
+/// never fall in the order one worker wrote a key's records.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_status_topic_ends_with_each_current_state() {
     let dir = tempfile::tempdir().unwrap();
@@ -345,7 +346,7 @@ async fn the_status_topic_ends_with_each_current_state() {
         let generation = value["generation"].as_i64().unwrap();
         if let Some((previous, _)) = last.get(&(r.partition, key.clone())) {
             assert!(
-                generation > *previous,
+                generation >= *previous,
                 "{key}: generation {generation} written after {previous}"
             );
         }

@@ -11,7 +11,8 @@
 //! - [`membership`]: the group client: coordinator discovery, JoinGroup, SyncGroup,
 //!   Heartbeat and LeaveGroup on the `kafka-protocol` codecs, over its own connection.
 //! - [`session`]: signed internal requests (KIP-507): session keys, signing, verification.
-//! - [`status_log`]: the status topic read back, so every worker shows every status.
+//! - [`status_log`]: the status topic read back, so every worker shows every status, with
+//!   Kafka Connect's generation rules (a stale owner's late record does not count).
 
 pub mod assignor;
 pub mod config_log;

@@ -5,8 +5,21 @@
 //!
 //! Records: key `status-connector-<c>` or `status-task-<c>-<n>`, value
 //! `{"state":..,"trace":..,"worker_id":..,"generation":..}`, a tombstone when the connector is
-//! deleted. The latest record of a key wins (one key always lands on one partition, so the
-//! topic orders its records); what a worker runs itself it shows from its own, fresher view.
+//! deleted. `generation` is the worker group's generation when the record was written.
+//!
+//! Which record of a key counts follows Kafka Connect's generation rules:
+//! - a record replaces the one before it (one key always lands on one partition, so the topic
+//!   orders its records), except
+//! - a task's UNASSIGNED does not replace its RUNNING of the same or a newer generation
+//!   (Kafka Connect's `readTaskStatus`: a worker that stopped a task it no longer owns must
+//!   not hide the new owner's RUNNING);
+//! - and, beyond what Kafka Connect's reader checks, a FAILED or UNASSIGNED (the states
+//!   Kafka Connect writes with `putSafe`) from another worker than the current record's,
+//!   with an older generation, is a stale owner's late write ([`can_write_safely`] failing
+//!   on read): it is ignored, so it cannot replace the new owner's status on any worker.
+//!
+//! The same cache answers [`StatusCache::can_write_safely`] for this worker's own safe writes
+//! (`putSafe`). What a worker runs itself it shows from its own, fresher view.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,6 +43,67 @@ pub struct StatusRecord {
     pub trace: Option<String>,
     /// The worker that wrote it.
     pub worker_id: String,
+    /// The worker group's generation when it was written.
+    pub generation: i32,
+}
+
+/// Kafka Connect's `CacheEntry.canWriteSafely`: whether `worker_id`, in group generation
+/// `generation`, may write a FAILED or UNASSIGNED status over `current` (the latest record of
+/// its key): yes when there is none, when `current` is its own, or when `current` is not from
+/// a newer generation. Otherwise `current` is a newer owner's and this worker's view is stale.
+pub fn can_write_safely(current: Option<&StatusRecord>, worker_id: &str, generation: i32) -> bool {
+    current.is_none_or(|c| c.worker_id == worker_id || c.generation <= generation)
+}
+
+/// The states Kafka Connect writes with `putSafe` (`onFailure`, `onShutdown`).
+pub fn is_safe_write_state(state: &str) -> bool {
+    state == "FAILED" || state == "UNASSIGNED"
+}
+
+/// Whether `incoming` (a record read from the topic) replaces `current` for a connector
+/// (`task`: false) or a task.
+fn replaces(current: Option<&StatusRecord>, incoming: &StatusRecord, task: bool) -> bool {
+    let Some(current) = current else { return true };
+    // Kafka Connect's readTaskStatus rule.
+    if task
+        && incoming.state == "UNASSIGNED"
+        && current.state == "RUNNING"
+        && current.generation >= incoming.generation
+    {
+        return false;
+    }
+    // A stale owner's late putSafe write.
+    if is_safe_write_state(&incoming.state)
+        && current.worker_id != incoming.worker_id
+        && current.generation > incoming.generation
+    {
+        return false;
+    }
+    true
+}
+
+/// The prefix of a connector's status key.
+pub const CONNECTOR_STATUS_PREFIX: &str = "status-connector-";
+/// The prefix of a task's status key.
+pub const TASK_STATUS_PREFIX: &str = "status-task-";
+
+/// What a status key names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StatusKey<'a> {
+    Connector(&'a str),
+    Task(&'a str, u32),
+}
+
+impl<'a> StatusKey<'a> {
+    /// `None` for other keys (topic statuses, ...) and malformed ones.
+    fn parse(key: &'a str) -> Option<Self> {
+        if let Some(connector) = key.strip_prefix(CONNECTOR_STATUS_PREFIX) {
+            return (!connector.is_empty()).then_some(Self::Connector(connector));
+        }
+        key.strip_prefix(TASK_STATUS_PREFIX)
+            .and_then(|rest| rest.rsplit_once('-'))
+            .and_then(|(c, t)| t.parse::<u32>().ok().map(|t| Self::Task(c, t)))
+    }
 }
 
 #[derive(Debug, Default)]
@@ -39,7 +113,17 @@ struct Statuses {
 }
 
 impl Statuses {
+    fn get(&self, key: StatusKey<'_>) -> Option<&StatusRecord> {
+        match key {
+            StatusKey::Connector(c) => self.connectors.get(c),
+            StatusKey::Task(c, t) => self.tasks.get(c).and_then(|tasks| tasks.get(&t)),
+        }
+    }
+
     fn apply(&mut self, key: &str, value: Option<&[u8]>) {
+        let Some(parsed) = StatusKey::parse(key) else {
+            return;
+        };
         let record = match value.map(serde_json::from_slice::<StatusRecord>) {
             None => None,
             Some(Ok(record)) => Some(record),
@@ -48,40 +132,64 @@ impl Statuses {
                 return;
             }
         };
-        if let Some(connector) = key.strip_prefix("status-connector-") {
-            match record {
-                Some(r) => {
-                    self.connectors.insert(connector.to_string(), r);
-                }
-                None => {
-                    self.connectors.remove(connector);
-                }
-            }
-        } else if let Some((connector, task)) = key
-            .strip_prefix("status-task-")
-            .and_then(|rest| rest.rsplit_once('-'))
-            .and_then(|(c, t)| t.parse::<u32>().ok().map(|t| (c, t)))
-        {
-            let tasks = self.tasks.entry(connector.to_string()).or_default();
-            match record {
-                Some(r) => {
-                    tasks.insert(task, r);
-                }
-                None => {
-                    tasks.remove(&task);
-                }
-            }
-            if tasks.is_empty() {
-                self.tasks.remove(connector);
+        if let Some(r) = &record {
+            let task = matches!(parsed, StatusKey::Task(..));
+            if !replaces(self.get(parsed), r, task) {
+                debug!(key, state = %r.state, worker = %r.worker_id, generation = r.generation, "ignoring a stale status record");
+                return;
             }
         }
+        match (parsed, record) {
+            (StatusKey::Connector(c), Some(r)) => {
+                self.connectors.insert(c.to_string(), r);
+            }
+            (StatusKey::Connector(c), None) => {
+                // As Kafka Connect's `remove(connector)`: its tasks' statuses go with it.
+                self.connectors.remove(c);
+                self.tasks.remove(c);
+            }
+            (StatusKey::Task(c, t), Some(r)) => {
+                self.tasks.entry(c.to_string()).or_default().insert(t, r);
+            }
+            (StatusKey::Task(c, t), None) => {
+                if let Some(tasks) = self.tasks.get_mut(c) {
+                    tasks.remove(&t);
+                    if tasks.is_empty() {
+                        self.tasks.remove(c);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What a [`StatusLog`] has read so far, shared with this worker's status writer so that its
+/// FAILED and UNASSIGNED writes follow Kafka Connect's `putSafe`.
+#[derive(Debug, Clone, Default)]
+pub struct StatusCache(Arc<Mutex<Statuses>>);
+
+impl StatusCache {
+    /// Whether `worker_id`, in group generation `generation`, may write a FAILED or
+    /// UNASSIGNED record under `key` ([`can_write_safely`] over the latest record read of
+    /// it). Keys that are not connector or task statuses may always be written.
+    pub fn can_write_safely(&self, key: &str, worker_id: &str, generation: i32) -> bool {
+        let Some(parsed) = StatusKey::parse(key) else {
+            return true;
+        };
+        let statuses = self.0.lock().expect("status log lock");
+        can_write_safely(statuses.get(parsed), worker_id, generation)
+    }
+
+    /// Applies one record of the status topic (`None`: a tombstone), as the reader does.
+    pub fn apply(&self, key: &str, value: Option<&[u8]>) {
+        self.0.lock().expect("status log lock").apply(key, value);
     }
 }
 
 /// A follower of the status topic.
 #[derive(Debug)]
 pub struct StatusLog {
-    statuses: Arc<Mutex<Statuses>>,
+    statuses: StatusCache,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -129,7 +237,7 @@ impl StatusLog {
         })
         .await
         .map_err(|e| format!("cannot read the status topic: {e}"))??;
-        let statuses = Arc::new(Mutex::new(Statuses::default()));
+        let statuses = StatusCache::default();
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let statuses = statuses.clone();
@@ -150,11 +258,16 @@ impl StatusLog {
 
     /// What the status topic says of `connector`.
     pub fn connector(&self, connector: &str) -> ClusterStatus {
-        let statuses = self.statuses.lock().expect("status log lock");
+        let statuses = self.statuses.0.lock().expect("status log lock");
         (
             statuses.connectors.get(connector).cloned(),
             statuses.tasks.get(connector).cloned().unwrap_or_default(),
         )
+    }
+
+    /// The records read so far, for this worker's safe writes.
+    pub fn cache(&self) -> StatusCache {
+        self.statuses.clone()
     }
 
     /// Stops the reader and waits for its thread (which destroys the consumer) to end.
@@ -172,7 +285,7 @@ impl Drop for StatusLog {
     }
 }
 
-fn follow(topic: &str, consumer: &BaseConsumer, statuses: &Mutex<Statuses>, stop: &AtomicBool) {
+fn follow(topic: &str, consumer: &BaseConsumer, statuses: &StatusCache, stop: &AtomicBool) {
     let mut failing = false;
     while !stop.load(Ordering::Relaxed) {
         match consumer.poll(Duration::from_millis(100)) {
@@ -182,10 +295,7 @@ fn follow(topic: &str, consumer: &BaseConsumer, statuses: &Mutex<Statuses>, stop
                 let Some(key) = m.key().and_then(|k| std::str::from_utf8(k).ok()) else {
                     continue;
                 };
-                statuses
-                    .lock()
-                    .expect("status log lock")
-                    .apply(key, m.payload());
+                statuses.apply(key, m.payload());
             }
             Some(Err(e)) if !failing => {
                 warn!(topic, error = %e, "cannot read the status topic; other workers' statuses may be stale until it can");
@@ -199,28 +309,44 @@ fn follow(topic: &str, consumer: &BaseConsumer, statuses: &Mutex<Statuses>, stop
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::WorkerSettings;
+    use crate::status::{State, StatusStore};
+    use rdkafka::producer::FutureRecord;
+    use sluice_broker::{Broker, BrokerConfig};
+
+    fn rec(state: &str, worker: &str, generation: i32) -> String {
+        format!(
+            r#"{{"state":"{state}","trace":null,"worker_id":"{worker}","generation":{generation}}}"#
+        )
+    }
+
+    fn record(state: &str, worker: &str, generation: i32) -> StatusRecord {
+        StatusRecord {
+            state: state.to_string(),
+            trace: None,
+            worker_id: worker.to_string(),
+            generation,
+        }
+    }
 
     #[test]
     fn the_latest_record_of_each_key_wins_and_tombstones_remove() {
         let mut s = Statuses::default();
-        let rec = |state: &str, worker: &str| {
-            format!(r#"{{"state":"{state}","trace":null,"worker_id":"{worker}","generation":3}}"#)
-        };
         s.apply(
             "status-connector-my-conn",
-            Some(rec("RUNNING", "w1:8083").as_bytes()),
+            Some(rec("RUNNING", "w1:8083", 3).as_bytes()),
         );
         s.apply(
             "status-task-my-conn-0",
-            Some(rec("RUNNING", "w1:8083").as_bytes()),
+            Some(rec("RUNNING", "w1:8083", 3).as_bytes()),
         );
         s.apply(
             "status-task-my-conn-1",
-            Some(rec("RUNNING", "w2:8083").as_bytes()),
+            Some(rec("RUNNING", "w2:8083", 3).as_bytes()),
         );
         s.apply(
             "status-task-my-conn-1",
-            Some(rec("FAILED", "w3:8083").as_bytes()),
+            Some(rec("FAILED", "w3:8083", 3).as_bytes()),
         );
         s.apply(
             "status-topic-orders:connector-my-conn",
@@ -229,9 +355,292 @@ mod tests {
         assert_eq!(s.connectors["my-conn"].worker_id, "w1:8083");
         assert_eq!(s.tasks["my-conn"][&1].state, "FAILED");
         assert_eq!(s.tasks["my-conn"][&1].worker_id, "w3:8083");
+        assert_eq!(s.tasks["my-conn"][&1].generation, 3);
         s.apply("status-task-my-conn-0", None);
         s.apply("status-task-my-conn-1", None);
         s.apply("status-connector-my-conn", None);
         assert!(s.connectors.is_empty() && s.tasks.is_empty());
+    }
+
+    /// Kafka Connect's `deleteConnectorState`: the connector's tombstone takes its tasks'
+    /// statuses too.
+    #[test]
+    fn a_connector_tombstone_removes_its_tasks_statuses() {
+        let mut s = Statuses::default();
+        let running = rec("RUNNING", "w1:8083", 0);
+        s.apply("status-connector-conn", Some(running.as_bytes()));
+        s.apply("status-task-conn-0", Some(running.as_bytes()));
+        s.apply("status-task-conn-other-0", Some(running.as_bytes()));
+        s.apply("status-connector-conn", None);
+        assert!(!s.connectors.contains_key("conn") && !s.tasks.contains_key("conn"));
+        assert_eq!(s.tasks["conn-other"][&0].state, "RUNNING");
+    }
+
+    /// Kafka Connect's `readTaskStateShouldIgnoreStaleStatusesFromOtherWorkers`.
+    #[test]
+    fn a_tasks_unassigned_of_an_older_generation_does_not_replace_running() {
+        let mut s = Statuses::default();
+        let key = "status-task-conn-0";
+        s.apply(key, Some(rec("RUNNING", "anotherhost:8083", 10).as_bytes()));
+        s.apply(key, Some(rec("UNASSIGNED", "localhost:8083", 9).as_bytes()));
+        assert_eq!(
+            s.tasks["conn"][&0],
+            record("RUNNING", "anotherhost:8083", 10)
+        );
+        // Kafka Connect's rule holds for the same worker and generation too: a worker that
+        // stops its task writes UNASSIGNED, which readers leave behind the RUNNING.
+        s.apply(
+            key,
+            Some(rec("UNASSIGNED", "anotherhost:8083", 10).as_bytes()),
+        );
+        assert_eq!(s.tasks["conn"][&0].state, "RUNNING");
+        // Any other state replaces, whatever its generation (a group whose generations
+        // started again).
+        s.apply(
+            key,
+            Some(rec("RUNNING", "yetanotherhost:8083", 1).as_bytes()),
+        );
+        assert_eq!(
+            s.tasks["conn"][&0],
+            record("RUNNING", "yetanotherhost:8083", 1)
+        );
+        // UNASSIGNED of a newer generation replaces RUNNING.
+        s.apply(
+            key,
+            Some(rec("UNASSIGNED", "anotherhost:8083", 2).as_bytes()),
+        );
+        assert_eq!(s.tasks["conn"][&0].state, "UNASSIGNED");
+    }
+
+    /// A stale owner's late FAILED or UNASSIGNED (Kafka Connect's putSafe states) of an older
+    /// generation, from another worker than the current record's, is ignored, for connectors
+    /// and tasks; the same worker's, or a newer generation's, is applied.
+    #[test]
+    fn a_stale_owners_late_safe_write_is_ignored() {
+        let mut s = Statuses::default();
+        for key in ["status-connector-conn", "status-task-conn-0"] {
+            s.apply(key, Some(rec("RUNNING", "new:8083", 5).as_bytes()));
+            s.apply(key, Some(rec("FAILED", "old:8083", 4).as_bytes()));
+            s.apply(key, Some(rec("UNASSIGNED", "old:8083", 4).as_bytes()));
+            assert_eq!(
+                s.get(StatusKey::parse(key).unwrap()),
+                Some(&record("RUNNING", "new:8083", 5)),
+                "{key}"
+            );
+            // Other states are written with `put`, unconditionally, and read so.
+            s.apply(key, Some(rec("PAUSED", "old:8083", 4).as_bytes()));
+            assert_eq!(
+                s.get(StatusKey::parse(key).unwrap()).unwrap().state,
+                "PAUSED"
+            );
+            s.apply(key, Some(rec("RUNNING", "new:8083", 5).as_bytes()));
+            // The current owner's own failure, and a failure of the same generation.
+            s.apply(key, Some(rec("FAILED", "new:8083", 3).as_bytes()));
+            assert_eq!(
+                s.get(StatusKey::parse(key).unwrap()).unwrap().state,
+                "FAILED"
+            );
+            s.apply(key, Some(rec("RUNNING", "new:8083", 5).as_bytes()));
+            s.apply(key, Some(rec("FAILED", "other:8083", 5).as_bytes()));
+            assert_eq!(
+                s.get(StatusKey::parse(key).unwrap()),
+                Some(&record("FAILED", "other:8083", 5))
+            );
+        }
+    }
+
+    /// Kafka Connect's `CacheEntry.canWriteSafely`, as its `putSafe*` tests exercise it.
+    #[test]
+    fn safe_writes_follow_kafka_connects_can_write_safely() {
+        // putSafeWithNoPreviousValueIsPropagated
+        assert!(can_write_safely(None, "localhost:8083", 0));
+        // putSafeConnectorIgnoresStaleStatus
+        let other_newer = record("RUNNING", "anotherhost:8083", 1);
+        assert!(!can_write_safely(Some(&other_newer), "localhost:8083", 0));
+        assert!(can_write_safely(Some(&other_newer), "localhost:8083", 1));
+        assert!(can_write_safely(Some(&other_newer), "localhost:8083", 2));
+        // putSafeOverridesValueSetBySameWorker
+        let own_newer = record("RUNNING", "localhost:8083", 1);
+        assert!(can_write_safely(Some(&own_newer), "localhost:8083", 0));
+
+        let cache = StatusCache::default();
+        cache.apply(
+            "status-connector-conn",
+            Some(rec("RUNNING", "anotherhost:8083", 1).as_bytes()),
+        );
+        assert!(!cache.can_write_safely("status-connector-conn", "localhost:8083", 0));
+        assert!(cache.can_write_safely("status-task-conn-0", "localhost:8083", 0));
+        assert!(cache.can_write_safely("status-connector-other", "localhost:8083", 0));
+    }
+
+    #[test]
+    fn keys_parse_as_kafka_connect_parses_them() {
+        assert_eq!(
+            StatusKey::parse("status-connector-my-conn"),
+            Some(StatusKey::Connector("my-conn"))
+        );
+        assert_eq!(
+            StatusKey::parse("status-task-my-conn-12"),
+            Some(StatusKey::Task("my-conn", 12))
+        );
+        assert_eq!(StatusKey::parse("status-task-my-conn-x"), None);
+        assert_eq!(StatusKey::parse("status-connector-"), None);
+        assert_eq!(StatusKey::parse("status-topic-orders:connector-c"), None);
+    }
+
+    const TOPIC: &str = "connect-status";
+    /// Long enough for a loaded machine.
+    const WAIT: Duration = Duration::from_secs(20);
+
+    async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !done() {
+            assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// A rebalance moved a connector and its task from `old` (generation 4) to `new`
+    /// (generation 5), and `old` has not noticed. Its FAILED and UNASSIGNED writes are not
+    /// made (putSafe over what its reader has seen), and the same records written late by a
+    /// worker whose reader lagged (here produced raw) do not replace the new owner's RUNNING
+    /// on any reader. Every record is checked byte for byte.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stale_owners_late_records_do_not_replace_the_new_owners_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = Broker::start(BrokerConfig::new("127.0.0.1:0", dir.path()))
+            .await
+            .unwrap();
+        let clients = KafkaClients::new(broker.bootstrap_servers(), &WorkerSettings::default());
+        // One partition: every key in one order, so a later record read means every earlier
+        // one was.
+        clients.ensure_topic(TOPIC, 1, true).await.unwrap();
+        let old_log = StatusLog::start(&clients, TOPIC).await.unwrap();
+        let new_log = StatusLog::start(&clients, TOPIC).await.unwrap();
+        let old = StatusStore::new(
+            "old:8083",
+            TOPIC,
+            Some(clients.internal_producer().unwrap()),
+        )
+        .with_cache(Some(old_log.cache()));
+        let new = StatusStore::new(
+            "new:8083",
+            TOPIC,
+            Some(clients.internal_producer().unwrap()),
+        )
+        .with_cache(Some(new_log.cache()));
+
+        old.set_generation(4);
+        old.set_connector("conn", "source", State::Unassigned, None);
+        old.set_connector("conn", "source", State::Running, None);
+        old.set_task("conn", 0, State::Running, None);
+        wait_for(
+            "the old owner's task running on the new owner's reader",
+            || new_log.connector("conn").1.get(&0) == Some(&record("RUNNING", "old:8083", 4)),
+        )
+        .await;
+
+        new.set_generation(5);
+        new.set_connector("conn", "source", State::Running, None);
+        new.set_task("conn", 0, State::Running, None);
+        let moved = (
+            Some(record("RUNNING", "new:8083", 5)),
+            BTreeMap::from([(0, record("RUNNING", "new:8083", 5))]),
+        );
+        wait_for("the new owner's statuses on the old owner's reader", || {
+            old_log.connector("conn") == moved
+        })
+        .await;
+
+        // The old owner's task and connector fail and stop, late.
+        old.set_task("conn", 0, State::Failed, Some("fenced".to_string()));
+        old.set_task("conn", 0, State::Unassigned, None);
+        old.set_connector("conn", "source", State::Failed, Some("gone".to_string()));
+        old.set_connector("conn", "source", State::Unassigned, None);
+        // A worker whose reader lagged writes them all the same.
+        let late = [
+            ("status-task-conn-0", rec("FAILED", "old:8083", 4)),
+            ("status-task-conn-0", rec("UNASSIGNED", "old:8083", 4)),
+            ("status-connector-conn", rec("FAILED", "old:8083", 4)),
+            ("status-connector-conn", rec("UNASSIGNED", "old:8083", 4)),
+        ];
+        let producer = clients.internal_producer().unwrap();
+        for (key, value) in &late {
+            producer
+                .send(FutureRecord::to(TOPIC).key(*key).payload(value), WAIT)
+                .await
+                .unwrap();
+        }
+        crate::kafka::release(producer);
+        // Written after all of them: once read, everything before it was.
+        old.set_task("conn", 1, State::Running, None);
+        let third_log = StatusLog::start(&clients, TOPIC).await.unwrap();
+        for (name, log) in [("old", &old_log), ("new", &new_log), ("third", &third_log)] {
+            wait_for("the marker record", || {
+                log.connector("conn").1.contains_key(&1)
+            })
+            .await;
+            let (connector, tasks) = log.connector("conn");
+            assert_eq!(
+                connector, moved.0,
+                "connector on the {name} worker's reader"
+            );
+            assert_eq!(
+                tasks[&0], moved.1[&0],
+                "task 0 on the {name} worker's reader"
+            );
+        }
+
+        let consumer = clients.reader().unwrap();
+        let records =
+            tokio::task::spawn_blocking(move || crate::offsets::read_topic(&consumer, TOPIC))
+                .await
+                .unwrap()
+                .unwrap();
+        let records: Vec<(String, String)> = records
+            .into_iter()
+            .map(|(k, v)| {
+                (
+                    String::from_utf8(k).unwrap(),
+                    String::from_utf8(v.unwrap()).unwrap(),
+                )
+            })
+            .collect();
+        let mut expected: Vec<(String, String)> = vec![
+            (
+                "status-connector-conn".into(),
+                r#"{"state":"UNASSIGNED","trace":null,"worker_id":"old:8083","generation":4}"#
+                    .into(),
+            ),
+            (
+                "status-connector-conn".into(),
+                r#"{"state":"RUNNING","trace":null,"worker_id":"old:8083","generation":4}"#.into(),
+            ),
+            (
+                "status-task-conn-0".into(),
+                r#"{"state":"RUNNING","trace":null,"worker_id":"old:8083","generation":4}"#.into(),
+            ),
+            (
+                "status-connector-conn".into(),
+                r#"{"state":"RUNNING","trace":null,"worker_id":"new:8083","generation":5}"#.into(),
+            ),
+            (
+                "status-task-conn-0".into(),
+                r#"{"state":"RUNNING","trace":null,"worker_id":"new:8083","generation":5}"#.into(),
+            ),
+        ];
+        expected.extend(late.iter().map(|(k, v)| ((*k).to_string(), v.clone())));
+        expected.push((
+            "status-task-conn-1".into(),
+            r#"{"state":"RUNNING","trace":null,"worker_id":"old:8083","generation":4}"#.into(),
+        ));
+        assert_eq!(records, expected);
+
+        for log in [old_log, new_log, third_log] {
+            log.shutdown().await;
+        }
+        crate::kafka::release(old);
+        crate::kafka::release(new);
+        broker.shutdown().await.unwrap();
     }
 }

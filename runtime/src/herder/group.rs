@@ -212,6 +212,9 @@ async fn group_loop(herder: Arc<Herder>) {
                 continue;
             }
         };
+        // Status records from now on carry this generation, as Kafka Connect's
+        // `DistributedHerder.generation()`, set when an assignment arrives.
+        herder.status.set_generation(generation.generation_id);
         if generation.assignment.failed() {
             info!(group = %group_id, leader_offset = generation.assignment.config_offset, "the leader's view of the config topic differs from the members'; catching up and joining again");
             continue;

@@ -246,11 +246,14 @@ impl Herder {
         let config_log = config_log.map_err(config_log_error)?;
         let stored_targets = config_log.snapshot().target_states.clone();
         let worker_id = settings.advertised_rest_addr();
-        let status = Arc::new(StatusStore::new(
-            worker_id,
-            settings.status_topic.clone(),
-            Some(internal_producer.clone()),
-        ));
+        let status = Arc::new(
+            StatusStore::new(
+                worker_id,
+                settings.status_topic.clone(),
+                Some(internal_producer.clone()),
+            )
+            .with_cache(status_log.as_ref().map(StatusLog::cache)),
+        );
         let metrics = Arc::new(Metrics::default());
         let log_limiter = Arc::new(LogLimiter::new(LogLimitConfig::default()));
         tokio::spawn(log_limiter.clone().run(root.clone()));
