@@ -60,7 +60,7 @@ pub enum SslMode {
 }
 
 impl SslMode {
-    fn parse(text: &str) -> Option<Self> {
+    pub(crate) fn parse(text: &str) -> Option<Self> {
         match text {
             "disable" => Some(Self::Disable),
             "allow" => Some(Self::Allow),
