@@ -1,8 +1,10 @@
 //! The CDC source over TLS against a real PostgreSQL with `wal_level=logical`, `ssl=on` and a
 //! certificate for 127.0.0.1: changes stream with `verify-full` against the right CA, the
 //! server reports the replication connection (its walsender) as encrypted, and a wrong CA or
-//! a host name the certificate is not for is refused naming the option to change.
+//! a host name the certificate is not for is refused naming the option to change. A server
+//! that wants client certificates gets them on both connections.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use sluice_connector_postgres::cdc::task::check_replication_connection;
@@ -13,7 +15,7 @@ use sluice_sdk::OffsetSnapshot;
 use crate::cdc::{op, poll_committing, start_task, validate};
 use crate::support::client;
 use crate::support::pg_server::{PgServer, PASSWORD, SUPERUSER};
-use crate::tls::make_certificates;
+use crate::tls::{make_certificates, openssl};
 
 fn props(server: &PgServer, db: &str, extra: &[(&str, &str)]) -> Props {
     let port = server.port().to_string();
@@ -203,5 +205,167 @@ async fn changes_stream_over_verified_tls_and_a_wrong_ca_is_refused() {
         "{problems}"
     );
     drop(c);
+    drop(server);
+}
+
+/// A client certificate for `user` signed by the CA in `dir` (`client.crt`, `client.key`).
+fn make_client_certificate(dir: &Path, user: &str) {
+    openssl(
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            &format!("/CN={user}"),
+            "-keyout",
+            "client.key",
+            "-out",
+            "client.csr",
+        ],
+        dir,
+    );
+    // Extensions make it an X.509 v3 certificate; rustls refuses v1.
+    std::fs::write(
+        dir.join("client.cnf"),
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+    )
+    .unwrap();
+    openssl(
+        &[
+            "x509",
+            "-req",
+            "-extfile",
+            "client.cnf",
+            "-in",
+            "client.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            "client.crt",
+        ],
+        dir,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_wants_client_certificates_gets_them_on_both_connections() {
+    let certs = tempfile::tempdir().unwrap();
+    make_certificates(certs.path());
+    make_client_certificate(certs.path(), SUPERUSER);
+    // TCP only with TLS and a client certificate issued to the user ('cert' authentication),
+    // for queries and replication alike; the unix socket (test set-up) stays open.
+    let hba = certs.path().join("pg_hba.conf");
+    std::fs::write(
+        &hba,
+        "local all all trust\n\
+         hostssl all all 127.0.0.1/32 cert\n\
+         hostssl replication all 127.0.0.1/32 cert\n",
+    )
+    .unwrap();
+    let settings = [
+        "wal_level=logical".to_string(),
+        "max_replication_slots=4".to_string(),
+        "max_wal_senders=8".to_string(),
+        "ssl=on".to_string(),
+        format!(
+            "ssl_cert_file={}",
+            certs.path().join("server.crt").display()
+        ),
+        format!("ssl_key_file={}", certs.path().join("server.key").display()),
+        format!("ssl_ca_file={}", certs.path().join("ca.crt").display()),
+        format!("hba_file={}", hba.display()),
+    ];
+    let server = Arc::new(
+        tokio::task::spawn_blocking(move || {
+            let refs: Vec<&str> = settings.iter().map(String::as_str).collect();
+            PgServer::start_with(&refs)
+        })
+        .await
+        .unwrap(),
+    );
+    let psql = |db: &str, sql: &str| {
+        let server = server.clone();
+        let (db, sql) = (db.to_string(), sql.to_string());
+        async move {
+            tokio::task::spawn_blocking(move || server.psql(&db, &sql))
+                .await
+                .unwrap()
+        }
+    };
+    let db = tokio::task::spawn_blocking({
+        let server = server.clone();
+        move || server.create_database("cdc_mtls")
+    })
+    .await
+    .unwrap();
+    psql(
+        &db,
+        "CREATE TABLE items (id int PRIMARY KEY, v int NOT NULL); \
+         INSERT INTO items VALUES (1, 0), (2, 0);",
+    )
+    .await;
+    let path = |name: &str| certs.path().join(name).display().to_string();
+    let (ca, cert, key) = (path("ca.crt"), path("client.crt"), path("client.key"));
+
+    // Without a client certificate: refused, naming database.sslcert.
+    let without = props(
+        &server,
+        &db,
+        &[
+            ("database.sslmode", "verify-full"),
+            ("database.sslrootcert", &ca),
+        ],
+    );
+    let problems = validate(&without).await;
+    assert!(
+        problems.starts_with("option 'database.sslcert'") && problems.contains("database.sslkey"),
+        "{problems}"
+    );
+    let refused = check_replication_connection(&parse(&without))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.option, "database.sslcert", "{refused}");
+
+    // With it: checked, then the snapshot and a streamed change; the server saw the
+    // certificate on the walsender's connection.
+    let config = props(
+        &server,
+        &db,
+        &[
+            ("database.sslmode", "verify-full"),
+            ("database.sslrootcert", &ca),
+            ("database.sslcert", &cert),
+            ("database.sslkey", &key),
+        ],
+    );
+    let problems = validate(&config).await;
+    assert!(problems.is_empty(), "{problems}");
+    let mut task = start_task(&config, OffsetSnapshot::default()).await;
+    let mut records = Vec::new();
+    poll_committing(task.as_mut(), &mut records, "the snapshot", |r| {
+        r.iter().filter(|r| op(r) == "r").count() == 2
+    })
+    .await;
+    psql(&db, "INSERT INTO items VALUES (3, 0)").await;
+    poll_committing(task.as_mut(), &mut records, "the insert", |r| {
+        r.iter().any(|r| op(r) == "c")
+    })
+    .await;
+    let seen = psql(
+        &db,
+        &format!(
+            "SELECT s.ssl, s.client_dn FROM pg_stat_replication r \
+             JOIN pg_stat_ssl s ON s.pid = r.pid WHERE r.application_name = 'sluice-cdc-slot_{db}'"
+        ),
+    )
+    .await;
+    assert_eq!(seen.trim(), format!("t|/CN={SUPERUSER}"), "walsender's TLS");
+    task.stop().await.unwrap();
     drop(server);
 }

@@ -7,7 +7,7 @@ use sluice_connector_postgres::connection::ConnectionSettings;
 
 use crate::support::PgServer;
 
-fn openssl(args: &[&str], dir: &Path) {
+pub(crate) fn openssl(args: &[&str], dir: &Path) {
     let out = Command::new("openssl")
         .args(args)
         .current_dir(dir)

@@ -26,6 +26,10 @@ pub const DATABASE_DBNAME: &str = "database.dbname";
 pub const DATABASE_SSLMODE: &str = "database.sslmode";
 /// `database.sslrootcert`.
 pub const DATABASE_SSLROOTCERT: &str = "database.sslrootcert";
+/// `database.sslcert`.
+pub const DATABASE_SSLCERT: &str = "database.sslcert";
+/// `database.sslkey`.
+pub const DATABASE_SSLKEY: &str = "database.sslkey";
 /// `topic.prefix`: the logical server name, first part of every topic.
 pub const TOPIC_PREFIX: &str = "topic.prefix";
 /// `plugin.name`: only `pgoutput`.
@@ -153,6 +157,8 @@ pub struct PostgresCdcConfig {
     pub ssl_mode: SslMode,
     /// `database.sslrootcert`: the CA certificates trusted with `verify-ca` and `verify-full`.
     pub ssl_root_cert: Option<PathBuf>,
+    /// `database.sslcert` and `database.sslkey`: the client certificate and its key.
+    pub ssl_client_cert: Option<(PathBuf, PathBuf)>,
     /// `topic.prefix`.
     pub topic_prefix: String,
     /// `slot.name`.
@@ -287,6 +293,27 @@ pub fn config_def() -> ConfigDef {
                 Importance::Low,
                 "PEM file of the CA certificates trusted with verify-ca and verify-full \
                  (required by them; not used by the other modes).",
+                GROUP_DATABASE,
+            )
+            .optional(),
+        )
+        .define(
+            text(
+                DATABASE_SSLCERT,
+                Importance::Low,
+                "PEM file of the client certificate presented to the server when TLS is used \
+                 (pg_hba.conf 'cert' authentication or clientcert=verify-ca/verify-full); \
+                 needs database.sslkey.",
+                GROUP_DATABASE,
+            )
+            .optional(),
+        )
+        .define(
+            text(
+                DATABASE_SSLKEY,
+                Importance::Low,
+                "PEM file of the unencrypted private key of database.sslcert (PKCS#8, PKCS#1 \
+                 or SEC1).",
                 GROUP_DATABASE,
             )
             .optional(),
@@ -553,6 +580,86 @@ fn check_tls_options(
     }
 }
 
+/// `database.sslcert` and `database.sslkey`: both or neither, each a readable PEM file of its
+/// kind (an encrypted key cannot be used: there is no option for its password).
+fn check_client_certificate(
+    cert: Option<String>,
+    key: Option<String>,
+    errors: &mut ConfigErrors,
+) -> Option<(PathBuf, PathBuf)> {
+    let (cert, key) = match (cert, key) {
+        (None, None) => return None,
+        (Some(cert), Some(key)) => (PathBuf::from(cert), PathBuf::from(key)),
+        (Some(_), None) => {
+            errors.push(
+                DATABASE_SSLKEY,
+                "is required with database.sslcert: set it to the PEM file of the client \
+                 certificate's private key",
+            );
+            return None;
+        }
+        (None, Some(_)) => {
+            errors.push(
+                DATABASE_SSLCERT,
+                "is required with database.sslkey: set it to the PEM file of the client \
+                 certificate",
+            );
+            return None;
+        }
+    };
+    let read = |option: &str, path: &Path, errors: &mut ConfigErrors| {
+        std::fs::read(path)
+            .map_err(|e| {
+                errors.push(
+                    option,
+                    format!(
+                        "names '{}', which cannot be read ({e}); give the path of a PEM file \
+                         that the worker can read",
+                        path.display()
+                    ),
+                )
+            })
+            .ok()
+    };
+    let mut ok = true;
+    if let Some(pem) = read(DATABASE_SSLCERT, &cert, errors) {
+        let found = rustls_pemfile::certs(&mut pem.as_slice())
+            .filter(|c| c.is_ok())
+            .count();
+        if found == 0 {
+            ok = false;
+            errors.push(
+                DATABASE_SSLCERT,
+                format!(
+                    "names '{}', which holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                    cert.display()
+                ),
+            );
+        }
+    } else {
+        ok = false;
+    }
+    if let Some(pem) = read(DATABASE_SSLKEY, &key, errors) {
+        if !matches!(
+            rustls_pemfile::private_key(&mut pem.as_slice()),
+            Ok(Some(_))
+        ) {
+            ok = false;
+            errors.push(
+                DATABASE_SSLKEY,
+                format!(
+                    "names '{}', which holds no unencrypted private key (PKCS#8, PKCS#1 or SEC1 \
+                     PEM); decrypt it with openssl pkey",
+                    key.display()
+                ),
+            );
+        }
+    } else {
+        ok = false;
+    }
+    ok.then_some((cert, key))
+}
+
 /// Reads the PEM file of trusted CA certificates, for the check at parse time.
 fn read_ca_file(path: &Path) -> std::result::Result<(), String> {
     let shown = path.display();
@@ -606,6 +713,16 @@ impl PostgresCdcConfig {
             .filter(|s| !s.is_empty())
             .map(str::to_string);
         check_tls_options(&sslmode, ssl_mode, sslrootcert.as_deref(), &mut errors);
+        let optional_path = |name: &str| {
+            config
+                .get_str(name)
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+        let sslcert = optional_path(DATABASE_SSLCERT);
+        let sslkey = optional_path(DATABASE_SSLKEY);
+        let ssl_client_cert = check_client_certificate(sslcert, sslkey, &mut errors);
         let schema_include = regexes(
             SCHEMA_INCLUDE_LIST,
             config.get_list(SCHEMA_INCLUDE_LIST),
@@ -657,6 +774,13 @@ impl PostgresCdcConfig {
             if let Some(ca) = &sslrootcert {
                 url.push_str(&format!("&sslrootcert={}", percent_encode(ca)));
             }
+            if let Some((cert, key)) = &ssl_client_cert {
+                url.push_str(&format!(
+                    "&sslcert={}&sslkey={}",
+                    percent_encode(&cert.to_string_lossy()),
+                    percent_encode(&key.to_string_lossy())
+                ));
+            }
             match ConnectionSettings::parse(
                 &url,
                 Some(&user),
@@ -687,6 +811,7 @@ impl PostgresCdcConfig {
             dbname,
             ssl_mode,
             ssl_root_cert: sslrootcert.map(PathBuf::from),
+            ssl_client_cert,
             topic_prefix: get(TOPIC_PREFIX),
             slot_name: get(SLOT_NAME),
             slot_drop_on_stop: config.get_bool(SLOT_DROP_ON_STOP).unwrap_or(false),
@@ -799,6 +924,21 @@ impl PostgresCdcConfig {
     pub fn explain_connect_error(&self, error: &ConnectError) -> ConfigError {
         let target = self.connection.describe();
         if let ConnectError::Postgres(e) = error {
+            if let Some(db) = e
+                .as_db_error()
+                .filter(|d| d.message().contains("certificate"))
+            {
+                return ConfigError::new(
+                    DATABASE_SSLCERT,
+                    format!(
+                        "was refused by PostgreSQL at {target}: {}; the server wants a client \
+                         certificate: set database.sslcert and database.sslkey to one it \
+                         trusts, issued to database.user ('{}')",
+                        db.message(),
+                        self.user
+                    ),
+                );
+            }
             if e.code().is_none() {
                 let text = crate::connection::error_chain(e);
                 if text.contains("TLS") || text.contains("certificate") {
@@ -810,6 +950,26 @@ impl PostgresCdcConfig {
                         ),
                     );
                 }
+            }
+        }
+        if let ConnectError::Settings(message) = error {
+            // The connection code names the URL's parameters; they come from these options.
+            let option = if message.starts_with("has sslcert") {
+                Some(DATABASE_SSLCERT)
+            } else if message.starts_with("has sslkey") {
+                Some(DATABASE_SSLKEY)
+            } else if message.starts_with("has sslrootcert") {
+                Some(DATABASE_SSLROOTCERT)
+            } else {
+                None
+            };
+            if let Some(option) = option {
+                let message = message
+                    .replace("has sslcert=", "names ")
+                    .replace("has sslkey=", "names ")
+                    .replace("has sslrootcert=", "names ")
+                    .replace("has sslcert and sslkey", "and database.sslkey name files");
+                return ConfigError::new(option, message);
             }
         }
         let mut explained = self.connection.explain(error);
@@ -1010,6 +1170,26 @@ mod tests {
         p.push((DATABASE_SSLROOTCERT, &key_only));
         let text = errors_of(&p);
         assert!(text.contains("holds no PEM certificate"), "{text}");
+
+        let mut p = base();
+        p.push((DATABASE_SSLCERT, "/nonexistent/client.pem"));
+        let text = errors_of(&p);
+        assert!(
+            text.contains("option 'database.sslkey' is required with database.sslcert"),
+            "{text}"
+        );
+        let mut p = base();
+        p.push((DATABASE_SSLCERT, "/nonexistent/client.pem"));
+        let not_a_key = dir.path().join("key.pem").display().to_string();
+        p.push((DATABASE_SSLKEY, &not_a_key));
+        let text = errors_of(&p);
+        assert!(
+            text.contains(
+                "option 'database.sslcert' names '/nonexistent/client.pem', which cannot be read"
+            ) && text.contains("option 'database.sslkey'")
+                && text.contains("no unencrypted private key"),
+            "{text}"
+        );
 
         let mut p = base();
         p.push((DATABASE_SSLMODE, "verify-everything"));

@@ -48,8 +48,8 @@ use super::catalog::{
     resolve_types, slot_in_use, table_columns, TableRef,
 };
 use super::config::{
-    PostgresCdcConfig, SnapshotMode, DATABASE_HOSTNAME, DATABASE_PASSWORD, DATABASE_USER,
-    SESSION_OPTIONS,
+    PostgresCdcConfig, SnapshotMode, DATABASE_HOSTNAME, DATABASE_PASSWORD, DATABASE_SSLCERT,
+    DATABASE_USER, SESSION_OPTIONS,
 };
 use super::envelope::{ColumnInfo, EventBuilder, Position, SnapshotMark, TableShape};
 use super::pgoutput::{self, Message, OldKind, TupleValue};
@@ -235,6 +235,10 @@ fn replication_tls(config: &PostgresCdcConfig) -> TlsConfig {
         SslMode::VerifyCa => TlsConfig::verify_ca(ca),
         SslMode::VerifyFull => TlsConfig::verify_full(ca),
     };
+    let tls = match &config.ssl_client_cert {
+        Some((cert, key)) => tls.with_client_cert(cert.clone(), key.clone()),
+        None => tls,
+    };
     // The name checked against the certificate is the host as given, an IP address included
     // (matched against the certificate's IP addresses, as libpq does); without this the
     // crate refuses verify-full to an IP address outright.
@@ -276,6 +280,15 @@ pub async fn check_replication_connection(
             let (option, message) = replication_tls_problem(config, &text);
             ConfigError::new(option, message)
         }
+        _ if text.contains("certificate") => ConfigError::new(
+            DATABASE_SSLCERT,
+            format!(
+                "replication connection to {target} refused: {text}; the server wants a client \
+                 certificate: set database.sslcert and database.sslkey to one it trusts, issued \
+                 to database.user ('{}')",
+                config.user
+            ),
+        ),
         _ if text.contains("pg_hba.conf") => ConfigError::new(
             DATABASE_USER,
             format!(
