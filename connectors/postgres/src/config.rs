@@ -189,7 +189,8 @@ pub fn config_def() -> ConfigDef {
                 Importance::High,
                 "PostgreSQL connection URL: jdbc:postgresql://host:port/database?user=..&password=..&sslmode=.. \
                  or postgres://user:password@host:port/database?sslmode=... sslmode is one of disable, \
-                 allow, prefer, require, verify-ca, verify-full (sslrootcert=path names a CA file). \
+                 allow, prefer, require, verify-ca, verify-full (sslrootcert=path names a CA file; \
+                 sslcert and sslkey a client certificate and its key). \
                  connect_timeout=SECONDS (jdbc: URLs: loginTimeout, connectTimeout) bounds each \
                  connection attempt, login included; default 10.",
             )

@@ -19,7 +19,7 @@ use std::time::Duration;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use sluice_sdk::ConfigError;
 use tokio::task::JoinHandle;
@@ -60,7 +60,7 @@ pub enum SslMode {
 }
 
 impl SslMode {
-    fn parse(text: &str) -> Option<Self> {
+    pub(crate) fn parse(text: &str) -> Option<Self> {
         match text {
             "disable" => Some(Self::Disable),
             "allow" => Some(Self::Allow),
@@ -107,6 +107,10 @@ pub struct ConnectionSettings {
     pub ssl_mode: SslMode,
     /// A PEM file of trusted CA certificates (`sslrootcert`).
     pub ssl_root_cert: Option<PathBuf>,
+    /// A PEM file of the client certificate (chain) presented to the server (`sslcert`).
+    pub ssl_cert: Option<PathBuf>,
+    /// A PEM file of the client certificate's unencrypted private key (`sslkey`).
+    pub ssl_key: Option<PathBuf>,
     /// Deadline for opening a connection to one host: TCP connect, TLS, startup and login
     /// (`connect_timeout`, `loginTimeout`, or [`DEFAULT_CONNECT_TIMEOUT`]).
     pub connect_timeout: Duration,
@@ -226,6 +230,8 @@ impl ConnectionSettings {
             password: None,
             ssl_mode: SslMode::Prefer,
             ssl_root_cert: None,
+            ssl_cert: None,
+            ssl_key: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             socket_connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             options: Vec::new(),
@@ -271,6 +277,8 @@ impl ConnectionSettings {
                 }
                 "ssl" => {}
                 "sslrootcert" => settings.ssl_root_cert = Some(PathBuf::from(value)),
+                "sslcert" => settings.ssl_cert = Some(PathBuf::from(value)),
+                "sslkey" => settings.ssl_key = Some(PathBuf::from(value)),
                 "connectTimeout" | "connect_timeout" | "loginTimeout" => {
                     let secs: u64 = value.parse().map_err(|_| {
                         format!("has {key}={value}; give a whole number of seconds")
@@ -393,11 +401,10 @@ impl ConnectionSettings {
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("cannot set up TLS: {e}"))?;
-        let config = match self.ssl_mode {
+        let builder = match self.ssl_mode {
             SslMode::Disable | SslMode::Allow | SslMode::Prefer | SslMode::Require => builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
-                .with_no_client_auth(),
+                .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider))),
             SslMode::VerifyCa | SslMode::VerifyFull => {
                 let roots = Arc::new(self.root_certificates()?);
                 let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider)
@@ -409,10 +416,53 @@ impl ConnectionSettings {
                         inner: webpki,
                         check_host: self.ssl_mode == SslMode::VerifyFull,
                     }))
-                    .with_no_client_auth()
             }
         };
+        let config = match self.client_certificate()? {
+            Some((chain, key)) => builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| format!("has sslcert and sslkey that cannot be used: {e}"))?,
+            None => builder.with_no_client_auth(),
+        };
         Ok(MakeRustlsConnect::new(config))
+    }
+
+    /// The client certificate chain and key of `sslcert` and `sslkey` (both or neither).
+    #[allow(clippy::type_complexity)]
+    fn client_certificate(
+        &self,
+    ) -> Result<Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>, String> {
+        let (cert, key) = match (&self.ssl_cert, &self.ssl_key) {
+            (None, None) => return Ok(None),
+            (Some(cert), Some(key)) => (cert, key),
+            (Some(_), None) => return Err("has sslcert without sslkey; give both".into()),
+            (None, Some(_)) => return Err("has sslkey without sslcert; give both".into()),
+        };
+        let read = |name: &str, path: &PathBuf| {
+            std::fs::read(path)
+                .map_err(|e| format!("has {name}={}, which cannot be read: {e}", path.display()))
+        };
+        let pem = read("sslcert", cert)?;
+        let chain = rustls_pemfile::certs(&mut pem.as_slice())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("has sslcert={}, which is not PEM: {e}", cert.display()))?;
+        if chain.is_empty() {
+            return Err(format!(
+                "has sslcert={}, which holds no PEM certificate",
+                cert.display()
+            ));
+        }
+        let pem = read("sslkey", key)?;
+        let key = rustls_pemfile::private_key(&mut pem.as_slice())
+            .map_err(|e| format!("has sslkey={}, which is not PEM: {e}", key.display()))?
+            .ok_or_else(|| {
+                format!(
+                    "has sslkey={}, which holds no unencrypted private key (PKCS#8, PKCS#1 or \
+                     SEC1 PEM)",
+                    key.display()
+                )
+            })?;
+        Ok(Some((chain, key)))
     }
 
     fn root_certificates(&self) -> Result<RootCertStore, String> {
@@ -790,6 +840,27 @@ impl ServerCertVerifier for VerifyCertificate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_client_certificate_needs_both_files() {
+        let url = "postgres://app@db/shop?sslmode=require&sslcert=/nonexistent/c.pem";
+        let s = ConnectionSettings::parse(url, None, None).unwrap();
+        assert_eq!(
+            s.ssl_cert.as_deref(),
+            Some(std::path::Path::new("/nonexistent/c.pem"))
+        );
+        assert_eq!(
+            s.tls().err().as_deref(),
+            Some("has sslcert without sslkey; give both")
+        );
+        let s = ConnectionSettings::parse(&format!("{url}&sslkey=/nonexistent/k.pem"), None, None)
+            .unwrap();
+        let err = s.tls().err().unwrap_or_default();
+        assert!(
+            err.starts_with("has sslcert=/nonexistent/c.pem, which cannot be read"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn jdbc_urls_carry_user_password_and_sslmode() {

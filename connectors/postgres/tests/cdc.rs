@@ -63,7 +63,7 @@ fn props(db: &str, extra: &[(&str, &str)]) -> Props {
     p
 }
 
-async fn start_task(config: &Props, offsets: OffsetSnapshot) -> Box<dyn SourceTask> {
+pub(crate) async fn start_task(config: &Props, offsets: OffsetSnapshot) -> Box<dyn SourceTask> {
     let mut task: Box<dyn SourceTask> = Box::new(PostgresCdcTask::default());
     task.start(SourceTaskContext::new(
         "cdc",
@@ -79,7 +79,7 @@ async fn start_task(config: &Props, offsets: OffsetSnapshot) -> Box<dyn SourceTa
 
 /// Polls, telling the task after each batch that everything so far is committed, until
 /// `done(all records)`.
-async fn poll_committing(
+pub(crate) async fn poll_committing(
     task: &mut dyn SourceTask,
     records: &mut Vec<SourceRecord>,
     what: &str,
@@ -105,7 +105,7 @@ async fn poll_committing(
 }
 
 /// The event's op; empty for a tombstone.
-fn op(record: &SourceRecord) -> &str {
+pub(crate) fn op(record: &SourceRecord) -> &str {
     record
         .value
         .as_struct()
@@ -536,7 +536,7 @@ async fn types_map_as_debezium_maps_them_in_snapshot_and_stream_alike() {
     task.stop().await.unwrap();
 }
 
-async fn validate(config: &Props) -> String {
+pub(crate) async fn validate(config: &Props) -> String {
     PostgresCdcConnector::default()
         .validate(config)
         .await

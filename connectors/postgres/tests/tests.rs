@@ -5,6 +5,7 @@ mod support;
 
 mod bad_input;
 mod cdc;
+mod cdc_tls;
 mod deadlines;
 mod modes;
 mod offsets;

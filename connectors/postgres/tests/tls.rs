@@ -7,7 +7,7 @@ use sluice_connector_postgres::connection::ConnectionSettings;
 
 use crate::support::PgServer;
 
-fn openssl(args: &[&str], dir: &Path) {
+pub(crate) fn openssl(args: &[&str], dir: &Path) {
     let out = Command::new("openssl")
         .args(args)
         .current_dir(dir)
@@ -22,7 +22,7 @@ fn openssl(args: &[&str], dir: &Path) {
 
 /// A CA (`ca.crt`) and a server certificate for 127.0.0.1 signed by it, in `dir`, readable
 /// by the server's user.
-fn make_certificates(dir: &Path) {
+pub(crate) fn make_certificates(dir: &Path) {
     let days = ["-days", "2"];
     openssl(
         &[

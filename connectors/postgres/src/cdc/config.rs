@@ -1,13 +1,16 @@
 //! The CDC source's options, named as Debezium's PostgreSQL connector names them, and their
 //! parsed form.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use regex::Regex;
 use sluice_sdk::config::{ConfigDef, ConfigKey, ConfigType, Importance, Props, Validator};
-use sluice_sdk::{ConfigErrors, Error, Result};
+use sluice_sdk::{ConfigError, ConfigErrors, Error, Result};
+use tracing::warn;
 
-use crate::connection::{ConnectionSettings, DEFAULT_PORT};
+use crate::config::{CONNECTION_PASSWORD, CONNECTION_URL, CONNECTION_USER};
+use crate::connection::{ConnectError, ConnectionSettings, SslMode, DEFAULT_PORT};
 
 /// `database.hostname`.
 pub const DATABASE_HOSTNAME: &str = "database.hostname";
@@ -23,6 +26,10 @@ pub const DATABASE_DBNAME: &str = "database.dbname";
 pub const DATABASE_SSLMODE: &str = "database.sslmode";
 /// `database.sslrootcert`.
 pub const DATABASE_SSLROOTCERT: &str = "database.sslrootcert";
+/// `database.sslcert`.
+pub const DATABASE_SSLCERT: &str = "database.sslcert";
+/// `database.sslkey`.
+pub const DATABASE_SSLKEY: &str = "database.sslkey";
 /// `topic.prefix`: the logical server name, first part of every topic.
 pub const TOPIC_PREFIX: &str = "topic.prefix";
 /// `plugin.name`: only `pgoutput`.
@@ -146,10 +153,12 @@ pub struct PostgresCdcConfig {
     pub password: sluice_sdk::config::Password,
     /// Database.
     pub dbname: String,
-    /// `database.sslmode` as written.
-    pub sslmode: String,
-    /// `database.sslrootcert`.
-    pub sslrootcert: Option<String>,
+    /// `database.sslmode`, for both the query and the replication connection.
+    pub ssl_mode: SslMode,
+    /// `database.sslrootcert`: the CA certificates trusted with `verify-ca` and `verify-full`.
+    pub ssl_root_cert: Option<PathBuf>,
+    /// `database.sslcert` and `database.sslkey`: the client certificate and its key.
+    pub ssl_client_cert: Option<(PathBuf, PathBuf)>,
     /// `topic.prefix`.
     pub topic_prefix: String,
     /// `slot.name`.
@@ -262,9 +271,11 @@ pub fn config_def() -> ConfigDef {
             text(
                 DATABASE_SSLMODE,
                 Importance::Medium,
-                "TLS to the server: disable or prefer. prefer uses TLS for queries when the \
-                 server offers it; the replication stream is plain TCP (require, verify-ca and \
-                 verify-full are refused until it speaks TLS).",
+                "TLS to the server, for the queries and the replication stream alike, as \
+                 libpq's sslmode: disable (plain TCP), prefer (TLS when the server offers it, \
+                 certificate not checked), require (TLS, certificate not checked), verify-ca \
+                 (TLS, certificate signed by a CA in database.sslrootcert), verify-full \
+                 (verify-ca, and the certificate is for database.hostname).",
                 GROUP_DATABASE,
             )
             .default_value("prefer")
@@ -280,7 +291,29 @@ pub fn config_def() -> ConfigDef {
             text(
                 DATABASE_SSLROOTCERT,
                 Importance::Low,
-                "PEM file of the CA certificates trusted with verify-ca and verify-full.",
+                "PEM file of the CA certificates trusted with verify-ca and verify-full \
+                 (required by them; not used by the other modes).",
+                GROUP_DATABASE,
+            )
+            .optional(),
+        )
+        .define(
+            text(
+                DATABASE_SSLCERT,
+                Importance::Low,
+                "PEM file of the client certificate presented to the server when TLS is used \
+                 (pg_hba.conf 'cert' authentication or clientcert=verify-ca/verify-full); \
+                 needs database.sslkey.",
+                GROUP_DATABASE,
+            )
+            .optional(),
+        )
+        .define(
+            text(
+                DATABASE_SSLKEY,
+                Importance::Low,
+                "PEM file of the unencrypted private key of database.sslcert (PKCS#8, PKCS#1 \
+                 or SEC1).",
                 GROUP_DATABASE,
             )
             .optional(),
@@ -512,6 +545,144 @@ fn regexes(option: &str, items: Vec<String>, errors: &mut ConfigErrors) -> Vec<R
         .collect()
 }
 
+/// The combinations of `database.sslmode` and `database.sslrootcert` that cannot work, found
+/// before anything connects: a verifying mode without a CA file (libpq would look for
+/// `~/.postgresql/root.crt`; a worker has no such home, so the file is named explicitly), and
+/// a CA file that cannot be read or holds no certificate.
+fn check_tls_options(
+    sslmode: &str,
+    mode: SslMode,
+    root_cert: Option<&str>,
+    errors: &mut ConfigErrors,
+) {
+    let verifies = matches!(mode, SslMode::VerifyCa | SslMode::VerifyFull);
+    match root_cert {
+        None if verifies => errors.push(
+            DATABASE_SSLROOTCERT,
+            format!(
+                "is required with database.sslmode={sslmode}: set it to the PEM file of the CA \
+                 certificate that signed the server's certificate, or use \
+                 database.sslmode=require to encrypt without checking the server"
+            ),
+        ),
+        None => {}
+        Some(path) if verifies => {
+            if let Err(message) = read_ca_file(Path::new(path)) {
+                errors.push(DATABASE_SSLROOTCERT, message);
+            }
+        }
+        Some(path) => warn!(
+            sslrootcert = %path,
+            sslmode,
+            "database.sslrootcert is not used with this database.sslmode: the server's \
+             certificate is not checked; use verify-ca or verify-full to check it"
+        ),
+    }
+}
+
+/// `database.sslcert` and `database.sslkey`: both or neither, each a readable PEM file of its
+/// kind (an encrypted key cannot be used: there is no option for its password).
+fn check_client_certificate(
+    cert: Option<String>,
+    key: Option<String>,
+    errors: &mut ConfigErrors,
+) -> Option<(PathBuf, PathBuf)> {
+    let (cert, key) = match (cert, key) {
+        (None, None) => return None,
+        (Some(cert), Some(key)) => (PathBuf::from(cert), PathBuf::from(key)),
+        (Some(_), None) => {
+            errors.push(
+                DATABASE_SSLKEY,
+                "is required with database.sslcert: set it to the PEM file of the client \
+                 certificate's private key",
+            );
+            return None;
+        }
+        (None, Some(_)) => {
+            errors.push(
+                DATABASE_SSLCERT,
+                "is required with database.sslkey: set it to the PEM file of the client \
+                 certificate",
+            );
+            return None;
+        }
+    };
+    let read = |option: &str, path: &Path, errors: &mut ConfigErrors| {
+        std::fs::read(path)
+            .map_err(|e| {
+                errors.push(
+                    option,
+                    format!(
+                        "names '{}', which cannot be read ({e}); give the path of a PEM file \
+                         that the worker can read",
+                        path.display()
+                    ),
+                )
+            })
+            .ok()
+    };
+    let mut ok = true;
+    if let Some(pem) = read(DATABASE_SSLCERT, &cert, errors) {
+        let found = rustls_pemfile::certs(&mut pem.as_slice())
+            .filter(|c| c.is_ok())
+            .count();
+        if found == 0 {
+            ok = false;
+            errors.push(
+                DATABASE_SSLCERT,
+                format!(
+                    "names '{}', which holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                    cert.display()
+                ),
+            );
+        }
+    } else {
+        ok = false;
+    }
+    if let Some(pem) = read(DATABASE_SSLKEY, &key, errors) {
+        if !matches!(
+            rustls_pemfile::private_key(&mut pem.as_slice()),
+            Ok(Some(_))
+        ) {
+            ok = false;
+            errors.push(
+                DATABASE_SSLKEY,
+                format!(
+                    "names '{}', which holds no unencrypted private key (PKCS#8, PKCS#1 or SEC1 \
+                     PEM); decrypt it with openssl pkey",
+                    key.display()
+                ),
+            );
+        }
+    } else {
+        ok = false;
+    }
+    ok.then_some((cert, key))
+}
+
+/// Reads the PEM file of trusted CA certificates, for the check at parse time.
+fn read_ca_file(path: &Path) -> std::result::Result<(), String> {
+    let shown = path.display();
+    let pem = std::fs::read(path).map_err(|e| {
+        format!(
+            "names '{shown}', which cannot be read ({e}); give the path of a PEM file of CA \
+             certificates that the worker can read"
+        )
+    })?;
+    let mut found = 0;
+    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+        cert.map_err(|e| format!("names '{shown}', which is not a PEM file ({e})"))?;
+        found += 1;
+    }
+    if found == 0 {
+        return Err(format!(
+            "names '{shown}', which holds no PEM certificate (-----BEGIN CERTIFICATE-----); give \
+             the CA certificate that signed the server's certificate"
+        ));
+    }
+    Ok(())
+}
+
 impl PostgresCdcConfig {
     /// Parses `props`, reporting every bad option at once.
     ///
@@ -534,10 +705,24 @@ impl PostgresCdcConfig {
             .get_str(DATABASE_SSLMODE)
             .unwrap_or("prefer")
             .to_ascii_lowercase();
+        // A value outside the validator's list is reported by it already.
+        let ssl_mode = SslMode::parse(&sslmode).unwrap_or(SslMode::Prefer);
         let sslrootcert = config
             .get_str(DATABASE_SSLROOTCERT)
+            .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(str::to_string);
+        check_tls_options(&sslmode, ssl_mode, sslrootcert.as_deref(), &mut errors);
+        let optional_path = |name: &str| {
+            config
+                .get_str(name)
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+        let sslcert = optional_path(DATABASE_SSLCERT);
+        let sslkey = optional_path(DATABASE_SSLKEY);
+        let ssl_client_cert = check_client_certificate(sslcert, sslkey, &mut errors);
         let schema_include = regexes(
             SCHEMA_INCLUDE_LIST,
             config.get_list(SCHEMA_INCLUDE_LIST),
@@ -575,14 +760,6 @@ impl PostgresCdcConfig {
                 "cannot be combined with schema.include.list; keep only one of the two",
             );
         }
-        if matches!(sslmode.as_str(), "require" | "verify-ca" | "verify-full") {
-            errors.push(
-                DATABASE_SSLMODE,
-                format!(
-                    "is {sslmode}, but the replication connection of this connector does not                      speak TLS yet; use disable, or prefer (TLS for queries when the server                      offers it, plain TCP for the replication stream), on a trusted network"
-                ),
-            );
-        }
         let mut connection = None;
         if !hostname.is_empty() && !dbname.is_empty() && !user.is_empty() {
             let mut url = format!(
@@ -596,6 +773,13 @@ impl PostgresCdcConfig {
             );
             if let Some(ca) = &sslrootcert {
                 url.push_str(&format!("&sslrootcert={}", percent_encode(ca)));
+            }
+            if let Some((cert, key)) = &ssl_client_cert {
+                url.push_str(&format!(
+                    "&sslcert={}&sslkey={}",
+                    percent_encode(&cert.to_string_lossy()),
+                    percent_encode(&key.to_string_lossy())
+                ));
             }
             match ConnectionSettings::parse(
                 &url,
@@ -625,8 +809,9 @@ impl PostgresCdcConfig {
             user,
             password: sluice_sdk::config::Password(password),
             dbname,
-            sslmode,
-            sslrootcert,
+            ssl_mode,
+            ssl_root_cert: sslrootcert.map(PathBuf::from),
+            ssl_client_cert,
             topic_prefix: get(TOPIC_PREFIX),
             slot_name: get(SLOT_NAME),
             slot_drop_on_stop: config.get_bool(SLOT_DROP_ON_STOP).unwrap_or(false),
@@ -668,6 +853,141 @@ impl PostgresCdcConfig {
             status_update_interval: millis(STATUS_UPDATE_INTERVAL_MS)
                 .max(Duration::from_millis(10)),
         })
+    }
+
+    /// What to change when TLS with the server failed with `text` (the TLS library's or the
+    /// driver's message): the option to blame and the advice.
+    pub fn tls_advice(&self, text: &str) -> (&'static str, String) {
+        let lower = text.to_ascii_lowercase();
+        let ca = self
+            .ssl_root_cert
+            .as_ref()
+            .map_or_else(String::new, |p| format!(" ('{}')", p.display()));
+        // BadSignature: an issuer of the same name as a trusted CA, but another key.
+        if [
+            "unknownissuer",
+            "unknown issuer",
+            "badsignature",
+            "bad signature",
+        ]
+        .iter()
+        .any(|t| lower.contains(t))
+        {
+            (
+                DATABASE_SSLROOTCERT,
+                format!(
+                    "the server's certificate is not signed by a CA in database.sslrootcert{ca}; \
+                     give the CA certificate that signed it, or use database.sslmode=require to \
+                     encrypt without checking the server"
+                ),
+            )
+        } else if lower.contains("not valid for name") || lower.contains("notvalidforname") {
+            (
+                DATABASE_HOSTNAME,
+                format!(
+                    "the server's certificate is not for '{}'; set database.hostname to a name \
+                     (or address) the certificate is for, or use database.sslmode=verify-ca to \
+                     check only that a trusted CA signed it",
+                    self.hostname
+                ),
+            )
+        } else if lower.contains("ca pem") || lower.contains("ca certificates") {
+            (
+                DATABASE_SSLROOTCERT,
+                format!(
+                    "database.sslrootcert{ca} must name a readable PEM file of the CA \
+                     certificates to trust"
+                ),
+            )
+        } else if lower.contains("sslrequest rejected")
+            || lower.contains("server does not support tls")
+            || lower.contains("server does not support ssl")
+        {
+            (
+                DATABASE_SSLMODE,
+                "the server does not accept TLS; turn on ssl in its postgresql.conf, or use \
+                 database.sslmode=prefer or disable"
+                    .to_string(),
+            )
+        } else {
+            (
+                DATABASE_SSLMODE,
+                "check database.sslmode (disable, prefer, require, verify-ca, verify-full), \
+                 database.sslrootcert and the server's ssl settings"
+                    .to_string(),
+            )
+        }
+    }
+
+    /// A failed query connection explained in this connector's option names (the connection
+    /// code explains it in the polling source's).
+    pub fn explain_connect_error(&self, error: &ConnectError) -> ConfigError {
+        let target = self.connection.describe();
+        if let ConnectError::Postgres(e) = error {
+            if let Some(db) = e
+                .as_db_error()
+                .filter(|d| d.message().contains("certificate"))
+            {
+                return ConfigError::new(
+                    DATABASE_SSLCERT,
+                    format!(
+                        "was refused by PostgreSQL at {target}: {}; the server wants a client \
+                         certificate: set database.sslcert and database.sslkey to one it \
+                         trusts, issued to database.user ('{}')",
+                        db.message(),
+                        self.user
+                    ),
+                );
+            }
+            if e.code().is_none() {
+                let text = crate::connection::error_chain(e);
+                if text.contains("TLS") || text.contains("certificate") {
+                    let (option, advice) = self.tls_advice(&text);
+                    return ConfigError::new(
+                        option,
+                        format!(
+                            "could not set up TLS with PostgreSQL at {target}: {text}; {advice}"
+                        ),
+                    );
+                }
+            }
+        }
+        if let ConnectError::Settings(message) = error {
+            // The connection code names the URL's parameters; they come from these options.
+            let option = if message.starts_with("has sslcert") {
+                Some(DATABASE_SSLCERT)
+            } else if message.starts_with("has sslkey") {
+                Some(DATABASE_SSLKEY)
+            } else if message.starts_with("has sslrootcert") {
+                Some(DATABASE_SSLROOTCERT)
+            } else {
+                None
+            };
+            if let Some(option) = option {
+                let message = message
+                    .replace("has sslcert=", "names ")
+                    .replace("has sslkey=", "names ")
+                    .replace("has sslrootcert=", "names ")
+                    .replace("has sslcert and sslkey", "and database.sslkey name files");
+                return ConfigError::new(option, message);
+            }
+        }
+        let mut explained = self.connection.explain(error);
+        explained.option = match explained.option.as_str() {
+            CONNECTION_PASSWORD => DATABASE_PASSWORD,
+            CONNECTION_USER => DATABASE_USER,
+            CONNECTION_URL => DATABASE_HOSTNAME,
+            other => other,
+        }
+        .to_string();
+        explained.message = explained
+            .message
+            .replace(
+                "connection.password (or the password in connection.url)",
+                "database.password",
+            )
+            .replace("correct the name in the URL", "correct database.dbname");
+        explained
     }
 
     /// Whether table `schema`.`table` is captured.
@@ -769,6 +1089,145 @@ mod tests {
         assert!(!c.captures("pg_catalog", "pg_class"));
         assert!(c.excludes_column("public", "orders", "secret"));
         assert!(!c.excludes_column("public", "orders", "secret2"));
+    }
+
+    fn errors_of(p: &[(&str, &str)]) -> String {
+        match PostgresCdcConfig::parse(&props(p)) {
+            Err(Error::Config(errors)) => errors.to_string(),
+            other => panic!("expected errors, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_sslmode_is_accepted_and_only_verifying_ones_need_a_ca_file() {
+        for (mode, expected) in [
+            ("disable", SslMode::Disable),
+            ("prefer", SslMode::Prefer),
+            ("require", SslMode::Require),
+        ] {
+            let mut p = base();
+            p.push((DATABASE_SSLMODE, mode));
+            // Not used by these modes, so not read either.
+            p.push((DATABASE_SSLROOTCERT, "/nonexistent/ca.pem"));
+            let c = PostgresCdcConfig::parse(&props(&p)).unwrap();
+            assert_eq!(c.ssl_mode, expected);
+        }
+        let c = PostgresCdcConfig::parse(&props(&base())).unwrap();
+        assert_eq!(c.ssl_mode, SslMode::Prefer, "Debezium's default");
+
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        // Any well-formed certificate will do for the parse-time check.
+        std::fs::write(
+            &ca,
+            "-----BEGIN CERTIFICATE-----\nMAMCAQA=\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let ca = ca.display().to_string();
+        for (mode, expected) in [
+            ("verify-ca", SslMode::VerifyCa),
+            ("verify-full", SslMode::VerifyFull),
+        ] {
+            let mut p = base();
+            p.push((DATABASE_SSLMODE, mode));
+            p.push((DATABASE_SSLROOTCERT, &ca));
+            let c = PostgresCdcConfig::parse(&props(&p)).unwrap();
+            assert_eq!(c.ssl_mode, expected);
+            assert_eq!(c.ssl_root_cert.as_deref(), Some(Path::new(&ca)));
+        }
+    }
+
+    #[test]
+    fn bad_tls_combinations_name_the_option_and_the_fix() {
+        let mut p = base();
+        p.push((DATABASE_SSLMODE, "verify-full"));
+        let text = errors_of(&p);
+        assert!(
+            text.contains(
+                "option 'database.sslrootcert' is required with database.sslmode=verify-full"
+            ) && text.contains("database.sslmode=require"),
+            "{text}"
+        );
+        assert!(!text.contains("  "), "a run of spaces in: {text}");
+
+        let mut p = base();
+        p.push((DATABASE_SSLMODE, "verify-ca"));
+        p.push((DATABASE_SSLROOTCERT, "/nonexistent/ca.pem"));
+        let text = errors_of(&p);
+        assert!(
+            text.contains(
+                "option 'database.sslrootcert' names '/nonexistent/ca.pem', which cannot be read"
+            ),
+            "{text}"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let key_only = dir.path().join("key.pem");
+        std::fs::write(&key_only, "not a certificate\n").unwrap();
+        let mut p = base();
+        p.push((DATABASE_SSLMODE, "verify-full"));
+        let key_only = key_only.display().to_string();
+        p.push((DATABASE_SSLROOTCERT, &key_only));
+        let text = errors_of(&p);
+        assert!(text.contains("holds no PEM certificate"), "{text}");
+
+        let mut p = base();
+        p.push((DATABASE_SSLCERT, "/nonexistent/client.pem"));
+        let text = errors_of(&p);
+        assert!(
+            text.contains("option 'database.sslkey' is required with database.sslcert"),
+            "{text}"
+        );
+        let mut p = base();
+        p.push((DATABASE_SSLCERT, "/nonexistent/client.pem"));
+        let not_a_key = dir.path().join("key.pem").display().to_string();
+        p.push((DATABASE_SSLKEY, &not_a_key));
+        let text = errors_of(&p);
+        assert!(
+            text.contains(
+                "option 'database.sslcert' names '/nonexistent/client.pem', which cannot be read"
+            ) && text.contains("option 'database.sslkey'")
+                && text.contains("no unencrypted private key"),
+            "{text}"
+        );
+
+        let mut p = base();
+        p.push((DATABASE_SSLMODE, "verify-everything"));
+        let text = errors_of(&p);
+        assert!(text.contains("database.sslmode"), "{text}");
+    }
+
+    #[test]
+    fn tls_failures_blame_the_option_to_change() {
+        let c = PostgresCdcConfig::parse(&props(&base())).unwrap();
+        for (text, option) in [
+            (
+                "invalid peer certificate: UnknownIssuer",
+                DATABASE_SSLROOTCERT,
+            ),
+            (
+                "invalid peer certificate: BadSignature",
+                DATABASE_SSLROOTCERT,
+            ),
+            (
+                "invalid peer certificate: certificate not valid for name \"db\"; certificate \
+                 is only valid for IpAddress(127.0.0.1)",
+                DATABASE_HOSTNAME,
+            ),
+            (
+                "tls error: server does not support TLS (SSLRequest rejected)",
+                DATABASE_SSLMODE,
+            ),
+            (
+                "TLS config error: failed to open CA PEM '/x/ca.pem': No such file",
+                DATABASE_SSLROOTCERT,
+            ),
+            ("TLS handshake failed: connection reset", DATABASE_SSLMODE),
+        ] {
+            let (blamed, advice) = c.tls_advice(text);
+            assert_eq!(blamed, option, "{text}: {advice}");
+            assert!(advice.contains(option), "{text}: {advice}");
+        }
     }
 
     #[test]

@@ -8,9 +8,8 @@ use sluice_sdk::{
 use tracing::info;
 
 use super::catalog;
-use super::config::{PostgresCdcConfig, DATABASE_HOSTNAME, DATABASE_PASSWORD, DATABASE_USER};
-use super::task::PostgresCdcTask;
-use crate::config::{CONNECTION_PASSWORD, CONNECTION_URL, CONNECTION_USER};
+use super::config::PostgresCdcConfig;
+use super::task::{check_replication_connection, PostgresCdcTask};
 
 /// The CDC source connector.
 #[derive(Debug, Default)]
@@ -18,31 +17,21 @@ pub struct PostgresCdcConnector {
     props: Option<Props>,
 }
 
-/// Connects and checks what change data capture needs of the server and the user.
+/// Connects and checks what change data capture needs of the server and the user, then
+/// opens a replication session, which pg_hba.conf and TLS treat apart from the queries'.
 async fn check_database(config: &PostgresCdcConfig) -> ConfigErrors {
     let connection = match config.connection.connect().await {
         Ok(c) => c,
-        Err(e) => {
-            let mut explained = config.connection.explain(&e);
-            // The polling source's option names, in this connector's terms.
-            explained.option = match explained.option.as_str() {
-                CONNECTION_PASSWORD => DATABASE_PASSWORD,
-                CONNECTION_USER => DATABASE_USER,
-                CONNECTION_URL => DATABASE_HOSTNAME,
-                other => other,
-            }
-            .to_string();
-            explained.message = explained
-                .message
-                .replace(
-                    "connection.password (or the password in connection.url)",
-                    "database.password",
-                )
-                .replace("correct the name in the URL", "correct database.dbname");
-            return ConfigErrors(vec![explained]);
-        }
+        Err(e) => return ConfigErrors(vec![config.explain_connect_error(&e)]),
     };
-    catalog::check_server(&connection.client, config).await
+    let errors = catalog::check_server(&connection.client, config).await;
+    if !errors.is_empty() {
+        return errors;
+    }
+    match check_replication_connection(config).await {
+        Ok(()) => ConfigErrors::default(),
+        Err(e) => ConfigErrors(vec![e]),
+    }
 }
 
 #[async_trait]

@@ -9,7 +9,8 @@
 //! The replication stream is read with the `pgwire-replication` crate (START_REPLICATION,
 //! keepalives, standby status updates carrying the flush position, and a gated session on
 //! which the slot is created with an exported snapshot); ordinary queries (catalog, snapshot)
-//! go through tokio-postgres as in the polling source.
+//! go through tokio-postgres as in the polling source. Both connections use TLS per
+//! `database.sslmode` (rustls with ring; the crate is vendored for that).
 //!
 //! Differences from Debezium worth knowing: `before` of an update is only present under
 //! `REPLICA IDENTITY FULL` (as in Debezium) and a delete's `before` has only the key columns

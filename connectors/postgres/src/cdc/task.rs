@@ -31,12 +31,14 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use pgwire_replication::{
-    Lsn, PgWireError, ReplicationClient, ReplicationConfig, ReplicationEvent, TlsConfig,
+    Lsn, PgWireError, ReplicationClient, ReplicationConfig, ReplicationEvent, SslMode as TlsMode,
+    TlsConfig,
 };
 use serde_json::json;
 use sluice_sdk::async_trait;
 use sluice_sdk::{
-    Error, Result, SourceOffset, SourcePartition, SourceRecord, SourceTask, SourceTaskContext,
+    ConfigError, Error, Result, SourceOffset, SourcePartition, SourceRecord, SourceTask,
+    SourceTaskContext,
 };
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -45,11 +47,14 @@ use super::catalog::{
     self, captured_tables, format_lsn, parse_lsn, pg_error, quote_ident, quote_literal,
     resolve_types, slot_in_use, table_columns, TableRef,
 };
-use super::config::{PostgresCdcConfig, SnapshotMode, SESSION_OPTIONS};
+use super::config::{
+    PostgresCdcConfig, SnapshotMode, DATABASE_HOSTNAME, DATABASE_PASSWORD, DATABASE_SSLCERT,
+    DATABASE_USER, SESSION_OPTIONS,
+};
 use super::envelope::{ColumnInfo, EventBuilder, Position, SnapshotMark, TableShape};
 use super::pgoutput::{self, Message, OldKind, TupleValue};
 use super::types::CatalogType;
-use crate::connection::{db_message, PgConnection};
+use crate::connection::{db_message, seconds, PgConnection, SslMode};
 
 /// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
 const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
@@ -194,17 +199,125 @@ fn replication_error(config: &PostgresCdcConfig, e: &PgWireError) -> Error {
         PgWireError::Server(_) if text.contains("57P") || text.contains("08") => {
             Error::retriable(format!("replication connection: {text}"))
         }
-        PgWireError::Auth(_) | PgWireError::Tls(_) => {
-            Error::fatal(format!("replication connection refused: {text}"))
-        }
+        PgWireError::Tls(_) => Error::fatal(replication_tls_problem(config, &text).1),
+        PgWireError::Auth(_) => Error::fatal(format!("replication connection refused: {text}")),
         _ => Error::retriable(format!("replication connection: {text}")),
     }
 }
 
+/// The option to blame and the message for a failed TLS set-up on the replication connection.
+fn replication_tls_problem(config: &PostgresCdcConfig, text: &str) -> (&'static str, String) {
+    let (option, advice) = config.tls_advice(text);
+    (
+        option,
+        format!(
+            "replication connection to {}:{} could not set up TLS ({text}); {advice}",
+            config.hostname, config.port
+        ),
+    )
+}
+
+/// TLS of the replication connection, per `database.sslmode` as libpq reads it and as the
+/// query connection (`ConnectionSettings`) applies it.
+fn replication_tls(config: &PostgresCdcConfig) -> TlsConfig {
+    // libpq uses no TLS over a unix socket, whatever sslmode says; the crate refuses to try.
+    if config.hostname.starts_with('/') {
+        return TlsConfig::disabled();
+    }
+    let ca = config.ssl_root_cert.clone();
+    let tls = match config.ssl_mode {
+        SslMode::Disable => return TlsConfig::disabled(),
+        SslMode::Allow | SslMode::Prefer => TlsConfig {
+            mode: TlsMode::Prefer,
+            ..TlsConfig::disabled()
+        },
+        SslMode::Require => TlsConfig::require(),
+        SslMode::VerifyCa => TlsConfig::verify_ca(ca),
+        SslMode::VerifyFull => TlsConfig::verify_full(ca),
+    };
+    let tls = match &config.ssl_client_cert {
+        Some((cert, key)) => tls.with_client_cert(cert.clone(), key.clone()),
+        None => tls,
+    };
+    // The name checked against the certificate is the host as given, an IP address included
+    // (matched against the certificate's IP addresses, as libpq does); without this the
+    // crate refuses verify-full to an IP address outright.
+    tls.with_sni_hostname(config.hostname.clone())
+}
+
+/// Opens a replication session (TLS per `database.sslmode`, authenticated), asks the server
+/// who it is (`IDENTIFY_SYSTEM`) and closes it. The connector checks this before it starts:
+/// the replication connection has its own pg_hba.conf lines and its own TLS set-up.
+///
+/// # Errors
+/// A [`ConfigError`] naming the option to change and what to do.
+pub async fn check_replication_connection(
+    config: &PostgresCdcConfig,
+) -> std::result::Result<(), ConfigError> {
+    let deadline = config.connection.connect_timeout;
+    let attempt = async {
+        let mut client = ReplicationClient::connect_gated(replication_config(config)).await?;
+        client.identify_system().await
+    };
+    let target = format!("{}:{}", config.hostname, config.port);
+    let e = match tokio::time::timeout(deadline, attempt).await {
+        Ok(Ok(_)) => return Ok(()),
+        Ok(Err(e)) => e,
+        Err(_) => {
+            return Err(ConfigError::new(
+                DATABASE_HOSTNAME,
+                format!(
+                    "timed out after {} opening a replication connection to PostgreSQL at \
+                     {target}: check the host and port, and that no firewall holds the traffic",
+                    seconds(deadline)
+                ),
+            ))
+        }
+    };
+    let text = e.to_string();
+    Err(match &e {
+        PgWireError::Tls(_) => {
+            let (option, message) = replication_tls_problem(config, &text);
+            ConfigError::new(option, message)
+        }
+        _ if text.contains("certificate") => ConfigError::new(
+            DATABASE_SSLCERT,
+            format!(
+                "replication connection to {target} refused: {text}; the server wants a client \
+                 certificate: set database.sslcert and database.sslkey to one it trusts, issued \
+                 to database.user ('{}')",
+                config.user
+            ),
+        ),
+        _ if text.contains("pg_hba.conf") => ConfigError::new(
+            DATABASE_USER,
+            format!(
+                "cannot open a replication connection to {target}: {text}; add a line such as \
+                 'hostssl replication {} <client address>/32 scram-sha-256' ('host' without \
+                 TLS) to the server's pg_hba.conf and reload it",
+                config.user
+            ),
+        ),
+        _ if text.contains("password authentication failed") => ConfigError::new(
+            DATABASE_PASSWORD,
+            format!("replication connection to {target} refused: {text}; check database.password"),
+        ),
+        PgWireError::Io(_) => ConfigError::new(
+            DATABASE_HOSTNAME,
+            format!(
+                "cannot open a replication connection to {target}: {text}; check the host and \
+                 port, and that PostgreSQL is running and accepts TCP connections"
+            ),
+        ),
+        _ => ConfigError::new(
+            DATABASE_HOSTNAME,
+            format!("cannot open a replication connection to {target}: {text}"),
+        ),
+    })
+}
+
 fn replication_config(config: &PostgresCdcConfig) -> ReplicationConfig {
-    // Plain TCP (the configuration refuses sslmodes that require TLS); see the crate's
-    // Cargo.toml for why the replication client is built without TLS.
-    let tls = TlsConfig::disabled();
+    let tls = replication_tls(config);
     let mut options: Vec<String> = SESSION_OPTIONS.iter().map(|o| o.to_string()).collect();
     options.push("-c TimeZone=UTC".into());
     ReplicationConfig::new(
@@ -248,7 +361,7 @@ async fn wait_for_free_slot(
 
 async fn connect(config: &PostgresCdcConfig) -> Result<PgConnection> {
     config.connection.connect().await.map_err(|e| {
-        let explained = config.connection.explain(&e);
+        let explained = config.explain_connect_error(&e);
         if e.is_transient() {
             Error::retriable(explained.message)
         } else {
