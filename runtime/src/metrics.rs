@@ -398,13 +398,15 @@ impl Metrics {
         self.reset_topics(connector);
     }
 
-    /// Notes that `connector` used `topic` (Kafka Connect's "active topics").
-    pub fn note_topic(&self, connector: &str, topic: &str) {
+    /// Notes that `connector` used `topic` (Kafka Connect's "active topics"); true the first
+    /// time.
+    pub fn note_topic(&self, connector: &str, topic: &str) -> bool {
         let mut topics = self.topics.lock().expect("metrics lock");
         let set = topics.entry(connector.to_string()).or_default();
-        if !set.contains(topic) {
-            set.insert(topic.to_string());
+        if set.contains(topic) {
+            return false;
         }
+        set.insert(topic.to_string())
     }
 
     /// The topics `connector` has used.

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::producer::FutureRecord;
 
-use crate::cluster::status_log::StatusCache;
+use crate::cluster::status_log::{topic_status_key, StatusCache};
 use crate::kafka::SharedProducer;
 use serde::Serialize;
 use sluice_sdk::TaskStatusReporter;
@@ -201,6 +201,35 @@ struct StatusValue<'a> {
     generation: i32,
 }
 
+/// An active topic's record value, in Kafka Connect's field order (its
+/// `TOPIC_STATUS_SCHEMA_V0` through the JSON converter without schemas).
+#[derive(Serialize)]
+struct TopicValue<'a> {
+    topic: TopicFields<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TopicFields<'a> {
+    name: &'a str,
+    connector: &'a str,
+    task: u32,
+    discover_timestamp: u64,
+}
+
+/// The value of an active topic's record, byte for byte as Kafka Connect writes it.
+fn topic_value(topic: &str, connector: &str, task: u32, discovered_ms: u64) -> String {
+    serde_json::to_string(&TopicValue {
+        topic: TopicFields {
+            name: topic,
+            connector,
+            task,
+            discover_timestamp: discovered_ms,
+        },
+    })
+    .expect("a topic value serializes")
+}
+
 /// The value of a status record, byte for byte as Kafka Connect writes it.
 fn status_value(state: State, trace: Option<&str>, worker_id: &str, generation: i32) -> String {
     serde_json::to_string(&StatusValue {
@@ -340,13 +369,52 @@ impl StatusStore {
         }
     }
 
-    /// Drops tasks numbered `count` and above (after a reconfiguration).
+    /// Drops this worker's tasks numbered `count` and above (after a reconfiguration, or all
+    /// of them when the connector is stopped) and tombstones their status records, as Kafka
+    /// Connect's `onDeletion(task)` does: a removed task is no longer listed anywhere.
     pub fn retain_tasks(&self, name: &str, count: u32) {
-        let mut entries = self.entries.lock().expect("status lock");
-        if let Some(entry) = entries.get_mut(name) {
+        let dropped: Vec<u32> = {
+            let mut entries = self.entries.lock().expect("status lock");
+            let Some(entry) = entries.get_mut(name) else {
+                return;
+            };
+            let dropped = entry
+                .tasks
+                .keys()
+                .filter(|id| **id >= count)
+                .copied()
+                .collect();
             entry.tasks.retain(|id, _| *id < count);
             entry.clocks.retain(|id, _| *id < count);
+            dropped
+        };
+        for id in dropped {
+            self.tombstone(format!("status-task-{name}-{id}"));
         }
+    }
+
+    /// Records that task `task` of `connector` used `topic` (KIP-558's active topics), unless
+    /// the status topic has it already.
+    pub fn put_topic(&self, connector: &str, task: u32, topic: &str) {
+        if self
+            .cache
+            .as_ref()
+            .is_some_and(|cache| cache.topics(connector).contains(topic))
+        {
+            return;
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let value = topic_value(topic, connector, task, now);
+        self.send(topic_status_key(topic, connector), false, move |_, _| {
+            Some(value)
+        });
+    }
+
+    /// Forgets that `connector` used `topic` (its record becomes a tombstone).
+    pub fn delete_topic(&self, connector: &str, topic: &str) {
+        self.tombstone(topic_status_key(topic, connector));
     }
 
     /// Forgets a task that now runs on another worker, in memory only: the status topic keeps
@@ -508,6 +576,19 @@ mod tests {
                 -1
             ),
             r#"{"state":"FAILED","trace":"boom\n\tat \"here\"","worker_id":"10.0.0.1:8083","generation":-1}"#
+        );
+    }
+
+    /// KIP-558's active topic records, as Kafka Connect's `serializeTopicStatus` writes them.
+    #[test]
+    fn active_topics_are_written_as_kafka_connect_writes_them() {
+        assert_eq!(
+            topic_value("orders", "pg-source", 2, 1_700_000_000_123),
+            r#"{"topic":{"name":"orders","connector":"pg-source","task":2,"discoverTimestamp":1700000000123}}"#
+        );
+        assert_eq!(
+            topic_status_key("orders", "pg-source"),
+            "status-topic-orders:connector-pg-source"
         );
     }
 

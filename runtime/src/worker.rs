@@ -668,6 +668,8 @@ impl ConnectorActor {
         match (previous, target) {
             (_, TargetState::Stopped) => {
                 self.stop_tasks().await;
+                // A stopped connector has no tasks (KIP-875): their statuses go.
+                self.worker.status.retain_tasks(&self.name, 0);
                 self.stop_instance().await;
                 if self.cluster.is_none() {
                     self.set_task_configs(Vec::new());

@@ -3,6 +3,11 @@
 //! beginning, so `GET /connectors/{c}/status` on any worker shows the connector and each task
 //! with the state and `worker_id` their owner last wrote, wherever they run.
 //!
+//! Active topics (KIP-558) are records of the same topic: key
+//! `status-topic-<topic>:connector-<c>`, value `{"topic":{"name":..,"connector":..,"task":..,
+//! "discoverTimestamp":..}}`, a tombstone when the connector's topics are reset; so
+//! `GET /connectors/{c}/topics` answers the same on every worker.
+//!
 //! Records: key `status-connector-<c>` or `status-task-<c>-<n>`, value
 //! `{"state":..,"trace":..,"worker_id":..,"generation":..}`, a tombstone when the connector is
 //! deleted. `generation` is the worker group's generation when the record was written.
@@ -21,7 +26,7 @@
 //! The same cache answers [`StatusCache::can_write_safely`] for this worker's own safe writes
 //! (`putSafe`). What a worker runs itself it shows from its own, fresher view.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -110,6 +115,27 @@ impl<'a> StatusKey<'a> {
 struct Statuses {
     connectors: BTreeMap<String, StatusRecord>,
     tasks: BTreeMap<String, BTreeMap<u32, StatusRecord>>,
+    /// Each connector's active topics (KIP-558).
+    topics: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// The prefix of an active topic's key (KIP-558): `status-topic-<topic>:connector-<c>`.
+pub const TOPIC_STATUS_PREFIX: &str = "status-topic-";
+/// What separates the topic from the connector in an active topic's key.
+pub const TOPIC_STATUS_SEPARATOR: &str = ":connector-";
+
+/// The key of `connector`'s active topic `topic`, as Kafka Connect writes it.
+pub fn topic_status_key(topic: &str, connector: &str) -> String {
+    format!("{TOPIC_STATUS_PREFIX}{topic}{TOPIC_STATUS_SEPARATOR}{connector}")
+}
+
+/// `(topic, connector)` of an active topic's key, as Kafka Connect's `readTopicStatus` reads
+/// it (the topic ends at the first `:`, which no topic name has).
+fn parse_topic_key(key: &str) -> Option<(&str, &str)> {
+    let rest = key.strip_prefix(TOPIC_STATUS_PREFIX)?;
+    let (topic, connector) = rest.split_once(':')?;
+    let connector = connector.strip_prefix(&TOPIC_STATUS_SEPARATOR[1..])?;
+    (!topic.is_empty() && !connector.is_empty()).then_some((topic, connector))
 }
 
 impl Statuses {
@@ -121,6 +147,10 @@ impl Statuses {
     }
 
     fn apply(&mut self, key: &str, value: Option<&[u8]>) {
+        if let Some((topic, connector)) = parse_topic_key(key) {
+            self.apply_topic(key, topic, connector, value);
+            return;
+        }
         let Some(parsed) = StatusKey::parse(key) else {
             return;
         };
@@ -161,6 +191,31 @@ impl Statuses {
             }
         }
     }
+
+    /// An active topic's record: `{"topic":{"name":..,"connector":..,"task":..,
+    /// "discoverTimestamp":..}}`, or a tombstone when the topics were reset.
+    fn apply_topic(&mut self, key: &str, topic: &str, connector: &str, value: Option<&[u8]>) {
+        let Some(value) = value else {
+            if let Some(topics) = self.topics.get_mut(connector) {
+                topics.remove(topic);
+                if topics.is_empty() {
+                    self.topics.remove(connector);
+                }
+            }
+            return;
+        };
+        let named = serde_json::from_slice::<serde_json::Value>(value)
+            .ok()
+            .is_some_and(|v| v["topic"]["name"].is_string());
+        if !named {
+            debug!(key, "skipping an active topic record without a topic name");
+            return;
+        }
+        self.topics
+            .entry(connector.to_string())
+            .or_default()
+            .insert(topic.to_string());
+    }
 }
 
 /// What a [`StatusLog`] has read so far, shared with this worker's status writer so that its
@@ -183,6 +238,12 @@ impl StatusCache {
     /// Applies one record of the status topic (`None`: a tombstone), as the reader does.
     pub fn apply(&self, key: &str, value: Option<&[u8]>) {
         self.0.lock().expect("status log lock").apply(key, value);
+    }
+
+    /// The active topics of `connector` read so far (KIP-558).
+    pub fn topics(&self, connector: &str) -> BTreeSet<String> {
+        let statuses = self.0.lock().expect("status log lock");
+        statuses.topics.get(connector).cloned().unwrap_or_default()
     }
 }
 
@@ -263,6 +324,12 @@ impl StatusLog {
             statuses.connectors.get(connector).cloned(),
             statuses.tasks.get(connector).cloned().unwrap_or_default(),
         )
+    }
+
+    /// The active topics of `connector` as the status topic has them, whichever worker
+    /// recorded them (KIP-558).
+    pub fn topics(&self, connector: &str) -> BTreeSet<String> {
+        self.statuses.topics(connector)
     }
 
     /// The records read so far, for this worker's safe writes.
@@ -471,6 +538,37 @@ mod tests {
         assert!(!cache.can_write_safely("status-connector-conn", "localhost:8083", 0));
         assert!(cache.can_write_safely("status-task-conn-0", "localhost:8083", 0));
         assert!(cache.can_write_safely("status-connector-other", "localhost:8083", 0));
+    }
+
+    #[test]
+    fn active_topic_records_add_and_tombstones_remove() {
+        let mut s = Statuses::default();
+        let value =
+            br#"{"topic":{"name":"orders","connector":"c-1","task":0,"discoverTimestamp":5}}"#;
+        s.apply("status-topic-orders:connector-c-1", Some(value));
+        s.apply(
+            "status-topic-refunds:connector-c-1",
+            Some(br#"{"topic":{"name":"refunds"}}"#),
+        );
+        // Malformed keys and values are skipped.
+        s.apply("status-topic-:connector-c-1", Some(value));
+        s.apply("status-topic-orders:c-1", Some(value));
+        s.apply("status-topic-audit:connector-c-1", Some(b"{}"));
+        assert_eq!(
+            s.topics["c-1"],
+            BTreeSet::from(["orders".to_string(), "refunds".to_string()])
+        );
+        // Statuses are untouched, and a connector's tombstone keeps its topics (as Kafka).
+        assert!(s.connectors.is_empty() && s.tasks.is_empty());
+        s.apply("status-connector-c-1", None);
+        s.apply("status-topic-orders:connector-c-1", None);
+        assert_eq!(s.topics["c-1"], BTreeSet::from(["refunds".to_string()]));
+        s.apply("status-topic-refunds:connector-c-1", None);
+        assert!(s.topics.is_empty());
+        assert_eq!(
+            parse_topic_key(&topic_status_key("a.b-c", "conn:x")),
+            Some(("a.b-c", "conn:x"))
+        );
     }
 
     #[test]

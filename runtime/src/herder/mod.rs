@@ -911,20 +911,31 @@ impl Herder {
         self.map().get(name).map(|e| e.target)
     }
 
-    /// The topics a connector has used.
+    /// The topics a connector has used (KIP-558): what its tasks on this worker used, and
+    /// what the status topic has from every worker.
     pub async fn topics(&self, name: &str) -> Option<BTreeSet<String>> {
         let mut topics: BTreeSet<String> = {
             let map = self.map();
             map.get(name)?.settings.topics.iter().cloned().collect()
         };
         topics.extend(self.metrics.topics_of(name));
+        if let Some(log) = &self.status_log {
+            topics.extend(log.topics(name));
+        }
         Some(topics)
     }
 
-    /// Forgets the topics a connector has used.
+    /// Forgets the topics a connector has used, here and in the status topic.
     pub async fn reset_topics(&self, name: &str) -> Result<()> {
         if !self.map().contains_key(name) {
             return Err(not_found(name));
+        }
+        let mut used = self.metrics.topics_of(name);
+        if let Some(log) = &self.status_log {
+            used.extend(log.topics(name));
+        }
+        for topic in &used {
+            self.status.delete_topic(name, topic);
         }
         self.metrics.reset_topics(name);
         Ok(())

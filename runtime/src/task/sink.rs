@@ -533,7 +533,9 @@ impl SinkState {
                     info!(connector = %env.connector, task = env.task_id, partitions = ?parts, "partitions assigned");
                     self.assigned.extend(parts.iter().cloned());
                     for tp in &parts {
-                        env.registry.note_topic(&env.connector, &tp.topic);
+                        if env.registry.note_topic(&env.connector, &tp.topic) {
+                            env.status.put_topic(&env.connector, env.task_id, &tp.topic);
+                        }
                     }
                     task.open(&parts)
                         .await

@@ -222,9 +222,15 @@ impl SourceCommitter {
         });
         let header_list = header_pairs(&record);
         if record.topic != self.last_topic {
-            self.env
+            if self
+                .env
                 .registry
-                .note_topic(&self.env.connector, &record.topic);
+                .note_topic(&self.env.connector, &record.topic)
+            {
+                self.env
+                    .status
+                    .put_topic(&self.env.connector, self.env.task_id, &record.topic);
+            }
             self.last_topic.clone_from(&record.topic);
         }
         let id = self
