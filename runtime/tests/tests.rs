@@ -11,6 +11,7 @@ mod config_folder;
 mod console;
 mod crash;
 mod elasticsearch;
+mod kafka_connect_client;
 mod metrics;
 mod plugins;
 mod postgres;
