@@ -22,23 +22,39 @@ pub enum DecimalFormat {
     Numeric,
 }
 
-/// A schema in Kafka Connect's JSON envelope format.
+/// A schema in Kafka Connect's JSON envelope format, as its `JsonConverter` writes it (which
+/// names the float types `float` and `double`).
 pub fn schema_to_json(schema: &Schema) -> Json {
+    schema_json(schema, true)
+}
+
+/// A schema as the plugin ABI carries it: as [`schema_to_json`], with the float types named
+/// `float32` and `float64` (the names plugins built with earlier SDKs read).
+pub fn schema_to_abi_json(schema: &Schema) -> Json {
+    schema_json(schema, false)
+}
+
+fn schema_json(schema: &Schema, kafka_names: bool) -> Json {
     let mut obj = Map::new();
-    obj.insert("type".into(), Json::from(schema.ty.name()));
+    let ty = match (&schema.ty, kafka_names) {
+        (SchemaType::Float32, true) => "float",
+        (SchemaType::Float64, true) => "double",
+        (ty, _) => ty.name(),
+    };
+    obj.insert("type".into(), Json::from(ty));
     match &schema.ty {
         SchemaType::Array(items) => {
-            obj.insert("items".into(), schema_to_json(items));
+            obj.insert("items".into(), schema_json(items, kafka_names));
         }
         SchemaType::Map(keys, values) => {
-            obj.insert("keys".into(), schema_to_json(keys));
-            obj.insert("values".into(), schema_to_json(values));
+            obj.insert("keys".into(), schema_json(keys, kafka_names));
+            obj.insert("values".into(), schema_json(values, kafka_names));
         }
         SchemaType::Struct(fields) => {
             let fields = fields
                 .iter()
                 .map(|f| {
-                    let mut fj = schema_to_json(&f.schema);
+                    let mut fj = schema_json(&f.schema, kafka_names);
                     if let Json::Object(m) = &mut fj {
                         m.insert("field".into(), Json::from(f.name.clone()));
                     }
@@ -102,8 +118,10 @@ pub fn schema_from_json(json: &Json) -> Result<Schema, String> {
         "int16" => SchemaType::Int16,
         "int32" => SchemaType::Int32,
         "int64" => SchemaType::Int64,
-        "float32" => SchemaType::Float32,
-        "float64" => SchemaType::Float64,
+        // Kafka's JsonConverter writes `float` and `double`; `float32` and `float64` (Connect's
+        // type names) are read too.
+        "float" | "float32" => SchemaType::Float32,
+        "double" | "float64" => SchemaType::Float64,
         "boolean" => SchemaType::Boolean,
         "string" => SchemaType::String,
         "bytes" => SchemaType::Bytes,
@@ -664,6 +682,23 @@ mod tests {
             json!({"type":"bytes","optional":false,"name":"org.apache.kafka.connect.data.Decimal","version":1,"parameters":{"scale":"2"},"field":"total"})
         );
         assert_eq!(schema_from_json(&j).unwrap(), schema);
+    }
+
+    /// Kafka's JsonConverter names FLOAT32 `float` and FLOAT64 `double` in its envelope.
+    #[test]
+    fn float_types_carry_kafkas_json_names() {
+        let schema = Schema::struct_of(vec![
+            Field::new("f", Schema::float32()),
+            Field::new("d", Schema::float64()),
+        ]);
+        let j = schema_to_json(&schema);
+        assert_eq!(j["fields"][0]["type"], "float");
+        assert_eq!(j["fields"][1]["type"], "double");
+        assert_eq!(schema_from_json(&j).unwrap(), schema);
+        let abi = schema_to_abi_json(&schema);
+        assert_eq!(abi["fields"][0]["type"], "float32");
+        assert_eq!(abi["fields"][1]["type"], "float64");
+        assert_eq!(schema_from_json(&abi).unwrap(), schema);
     }
 
     #[test]

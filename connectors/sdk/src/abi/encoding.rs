@@ -25,7 +25,7 @@
 //! offset        = the source offset as a JSON object (Kafka Connect's offset form)
 //! schema_ref    = u8 0 (no schema)
 //!               | u8 1  string (a new schema in Kafka Connect's JSON envelope form, see
-//!                       [`crate::json::schema_to_json`]; it gets the next schema number)
+//!                       [`crate::json::schema_to_abi_json`]; it gets the next schema number)
 //!               | u8 2  u32 (the schema of that number, defined earlier in this batch)
 //! headers       = count:u32  (key:string  value:opt<bytes>)*count
 //! value         = tag:u8 payload, by tag:
@@ -46,7 +46,7 @@ use serde_json::{json, Map, Value as Json};
 
 use crate::config::{ConfigDef, ConfigKey, ConfigType, Importance, Props, Validator};
 use crate::error::{ConfigError, ConfigErrors, Error, Result};
-use crate::json::{schema_from_json, schema_to_json};
+use crate::json::{schema_from_json, schema_to_abi_json};
 use crate::record::{Header, SinkRecord, SourceRecord, TimestampType, TopicPartition};
 use crate::schema::{Schema, SchemaRef};
 use crate::transform::TransformRecord;
@@ -262,7 +262,7 @@ pub fn encode_data(schema: Option<&Schema>, value: &Value) -> Vec<u8> {
         None => w.u8(0),
         Some(s) => {
             w.u8(1);
-            w.str(&schema_to_json(s).to_string());
+            w.str(&schema_to_abi_json(s).to_string());
         }
     }
     w.value(value);
@@ -382,7 +382,7 @@ impl<'a> Writer<'a> {
             self.u32(n);
         } else {
             self.u8(1);
-            self.str(&schema_to_json(schema).to_string());
+            self.str(&schema_to_abi_json(schema).to_string());
             self.schemas.insert(address, self.kept.len() as u32);
             self.kept.push(schema);
         }
