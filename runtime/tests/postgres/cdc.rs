@@ -166,10 +166,13 @@ fn cdc_survives_sigkill_and_reads_as_debezium_events() {
         &format!(
             "CREATE TABLE events (id bigint PRIMARY KEY, body text NOT NULL);
              INSERT INTO events SELECT g, 'row ' || g FROM generate_series(1, {FIRST}) g;
+             CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
              CREATE TABLE kinds (id int PRIMARY KEY, n numeric(8,3), ts timestamp, tz timestamptz,
-               d date, j jsonb, u uuid, flag boolean, tags text[]);
+               d date, j jsonb, u uuid, flag boolean, tags text[], m mood, t time, iv interval,
+               b bytea, s smallint, r real);
              INSERT INTO kinds VALUES (7, 1.5, '2024-01-02 03:04:05.678901', '2024-01-02 03:04:05+01',
-               '2024-01-02', '{{\"k\": true}}', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', true, '{{a,b}}');"
+               '2024-01-02', '{{\"k\": true}}', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', true, '{{a,b}}',
+               'happy', '03:04:05.678901', '1 day 02:00:00', '\\x0102ff', 12, 1.5);"
         ),
     );
     let dir = tempfile::tempdir().unwrap();
@@ -269,6 +272,12 @@ fn cdc_survives_sigkill_and_reads_as_debezium_events() {
     assert_eq!(after["u"], "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
     assert_eq!(after["flag"], true);
     assert_eq!(after["tags"], json!(["a", "b"]));
+    assert_eq!(after["m"], "happy");
+    assert_eq!(after["t"], 11_045_678_901_i64);
+    assert_eq!(after["iv"], 93_600_000_000_i64);
+    assert_eq!(after["b"], "AQL/");
+    assert_eq!(after["s"], 12);
+    assert_eq!(after["r"], 1.5);
     let source = &payload["source"];
     assert_eq!(source["connector"], "postgresql");
     assert_eq!(source["name"], "pg");
@@ -310,6 +319,13 @@ fn cdc_survives_sigkill_and_reads_as_debezium_events() {
     assert_eq!(after_fields["d"]["name"], "io.debezium.time.Date");
     assert_eq!(after_fields["j"]["name"], "io.debezium.data.Json");
     assert_eq!(after_fields["u"]["name"], "io.debezium.data.Uuid");
+    assert_eq!(after_fields["m"]["name"], "io.debezium.data.Enum");
+    assert_eq!(after_fields["m"]["parameters"]["allowed"], "sad,ok,happy");
+    assert_eq!(after_fields["t"]["name"], "io.debezium.time.MicroTime");
+    assert_eq!(after_fields["iv"]["name"], "io.debezium.time.MicroDuration");
+    assert_eq!(after_fields["b"]["type"], "bytes");
+    assert_eq!(after_fields["s"]["type"], "int16");
+    assert_eq!(after_fields["r"]["type"], "float");
     assert_eq!(
         fields["source"]["name"],
         "io.debezium.connector.postgresql.Source"
