@@ -28,7 +28,8 @@ use sluice_registry::{RegisteredSchema, RegistryClient, RegistryClientConfig, Sc
 use sluice_sdk::{ConfigErrors, ConvertError, Schema, SchemaRef, Value};
 
 use super::avro_data::{
-    avro_schema_json, connect_schema_with_references, names_of_all, to_avro, to_connect, Names,
+    avro_schema_json, connect_schema_with_references, names_of_all, to_avro, to_connect,
+    write_avro, Names, WriteError,
 };
 
 /// Confluent's Avro converter class.
@@ -542,6 +543,17 @@ impl sluice_sdk::Converter for AvroConverter {
             )));
         };
         let writer = self.writer_schema(topic, schema)?;
+        // The datum is written straight from the Connect value; apache-avro's writer (which
+        // builds an Avro value and resolves the schema for every record) only takes what the
+        // direct writer leaves to it.
+        let mut out = Vec::with_capacity(128);
+        out.push(MAGIC_BYTE);
+        out.extend_from_slice(&writer.id.to_be_bytes());
+        match write_avro(&writer.avro, &writer.names, value, &mut out) {
+            Ok(()) => return Ok(Some(out)),
+            Err(WriteError::Data(e)) => return Err(ConvertError::Data(e)),
+            Err(WriteError::Fallback) => {}
+        }
         let avro_value = to_avro(&writer.avro, &writer.names, value).map_err(ConvertError::Data)?;
         let datum = if writer.referenced.is_empty() {
             apache_avro::to_avro_datum(&writer.avro, avro_value)

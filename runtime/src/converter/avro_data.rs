@@ -987,6 +987,276 @@ fn to_avro_at(
     })
 }
 
+/// Why [`write_avro`] gave up: a data error (as [`to_avro`] reports it), or a value it leaves
+/// to apache-avro's general writer (a record field filled from its schema default).
+#[derive(Debug, PartialEq, Eq)]
+pub enum WriteError {
+    /// The value does not fit the schema.
+    Data(String),
+    /// Write it with [`to_avro`] and apache-avro instead.
+    Fallback,
+}
+
+/// Where in the value a field is, rendered only for an error message.
+#[derive(Clone, Copy)]
+struct At<'a> {
+    parent: Option<&'a At<'a>>,
+    name: &'a str,
+}
+
+impl At<'_> {
+    const ROOT: At<'static> = At {
+        parent: None,
+        name: "",
+    };
+
+    fn render(&self) -> String {
+        match self.parent {
+            None => self.name.to_string(),
+            Some(p) if p.parent.is_none() && p.name.is_empty() => self.name.to_string(),
+            Some(p) => format!("{}.{}", p.render(), self.name),
+        }
+    }
+}
+
+/// Avro's variable-length zig-zag encoding of an `int` or a `long` (the same bytes for a value
+/// in `int`'s range).
+fn write_long(n: i64, out: &mut Vec<u8>) {
+    let mut z = ((n << 1) ^ (n >> 63)) as u64;
+    while z >= 0x80 {
+        out.push((z as u8) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
+
+fn write_bytes(b: &[u8], out: &mut Vec<u8>) {
+    write_long(b.len() as i64, out);
+    out.extend_from_slice(b);
+}
+
+/// Writes `value` as the Avro binary datum of `schema` straight into `out`: the same bytes as
+/// apache-avro's `to_avro_datum` of [`to_avro`]'s value (maps aside, whose entries keep the
+/// Connect map's order), without building that value or resolving the schema per record.
+/// On an error `out` may hold part of the datum.
+///
+/// # Errors
+/// [`WriteError::Data`] as [`to_avro`] would fail; [`WriteError::Fallback`] for a record
+/// field missing from the struct that has a default.
+pub fn write_avro(
+    schema: &AvroSchema,
+    names: &Names,
+    value: &Value,
+    out: &mut Vec<u8>,
+) -> Result<(), WriteError> {
+    write_at(schema, names, value, &At::ROOT, out)
+}
+
+fn write_at(
+    schema: &AvroSchema,
+    names: &Names,
+    value: &Value,
+    at: &At<'_>,
+    out: &mut Vec<u8>,
+) -> Result<(), WriteError> {
+    let fail = || WriteError::Data(mismatch(&at.render(), schema, value));
+    let int = || value.as_i64().ok_or_else(fail);
+    match schema {
+        AvroSchema::Ref { name } => {
+            let target = names.get(name).ok_or_else(|| {
+                WriteError::Data(format!(
+                    "the Avro schema refers to an undefined type {name:?}"
+                ))
+            })?;
+            return write_at(target, names, value, at, out);
+        }
+        AvroSchema::Union(u) => {
+            let variants = u.variants();
+            let null_index = || variants.iter().position(|v| matches!(v, AvroSchema::Null));
+            let path = || {
+                let p = at.render();
+                if p.is_empty() {
+                    "the value".to_string()
+                } else {
+                    p
+                }
+            };
+            if value.is_null() {
+                let i = null_index().ok_or_else(|| {
+                    WriteError::Data(format!(
+                        "{}: null for a schema that is not optional",
+                        path()
+                    ))
+                })?;
+                write_long(i as i64, out);
+                return Ok(());
+            }
+            if let Some(chosen) = union_struct_member(variants, value) {
+                return match chosen {
+                    Some((i, member_value)) => {
+                        write_long(i as i64, out);
+                        write_at(&variants[i], names, member_value, at, out)
+                    }
+                    None => {
+                        let i = null_index().ok_or_else(|| {
+                            WriteError::Data(format!(
+                                "{}: a union struct with no field set for a union without null",
+                                path()
+                            ))
+                        })?;
+                        write_long(i as i64, out);
+                        Ok(())
+                    }
+                };
+            }
+            let mut last = None;
+            for (i, v) in variants.iter().enumerate() {
+                if matches!(v, AvroSchema::Null) {
+                    continue;
+                }
+                let mark = out.len();
+                write_long(i as i64, out);
+                match write_at(v, names, value, at, out) {
+                    Ok(()) => return Ok(()),
+                    Err(WriteError::Fallback) => return Err(WriteError::Fallback),
+                    Err(e) => {
+                        out.truncate(mark);
+                        last = Some(e);
+                    }
+                }
+            }
+            return Err(last.unwrap_or_else(fail));
+        }
+        AvroSchema::Null if value.is_null() => {}
+        AvroSchema::Boolean => match value {
+            Value::Boolean(b) => out.push(u8::from(*b)),
+            _ => return Err(fail()),
+        },
+        AvroSchema::Int | AvroSchema::Date | AvroSchema::TimeMillis => {
+            let n = i32::try_from(int()?).map_err(|_| fail())?;
+            write_long(i64::from(n), out);
+        }
+        AvroSchema::Long
+        | AvroSchema::TimestampMillis
+        | AvroSchema::TimestampMicros
+        | AvroSchema::TimeMicros
+        | AvroSchema::LocalTimestampMillis
+        | AvroSchema::LocalTimestampMicros => write_long(int()?, out),
+        AvroSchema::Float => {
+            let f = match value {
+                Value::Float32(f) => *f,
+                v => v.as_f64().ok_or_else(fail)? as f32,
+            };
+            out.extend_from_slice(&f.to_le_bytes());
+        }
+        AvroSchema::Double => {
+            let f = value.as_f64().ok_or_else(fail)?;
+            out.extend_from_slice(&f.to_le_bytes());
+        }
+        AvroSchema::String | AvroSchema::Uuid => match value {
+            Value::String(s) => write_bytes(s.as_bytes(), out),
+            _ => return Err(fail()),
+        },
+        AvroSchema::Bytes => match value {
+            Value::Bytes(b) => write_bytes(b, out),
+            _ => return Err(fail()),
+        },
+        AvroSchema::Decimal(d) => match (value, &*d.inner) {
+            (Value::Bytes(b), AvroSchema::Bytes) => write_bytes(b, out),
+            (Value::Bytes(b), AvroSchema::Fixed(f)) if b.len() <= f.size => {
+                // Sign-extended to the fixed size, as apache-avro writes it.
+                let fill = if b.first().is_some_and(|x| x & 0x80 != 0) {
+                    0xff
+                } else {
+                    0
+                };
+                out.extend(std::iter::repeat_n(fill, f.size - b.len()));
+                out.extend_from_slice(b);
+            }
+            (Value::Bytes(_), _) => return Err(WriteError::Fallback),
+            _ => return Err(fail()),
+        },
+        AvroSchema::Fixed(f) => match value {
+            Value::Bytes(b) if b.len() == f.size => out.extend_from_slice(b),
+            _ => return Err(fail()),
+        },
+        AvroSchema::Enum(e) => match value {
+            Value::String(s) => {
+                let i = e.symbols.iter().position(|sym| sym == s).ok_or_else(|| {
+                    WriteError::Data(format!(
+                        "{}: '{s}' is not a symbol of the Avro enum {}",
+                        at.render(),
+                        e.name
+                    ))
+                })?;
+                write_long(i as i64, out);
+            }
+            _ => return Err(fail()),
+        },
+        AvroSchema::Array(a) => match value {
+            Value::Array(items) => {
+                if !items.is_empty() {
+                    write_long(items.len() as i64, out);
+                    for v in items {
+                        write_at(&a.items, names, v, at, out)?;
+                    }
+                }
+                write_long(0, out);
+            }
+            // A map with keys that are not strings: an array of key/value records.
+            Value::Map(entries) => {
+                if !entries.is_empty() {
+                    write_long(entries.len() as i64, out);
+                    for (k, v) in entries {
+                        let entry = Value::Struct(
+                            Struct::new()
+                                .with("key", k.clone())
+                                .with("value", v.clone()),
+                        );
+                        write_at(&a.items, names, &entry, at, out)?;
+                    }
+                }
+                write_long(0, out);
+            }
+            _ => return Err(fail()),
+        },
+        AvroSchema::Map(m) => match value {
+            Value::Map(entries) => {
+                if !entries.is_empty() {
+                    write_long(entries.len() as i64, out);
+                    for (k, v) in entries {
+                        let key = k
+                            .as_str()
+                            .ok_or_else(|| WriteError::Data(mismatch(&at.render(), schema, k)))?;
+                        write_bytes(key.as_bytes(), out);
+                        write_at(&m.types, names, v, at, out)?;
+                    }
+                }
+                write_long(0, out);
+            }
+            _ => return Err(fail()),
+        },
+        AvroSchema::Record(r) => match value {
+            Value::Struct(s) => {
+                for f in &r.fields {
+                    let sub = At {
+                        parent: Some(at),
+                        name: &f.name,
+                    };
+                    match s.get(&f.name) {
+                        Some(v) => write_at(&f.schema, names, v, &sub, out)?,
+                        None if f.default.is_some() => return Err(WriteError::Fallback),
+                        None => write_at(&f.schema, names, &Value::Null, &sub, out)?,
+                    }
+                }
+            }
+            _ => return Err(fail()),
+        },
+        _ => return Err(fail()),
+    }
+    Ok(())
+}
+
 /// An Avro value read with the writer's schema `avro` as the Connect value of `schema` (from
 /// [`connect_schema_of`] of the same writer's schema); `names` resolves `avro`'s references.
 ///
@@ -1170,6 +1440,113 @@ mod tests {
         .named("orders")
     }
 
+    /// The datum apache-avro writes for [`to_avro`]'s value, checked to be the bytes
+    /// [`write_avro`] writes straight from the Connect value.
+    fn datum(avro: &AvroSchema, names: &Names, value: &Value) -> Vec<u8> {
+        let general =
+            apache_avro::to_avro_datum(avro, to_avro(avro, names, value).unwrap()).unwrap();
+        let mut direct = Vec::new();
+        write_avro(avro, names, value, &mut direct).unwrap();
+        assert_eq!(
+            direct, general,
+            "direct and apache-avro datums of {value:?}"
+        );
+        general
+    }
+
+    /// Every Avro type the mapping writes, through the direct writer and apache-avro's.
+    #[test]
+    fn the_direct_writer_writes_apache_avros_bytes() {
+        let json = serde_json::json!({
+            "type": "record", "name": "All", "namespace": "t",
+            "fields": [
+                {"name": "b", "type": "boolean"},
+                {"name": "i", "type": "int"},
+                {"name": "l", "type": "long"},
+                {"name": "f", "type": "float"},
+                {"name": "d", "type": "double"},
+                {"name": "s", "type": "string"},
+                {"name": "by", "type": "bytes"},
+                {"name": "dec", "type": {"type": "bytes", "logicalType": "decimal", "precision": 10, "scale": 2}},
+                {"name": "fdec", "type": {"type": "fixed", "name": "F8", "size": 8, "logicalType": "decimal", "precision": 18, "scale": 2}},
+                {"name": "fx", "type": {"type": "fixed", "name": "F3", "size": 3}},
+                {"name": "day", "type": {"type": "int", "logicalType": "date"}},
+                {"name": "ts", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+                {"name": "e", "type": {"type": "enum", "name": "Mood", "symbols": ["sad", "ok", "happy"]}},
+                {"name": "arr", "type": {"type": "array", "items": "long"}},
+                {"name": "empty", "type": {"type": "array", "items": "string"}},
+                {"name": "m", "type": {"type": "map", "values": "string"}},
+                {"name": "opt", "type": ["null", "string"], "default": null},
+                {"name": "none", "type": ["null", "long"], "default": null},
+                {"name": "multi", "type": ["null", "int", "string"], "default": null},
+                {"name": "inner", "type": {"type": "record", "name": "Inner", "fields": [
+                    {"name": "x", "type": "int"}, {"name": "again", "type": ["null", "Inner"], "default": null}]}}
+            ]
+        });
+        let avro = AvroSchema::parse(&json).unwrap();
+        let names = names_of(&avro);
+        let neg = Decimal::parse("-12345.67").unwrap();
+        let inner = Value::Struct(
+            Struct::new().with("x", Value::Int32(1)).with(
+                "again",
+                Value::Struct(
+                    Struct::new()
+                        .with("x", Value::Int32(2))
+                        .with("again", Value::Null),
+                ),
+            ),
+        );
+        let value = Value::Struct(
+            Struct::new()
+                .with("b", true)
+                .with("i", Value::Int32(-70_000))
+                .with("l", i64::MIN)
+                .with("f", Value::Float32(-1.25))
+                .with("d", Value::Float64(6.02e23))
+                .with("s", "h\u{e9}llo")
+                .with("by", Value::Bytes(vec![0, 255, 7]))
+                .with("dec", Value::Bytes(neg.unscaled_bytes().to_vec()))
+                .with("fdec", Value::Bytes(neg.unscaled_bytes().to_vec()))
+                .with("fx", Value::Bytes(vec![1, 2, 3]))
+                .with("day", Value::Int32(19_000))
+                .with("ts", 1_700_000_000_123i64)
+                .with("e", "happy")
+                .with(
+                    "arr",
+                    Value::Array(vec![Value::Int64(1), Value::Int64(-1 << 40)]),
+                )
+                .with("empty", Value::Array(Vec::new()))
+                .with("m", Value::Map(vec![(Value::from("k"), Value::from("v"))]))
+                .with("opt", "present")
+                .with("none", Value::Null)
+                .with("multi", "text")
+                .with("inner", inner),
+        );
+        assert!(!datum(&avro, &names, &value).is_empty());
+        // A value that fits no type of its field fails the same way on both paths.
+        let bad = Value::Struct(Struct::new().with("b", "not a boolean"));
+        let general = to_avro(&avro, &names, &bad).unwrap_err();
+        let mut out = Vec::new();
+        assert_eq!(
+            write_avro(&avro, &names, &bad, &mut out),
+            Err(WriteError::Data(general))
+        );
+        // A missing field with a default is left to apache-avro's writer.
+        let Value::Struct(full) = &value else {
+            unreachable!()
+        };
+        let mut partial = Struct::new();
+        for (name, v) in full.fields().iter().filter(|(name, _)| name != "opt") {
+            partial.put(name.clone(), v.clone());
+        }
+        let partial = Value::Struct(partial);
+        let mut out = Vec::new();
+        assert_eq!(
+            write_avro(&avro, &names, &partial, &mut out),
+            Err(WriteError::Fallback)
+        );
+    }
+
     #[test]
     fn connect_schemas_map_as_confluents_avro_data() {
         let json = avro_schema_json(&row_schema());
@@ -1224,8 +1601,7 @@ mod tests {
                 .with("day", Value::Int32(19_000))
                 .with("note", Value::Null),
         );
-        let datum =
-            apache_avro::to_avro_datum(&avro, to_avro(&avro, &names, &value).unwrap()).unwrap();
+        let datum = datum(&avro, &names, &value);
         let read = apache_avro::from_avro_datum(&avro, &mut datum.as_slice(), None).unwrap();
         let back = to_connect(&schema, &avro, &names, read).unwrap();
         assert_eq!(back, value);
@@ -1257,8 +1633,7 @@ mod tests {
         let avro = AvroSchema::parse(&json).unwrap();
         let names = names_of(&avro);
         let value = Value::Map(vec![(Value::Int32(1), Value::from("a"))]);
-        let datum =
-            apache_avro::to_avro_datum(&avro, to_avro(&avro, &names, &value).unwrap()).unwrap();
+        let datum = datum(&avro, &names, &value);
         let read = apache_avro::from_avro_datum(&avro, &mut datum.as_slice(), None).unwrap();
         let back_schema = connect_schema_of(&json).unwrap();
         assert_eq!(back_schema, schema);
@@ -1271,8 +1646,7 @@ mod tests {
     /// A datum written with `avro` and read back as Connect data, as the converter does.
     fn through_bytes(avro: &AvroSchema, schema: &Schema, value: &Value) -> Value {
         let names = names_of(avro);
-        let datum =
-            apache_avro::to_avro_datum(avro, to_avro(avro, &names, value).unwrap()).unwrap();
+        let datum = datum(avro, &names, value);
         let read = apache_avro::from_avro_datum(avro, &mut datum.as_slice(), None).unwrap();
         to_connect(schema, avro, &names, read).unwrap()
     }
