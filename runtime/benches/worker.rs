@@ -363,6 +363,7 @@ fn console_throughput(lines: usize, rounds: usize) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let http = reqwest::Client::new();
     let (mut closed, mut open) = (Vec::new(), Vec::new());
+    let (mut closed_cpu, mut open_cpu) = (Vec::new(), Vec::new());
     for round in 1..=rounds {
         for console in [false, true] {
             let run = dir.join(format!("round-{round}-{console}"));
@@ -378,9 +379,13 @@ fn console_throughput(lines: usize, rounds: usize) {
             }));
             let browser =
                 console.then(|| runtime.block_on(open_console(&base, &run.join("profile"))));
+            let cpu_before = worker.cpu_seconds();
             std::fs::hard_link(&input, &source_file).unwrap();
             let timing = wait_for_lines(&output, lines, Instant::now());
             let rate = streaming_rate(lines, timing);
+            // The worker's own CPU per million lines: what serving the console costs the
+            // worker, apart from the browser competing with it for the two cores.
+            let cpu = (worker.cpu_seconds() - cpu_before) * 1e6 / lines as f64;
             let mut requests = Vec::new();
             if let Some((chromium, windows)) = browser {
                 runtime.block_on(async {
@@ -400,13 +405,17 @@ fn console_throughput(lines: usize, rounds: usize) {
             let seconds = (timing.1 - timing.0).as_secs_f64();
             if console {
                 println!(
-                    "round {round}, console open:   {rate:.0} lines/s over {seconds:.1} s (requests meanwhile: connectors page {}, sink's page {})",
+                    "round {round}, console open:   {rate:.0} lines/s over {seconds:.1} s, worker {cpu:.2} CPU-s per million lines (requests meanwhile: connectors page {}, sink's page {})",
                     requests[0], requests[1]
                 );
                 open.push(rate);
+                open_cpu.push(cpu);
             } else {
-                println!("round {round}, console closed: {rate:.0} lines/s over {seconds:.1} s");
+                println!(
+                    "round {round}, console closed: {rate:.0} lines/s over {seconds:.1} s, worker {cpu:.2} CPU-s per million lines"
+                );
                 closed.push(rate);
+                closed_cpu.push(cpu);
             }
             let _ = std::fs::remove_dir_all(&run);
         }
@@ -422,6 +431,13 @@ fn console_throughput(lines: usize, rounds: usize) {
         worst(&open),
         best(&open),
         best(&open) / best(&closed)
+    );
+    println!(
+        "worker CPU-s per million lines: console closed {:.2}-{:.2}, console open {:.2}-{:.2}",
+        worst(&closed_cpu),
+        best(&closed_cpu),
+        worst(&open_cpu),
+        best(&open_cpu)
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -460,6 +476,38 @@ fn idle_memory() {
         "idle worker with 5 connectors (embedded broker included): {:.1} MB resident",
         worker.rss_kib() as f64 / 1024.0
     );
+    drop(worker);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // The default embedded setup: `sluice worker` with the shipped configs/ (the quick-start
+    // file pipeline, paths relative to the working directory).
+    let dir = tempdir("idle-default");
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+    std::fs::create_dir_all(dir.join("configs")).unwrap();
+    for entry in std::fs::read_dir(&shipped).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            std::fs::copy(&path, dir.join("configs").join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::create_dir_all(dir.join("output")).unwrap();
+    std::fs::write(dir.join("output/quickstart-input.txt"), "one line\n").unwrap();
+    let worker = Worker::start(&dir);
+    let output = dir.join("output/quickstart-lines.txt");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count_lines(&output) < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the quick-start pipeline did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_secs(10));
+    println!(
+        "idle worker with the shipped configs/ (the quick-start pipeline, embedded broker and registry included): {:.1} MB resident",
+        worker.rss_kib() as f64 / 1024.0
+    );
+    drop(worker);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
