@@ -261,8 +261,7 @@ mod tests {
         // Three tasks append batches of long lines at the same time, each batch (1.3 MB) larger
         // than any write buffer a writer might split it at; every line must come out whole.
         let mut writers = Vec::new();
-        for t in 0..3 {
-            let props = configs[t].clone();
+        for (t, props) in configs.iter().cloned().enumerate() {
             writers.push(tokio::spawn(async move {
                 let mut task = FileSinkTask::default();
                 task.start(SinkTaskContext::new(
