@@ -715,6 +715,26 @@ async fn a_slot_dropped_behind_the_connectors_back_fails_naming_it_unless_resnap
     let last = records.last().unwrap();
     let offsets =
         || OffsetSnapshot::new([(last.source_partition.clone(), last.source_offset.clone())]);
+    // The server's walsender ends a moment after the client closed the stream; until then the
+    // slot is active and cannot be dropped.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let row = c
+            .query_one(
+                "SELECT active FROM pg_replication_slots WHERE slot_name = $1",
+                &[&slot],
+            )
+            .await
+            .unwrap();
+        if !row.get::<_, bool>(0) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slot {slot} stayed active 30 s after the task stopped"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     c.execute("SELECT pg_drop_replication_slot($1)", &[&slot])
         .await
         .unwrap();
