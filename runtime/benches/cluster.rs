@@ -17,6 +17,10 @@
 //! SLUICE_BENCH_LINES=600000 SLUICE_BENCH_ONLY=sink cargo bench -p sluice-runtime --bench cluster
 //! ```
 
+#[path = "support/proc_stats.rs"]
+#[allow(dead_code)]
+mod proc_stats;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::TcpListener;
@@ -64,19 +68,7 @@ impl Drop for Proc {
 impl Proc {
     /// CPU seconds (user and system, all threads) the process has used so far.
     fn cpu_seconds(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.0.id())).unwrap_or_default();
-        let fields: Vec<&str> = stat
-            .rsplit_once(") ")
-            .map(|(_, rest)| rest.split(' ').collect())
-            .unwrap_or_default();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        (ticks(11) + ticks(12)) / 100.0
+        proc_stats::pid_cpu_seconds(self.0.id())
     }
 }
 

@@ -23,6 +23,7 @@
 //! record offset as external version).
 
 #[path = "support/proc_stats.rs"]
+#[allow(dead_code)]
 mod proc_stats;
 use proc_stats::cpu_seconds;
 #[path = "../tests/postgres/worker.rs"]

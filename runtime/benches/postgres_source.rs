@@ -20,6 +20,7 @@
 #[path = "../../connectors/postgres/tests/support/pg_server.rs"]
 mod pg_server;
 #[path = "support/proc_stats.rs"]
+#[allow(dead_code)]
 mod proc_stats;
 #[path = "../../connectors/postgres/benches/support/table.rs"]
 mod table;

@@ -24,6 +24,10 @@
 //! `console`, `sink`) runs one scenario. The throughput and sink runs report the worker's peak
 //! resident memory (`VmHWM`) and its CPU seconds (user and system) per million lines.
 
+#[path = "support/proc_stats.rs"]
+#[allow(dead_code)]
+mod proc_stats;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -82,20 +86,7 @@ impl Worker {
 
     /// CPU seconds (user and system, all threads) the process has used so far.
     fn cpu_seconds(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        // pid (comm) state ppid ...: utime and stime are fields 14 and 15, in USER_HZ (100).
-        let fields: Vec<&str> = stat
-            .rsplit_once(") ")
-            .map(|(_, rest)| rest.split(' ').collect())
-            .unwrap_or_default();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        (ticks(11) + ticks(12)) / 100.0
+        proc_stats::pid_cpu_seconds(self.child.id())
     }
 
     fn threads(&self) -> u64 {

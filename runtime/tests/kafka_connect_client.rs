@@ -2,58 +2,23 @@
 //! test virtualenv), drives a connector's whole lifecycle through a follower of a two-worker
 //! group: the follower answers reads itself and forwards what only the leader may do.
 
-use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
 use crate::support::wait_for;
 
-/// The test virtualenv's Python, which must have kafka-connect-py.
-fn python() -> String {
-    let python = std::env::var("SLUICE_TEST_PYTHON").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/sluice/venv/bin/python",
-            std::env::var("HOME").unwrap_or_default()
-        )
-    });
-    let ok = Command::new(&python)
-        .args(["-c", "import kafka_connect"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "{python} cannot import kafka_connect: make the test virtualenv with ./scripts/test \
-         (pip install kafka-connect-py), or point SLUICE_TEST_PYTHON at an interpreter that has it"
-    );
-    python
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_connect_py_runs_the_whole_lifecycle_through_a_follower() {
     use sluice_runtime::run::start_worker;
-    use sluice_runtime::settings::WorkerSettings;
 
-    let python = python();
+    let python = crate::support::test_python("kafka_connect", "kafka-connect-py");
     let dir = tempfile::tempdir().unwrap();
     let settings = |name: &str, extra: (&str, String)| {
-        let map = BTreeMap::from([
-            (
-                "data.dir".to_string(),
-                dir.path().join(name).display().to_string(),
-            ),
-            (
-                "config.dir".to_string(),
-                dir.path()
-                    .join(format!("{name}-configs"))
-                    .display()
-                    .to_string(),
-            ),
-            ("rest.port".to_string(), "0".to_string()),
-            ("schema.registry.listen".to_string(), String::new()),
-            ("offset.flush.interval.ms".to_string(), "200".to_string()),
-            (extra.0.to_string(), extra.1),
-        ]);
-        WorkerSettings::from_map(&map).expect("worker settings")
+        crate::support::in_process_settings(
+            dir.path(),
+            name,
+            &[extra, ("offset.flush.interval.ms", "200".to_string())],
+        )
     };
     let first = start_worker(settings(
         "first",

@@ -445,33 +445,12 @@ async fn workers_share_connectors_survive_a_leader_kill_and_take_in_a_newcomer()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn work_assigned_to_a_worker_without_its_class_fails_naming_class_and_worker() {
     use sluice_runtime::run::{start_worker, start_worker_with};
-    use sluice_runtime::settings::WorkerSettings;
 
     let dir = tempfile::tempdir().unwrap();
     let settings = |name: &str, extra: &[(&str, String)]| {
-        let mut map = BTreeMap::from([
-            (
-                "data.dir".to_string(),
-                dir.path().join(name).display().to_string(),
-            ),
-            (
-                "config.dir".to_string(),
-                dir.path()
-                    .join(format!("{name}-configs"))
-                    .display()
-                    .to_string(),
-            ),
-            ("rest.port".to_string(), "0".to_string()),
-            ("schema.registry.listen".to_string(), String::new()),
-            (
-                "scheduled.rebalance.max.delay.ms".to_string(),
-                "1000".to_string(),
-            ),
-        ]);
-        for (k, v) in extra {
-            map.insert((*k).to_string(), v.clone());
-        }
-        WorkerSettings::from_map(&map).expect("worker settings")
+        let mut all = vec![("scheduled.rebalance.max.delay.ms", "1000".to_string())];
+        all.extend_from_slice(extra);
+        crate::support::in_process_settings(dir.path(), name, &all)
     };
     // The worker with the class starts first and leads (the leader validates a new
     // connector against its own classes, as in Kafka Connect); the other joins it.

@@ -39,7 +39,13 @@ async fn database(hint: &str) -> (tokio_postgres::Client, String) {
 }
 
 fn props(db: &str, extra: &[(&str, &str)]) -> Props {
-    let port = server().port().to_string();
+    props_for(server(), db, extra)
+}
+
+/// The connector's options for database `db` of `server` (TLS off unless `extra` says
+/// otherwise); `extra` adds or replaces options.
+pub(crate) fn props_for(server: &PgServer, db: &str, extra: &[(&str, &str)]) -> Props {
+    let port = server.port().to_string();
     let mut p: Props = [
         ("connector.class", "postgres-cdc-source"),
         ("database.hostname", "127.0.0.1"),

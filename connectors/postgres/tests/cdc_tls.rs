@@ -12,34 +12,10 @@ use sluice_connector_postgres::cdc::PostgresCdcConfig;
 use sluice_sdk::config::Props;
 use sluice_sdk::OffsetSnapshot;
 
-use crate::cdc::{op, poll_committing, start_task, validate};
+use crate::cdc::{op, poll_committing, props_for as props, start_task, validate};
 use crate::support::client;
-use crate::support::pg_server::{PgServer, PASSWORD, SUPERUSER};
+use crate::support::pg_server::{PgServer, SUPERUSER};
 use crate::tls::{make_certificates, openssl};
-
-fn props(server: &PgServer, db: &str, extra: &[(&str, &str)]) -> Props {
-    let port = server.port().to_string();
-    let mut p: Props = [
-        ("connector.class", "postgres-cdc-source"),
-        ("database.hostname", "127.0.0.1"),
-        ("database.port", port.as_str()),
-        ("database.user", SUPERUSER),
-        ("database.password", PASSWORD),
-        ("database.dbname", db),
-        ("topic.prefix", "shop"),
-        ("slot.name", &format!("slot_{db}")),
-        ("publication.name", &format!("pub_{db}")),
-        ("poll.interval.ms", "100"),
-        ("status.update.interval.ms", "100"),
-    ]
-    .iter()
-    .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-    .collect();
-    for (k, v) in extra {
-        p.insert((*k).to_string(), (*v).to_string());
-    }
-    p
-}
 
 fn parse(config: &Props) -> PostgresCdcConfig {
     PostgresCdcConfig::parse(config).unwrap_or_else(|e| panic!("config refused: {e}"))

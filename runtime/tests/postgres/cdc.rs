@@ -105,23 +105,7 @@ fn confirmed_flush(server: &PgServer, db: &str) -> u64 {
 }
 
 fn python() -> String {
-    let python = std::env::var("SLUICE_TEST_PYTHON").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/sluice/venv/bin/python",
-            std::env::var("HOME").unwrap_or_default()
-        )
-    });
-    let ok = Command::new(&python)
-        .args(["-c", "import confluent_kafka"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "{python} cannot import confluent_kafka: make the test virtualenv with \
-         ./scripts/test (pip install 'confluent-kafka[avro,schemaregistry]'), or point \
-         SLUICE_TEST_PYTHON at an interpreter that has it"
-    );
-    python
+    crate::support::test_python("confluent_kafka", "confluent-kafka[avro,schemaregistry]")
 }
 
 /// Reads `count` values of `topic` with Confluent's Python client; returns them as JSON.

@@ -29,6 +29,49 @@ pub fn sluice_bin() -> PathBuf {
 }
 
 /// A free loopback port (bound and released; the OS will not hand it out again at once).
+/// The test virtualenv's Python (`SLUICE_TEST_PYTHON`, else the one scripts/test makes),
+/// checked to import `module`; fails naming `package` to install when it cannot.
+pub fn test_python(module: &str, package: &str) -> String {
+    let python = std::env::var("SLUICE_TEST_PYTHON").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/sluice/venv/bin/python",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    });
+    let ok = Command::new(&python)
+        .args(["-c", &format!("import {module}")])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "{python} cannot import {module}: make the test virtualenv with ./scripts/test \
+         (pip install '{package}'), or point SLUICE_TEST_PYTHON at an interpreter that has it"
+    );
+    python
+}
+
+/// Settings of a worker run in the test's own process: its data and configs folders under
+/// `dir` named after `name`, a free REST port, no bundled registry; `extra` adds to them.
+pub fn in_process_settings(
+    dir: &Path,
+    name: &str,
+    extra: &[(&str, String)],
+) -> sluice_runtime::settings::WorkerSettings {
+    let mut map = std::collections::BTreeMap::from([
+        ("data.dir".to_string(), dir.join(name).display().to_string()),
+        (
+            "config.dir".to_string(),
+            dir.join(format!("{name}-configs")).display().to_string(),
+        ),
+        ("rest.port".to_string(), "0".to_string()),
+        ("schema.registry.listen".to_string(), String::new()),
+    ]);
+    for (k, v) in extra {
+        map.insert((*k).to_string(), v.clone());
+    }
+    sluice_runtime::settings::WorkerSettings::from_map(&map).expect("worker settings")
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind a loopback port")
